@@ -1,0 +1,24 @@
+"""The embedded default job: human-written dates -> ISO dates, with attention.
+
+Trains on the CPU in a few minutes, no download:
+
+  python -m s2s_jax.main --config=configs/default.py --workdir=runs/default
+
+then restore and use it:
+
+  python -m s2s_jax.main --config=configs/default.py --workdir=runs/default --mode=eval
+  echo "march 3rd 1999" | python -m s2s_jax.main --config=configs/default.py \
+      --workdir=runs/default --mode=translate
+"""
+
+from s2s_jax.config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.data.task = "dates"  # "saturday 3 march 1999", "3/3/99", ... -> "1999-03-03"
+    config.data.buckets = ((16, 12), (32, 12))  # source up to ~31 chars, target 10 + EOS
+    config.model.attention = "bahdanau"  # additive attention, query s_{t-1}
+    config.model.bidirectional = True  # memory of 2 * hidden_size per source character
+    config.train.num_steps = 3_000  # ~7 epochs of 50k pairs at batch 128
+    return config

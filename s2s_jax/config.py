@@ -1,0 +1,173 @@
+"""The configuration schema and its validation.
+
+``base_config()`` lists every field with its default and meaning; config files in
+``configs/`` start from it and change what they need. The config is locked, so a
+misspelt ``--config.x.y=...`` override fails naming the key. :func:`validate` checks
+every value before any compute and names the offending key.
+"""
+
+import os
+import tempfile
+
+import ml_collections
+
+from s2s_jax.data.tasks import TASKS
+from s2s_jax.models.attention import ATTENTIONS
+from s2s_jax.models.cells import CELLS
+from s2s_jax.models.seq2seq import BRIDGES
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field, with defaults for a small attention model on a synthetic task."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # one seed for init, data order, dropout and sampling
+
+    config.data = data = ml_collections.ConfigDict()
+    data.source = "synthetic"  # where pairs come from: see s2s_jax/data/sources.py
+    data.task = "dates"  # synthetic task: dates | addition | reversal
+    data.train_size = 50_000  # generated training pairs
+    data.eval_size = 1_000  # generated validation and test pairs (disjoint from train)
+    data.buckets = ((16, 12), (32, 12))  # fixed (src_len, tgt_len) batch shapes
+    data.batch_size = 128  # sentences per global batch (all devices, all hosts)
+    data.bleu_tokenize = "char"  # sacrebleu tokenizer for BLEU: char | 13a | none
+
+    config.model = model = ml_collections.ConfigDict()
+    model.cell = "lstm"  # lstm | gru | rnn, for encoder and decoder
+    model.embed_dim = 64  # source and target embedding size
+    model.hidden_size = 128  # decoder state size; each encoder direction's size
+    model.encoder_layers = 1  # stacked encoder layers
+    model.decoder_layers = 1  # stacked decoder layers
+    model.bidirectional = True  # bidirectional encoder (memory size 2 * hidden_size)
+    model.residual = False  # residual connections between stacked layers
+    model.reverse_source = False  # feed the source reversed (Sutskever et al. 2014)
+    model.bridge = "dense"  # encoder final state -> decoder: copy | dense | zeros
+    model.attention = "bahdanau"  # none | bahdanau | dot | general | concat | multihead
+    model.attention_dim = 128  # additive attention hidden size / multi-head width
+    model.num_heads = 4  # heads of multihead attention
+    model.input_feeding = False  # feed the previous attentional vector (Luong et al.)
+    model.dropout = 0.1  # embedding, between-layer and output dropout
+    model.tie_embeddings = False  # share target embedding and output matrix
+    model.unroll = 1  # time steps unrolled per scan iteration
+
+    config.train = train = ml_collections.ConfigDict()
+    train.num_steps = 3_000  # optimizer steps
+    train.optimizer = "adam"  # adam | sgd
+    train.learning_rate = 3e-3  # peak learning rate
+    train.schedule = "constant"  # constant | step | rsqrt
+    train.warmup_steps = 0  # linear warm-up steps (rsqrt schedule; optional otherwise)
+    train.decay_start_epoch = 0.0  # step schedule: first decay after this many epochs
+    train.decay_every_epochs = 1.0  # step schedule: then every this many epochs
+    train.decay_factor = 0.5  # step schedule: multiply the rate by this at each decay
+    train.grad_clip_norm = 1.0  # global-norm gradient clipping (0 disables)
+    train.label_smoothing = 0.0  # target distribution smoothing
+    train.teacher_forcing_start = 1.0  # ratio of gold decoder inputs at step 0
+    train.teacher_forcing_end = 1.0  # ratio reached linearly at teacher_forcing_steps
+    train.teacher_forcing_steps = 1  # length of the ratio's linear decay
+    train.sample_own_inputs = False  # where not forced: sample (True) or argmax (False)
+    train.log_every = 100  # steps between training log lines
+    train.eval_every = 1_000  # steps between evaluations (and at the end)
+    train.checkpoint_every = 500  # steps between checkpoints (and at the end)
+    train.keep_checkpoints = 3  # latest checkpoints kept; the best one is kept apart
+    train.best_metric = "exact_match"  # eval metric that selects the best checkpoint
+    train.best_mode = "max"  # max | min
+
+    config.eval = evaluation = ml_collections.ConfigDict()
+    evaluation.split = "test"  # split decoded by --mode=eval and at the end of training
+    evaluation.train_split = "validation"  # split evaluated periodically while training
+    evaluation.batch_size = 256  # sentences per decoding batch
+    evaluation.max_len_a = 1.0  # output length bound a * src_len + b
+    evaluation.max_len_b = 10  # (src_len is the padded source length)
+    evaluation.checkpoint = "best"  # best | latest | a step number
+    evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
+
+    config.distributed = dist = ml_collections.ConfigDict()
+    dist.coordinator_address = ""  # "host:port" to run multi-process; empty: one process
+    dist.num_processes = 1  # processes in the job
+    dist.process_id = 0  # this process's index
+
+    config.lock()
+    return config
+
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "step", "rsqrt")
+DATA_SOURCES = ("synthetic",)
+
+
+def _check(ok: bool, key: str, message: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"config.{key} {message}, got {value!r}")
+
+
+def _positive(config, *keys: str) -> None:
+    for key in keys:
+        value = _get(config, key)
+        _check(value > 0, key, "must be > 0", value)
+
+
+def _one_of(config, key: str, choices) -> None:
+    value = _get(config, key)
+    _check(value in choices, key, f"must be one of {sorted(choices)}", value)
+
+
+def _get(config, key: str):
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the first key whose value cannot work."""
+    _one_of(config, "data.source", DATA_SOURCES)
+    _one_of(config, "data.task", TASKS)
+    _positive(config, "data.train_size", "data.eval_size", "data.batch_size",
+              "model.embed_dim", "model.hidden_size", "model.encoder_layers",
+              "model.decoder_layers", "model.attention_dim", "model.num_heads",
+              "model.unroll", "train.num_steps", "train.learning_rate",
+              "train.log_every", "train.eval_every", "train.checkpoint_every",
+              "train.keep_checkpoints", "train.teacher_forcing_steps",
+              "eval.batch_size")
+    buckets = config.data.buckets
+    _check(len(buckets) > 0 and all(len(b) == 2 and min(b) > 0 for b in buckets),
+           "data.buckets", "must be (src_len, tgt_len) pairs of positive sizes", buckets)
+    _check(list(buckets) == sorted(buckets), "data.buckets", "must be sorted", buckets)
+    for key in ("model.dropout", "train.label_smoothing"):
+        _check(0.0 <= _get(config, key) < 1.0, key, "must be in [0, 1)", _get(config, key))
+    for key in ("train.teacher_forcing_start", "train.teacher_forcing_end"):
+        _check(0.0 <= _get(config, key) <= 1.0, key, "must be in [0, 1]", _get(config, key))
+    _one_of(config, "model.cell", CELLS)
+    _one_of(config, "model.attention", ATTENTIONS)
+    _one_of(config, "model.bridge", BRIDGES)
+    _one_of(config, "train.optimizer", OPTIMIZERS)
+    _one_of(config, "train.schedule", SCHEDULES)
+    _one_of(config, "train.best_mode", ("max", "min"))
+    model = config.model
+    memory_size = model.hidden_size * (2 if model.bidirectional else 1)
+    if model.bridge == "copy":
+        _check(model.encoder_layers == model.decoder_layers, "model.bridge",
+               "'copy' needs encoder_layers == decoder_layers (use 'dense')", model.bridge)
+        _check(memory_size == model.hidden_size, "model.bridge",
+               "'copy' needs a unidirectional encoder (use 'dense')", model.bridge)
+    if model.attention == "dot":
+        _check(memory_size == model.hidden_size, "model.attention",
+               "'dot' needs memory size == hidden_size (unidirectional encoder)",
+               model.attention)
+    if model.attention == "multihead":
+        _check(model.attention_dim % model.num_heads == 0, "model.attention_dim",
+               f"must be divisible by model.num_heads={model.num_heads}",
+               model.attention_dim)
+
+
+def check_workdir(workdir: str) -> None:
+    """Creates ``workdir`` and proves it is writable, or raises ConfigError naming it."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=workdir):
+            pass
+    except OSError as error:
+        raise ConfigError(f"workdir {workdir!r} is not writable: {error}") from error

@@ -1,0 +1,208 @@
+"""Fixed-shape, bucketed numpy batches for training, evaluation and translation.
+
+A batch is a dict of numpy arrays:
+  src:      int32 [batch, src_len]  source ids, then EOS_ID, then PAD_ID.
+  src_mask: bool  [batch, src_len]  True on real source tokens (incl. EOS).
+  tgt_in:   int32 [batch, tgt_len]  BOS_ID, y_1..y_n, then PAD_ID.
+  tgt_out:  int32 [batch, tgt_len]  y_1..y_n, EOS_ID, then PAD_ID.
+  tgt_mask: bool  [batch, tgt_len]  True on the n + 1 real positions of tgt_out.
+  valid:    bool  [batch]           False on rows that only fill up a batch.
+Source-only batches (translation) have just `src`, `src_mask` and `valid`.
+"""
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
+
+Batch = dict[str, np.ndarray]
+Shape = tuple[int, int]
+# (src_len, tgt_len) batch shapes, sorted ascending, e.g. [(16, 12), (32, 12)].
+Buckets = Sequence[Shape]
+# Dummy row filling up the last evaluation batch: src = [EOS], empty target.
+_DUMMY_SRC = np.array([EOS_ID], np.int32)
+_DUMMY_TGT = np.zeros(0, np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """Encoded pairs: `src[i]` is int32 [n_i + 1] ending in EOS_ID, `tgt[i]` is
+    int32 [m_i] without BOS/EOS."""
+
+    src: list[np.ndarray]
+    tgt: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def encode_source(text: str, vocab: Vocab) -> np.ndarray:
+    """Returns int32 [length + 1]: the ids of `text` followed by EOS_ID."""
+    return np.array(vocab.encode(text) + [EOS_ID], np.int32)
+
+
+def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab,
+                 tgt_vocab: Vocab) -> Examples:
+    return Examples(
+        src=[encode_source(src, src_vocab) for src, _ in pairs],
+        tgt=[np.array(tgt_vocab.encode(tgt), np.int32) for _, tgt in pairs])
+
+
+def _check_buckets(buckets: Buckets) -> None:
+    if not buckets or list(buckets) != sorted(buckets):
+        raise ValueError(f"buckets must be non-empty and sorted, got {buckets}")
+
+
+def _round_up(n: int, multiple: int = 8) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _batch_shape(src_len: int, tgt_len: int, buckets: Buckets) -> Shape:
+    """The first bucket fitting the lengths; else each length rounded up to a
+    multiple of 8, but at least the largest bucket's."""
+    for bucket_src, bucket_tgt in buckets:
+        if src_len <= bucket_src and tgt_len <= bucket_tgt:
+            return bucket_src, bucket_tgt
+    return (max(max(s for s, _ in buckets), _round_up(src_len)),
+            max(max(t for _, t in buckets), _round_up(tgt_len)))
+
+
+def _pad(rows: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Right-pads `rows` with PAD_ID into int32 [len(rows), length]."""
+    out = np.full((len(rows), length), PAD_ID, np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out
+
+
+def _make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray] | None,
+                num_valid: int, shape: Shape) -> Batch:
+    """Builds a batch from the rows; rows from `num_valid` on are not valid."""
+    batch = {"src": _pad(src, shape[0])}
+    batch["src_mask"] = batch["src"] != PAD_ID
+    if tgt is not None:
+        tgt_out = _pad([np.append(row, EOS_ID) for row in tgt], shape[1])
+        tgt_mask = tgt_out != PAD_ID
+        tgt_in = np.full_like(tgt_out, PAD_ID)
+        tgt_in[:, 0] = BOS_ID
+        tgt_in[:, 1:] = np.where(tgt_mask[:, 1:], tgt_out[:, :-1], PAD_ID)
+        batch.update(tgt_in=tgt_in, tgt_out=tgt_out, tgt_mask=tgt_mask)
+    batch["valid"] = np.arange(len(src)) < num_valid
+    return batch
+
+
+class TrainBatches:
+    """An infinite, deterministic, resumable stream of fixed-shape batches.
+
+    Each example goes to the first bucket it fits (source incl. EOS and target
+    incl. EOS). Epoch e permutes each bucket's examples with
+    `np.random.default_rng([seed, e])`, cuts them into full global batches
+    (dropping the leftover) and shuffles the order of these batches. Buckets
+    with fewer than `batch_size` examples are skipped.
+
+    With several processes, process p gets rows [p * b, (p + 1) * b) of every
+    global batch, where b = batch_size // process_count.
+
+    Attributes:
+      num_filtered: number of examples that fit no bucket.
+      num_skipped: number of examples in buckets too small for one batch.
+      steps_per_epoch: number of batches in each epoch.
+    """
+
+    def __init__(self, examples: Examples, batch_size: int, buckets: Buckets,
+                 seed: int, process_index: int = 0, process_count: int = 1):
+        _check_buckets(buckets)
+        if batch_size % process_count:
+            raise ValueError(f"batch_size {batch_size} is not divisible by "
+                             f"process_count {process_count}")
+        if not 0 <= process_index < process_count:
+            raise ValueError(f"process_index {process_index} not in "
+                             f"[0, {process_count})")
+        self._examples = examples
+        self._batch_size = batch_size
+        self._seed = seed
+        local = batch_size // process_count
+        self._rows = slice(process_index * local, (process_index + 1) * local)
+
+        src_lens = np.array([len(s) for s in examples.src], dtype=np.int64)
+        tgt_lens = np.array([len(t) + 1 for t in examples.tgt], dtype=np.int64)
+        unassigned = np.ones(len(examples), bool)
+        self._buckets: list[tuple[Shape, np.ndarray]] = []
+        self.num_skipped = 0
+        for bucket_src, bucket_tgt in buckets:
+            fits = unassigned & (src_lens <= bucket_src) & (tgt_lens <= bucket_tgt)
+            unassigned &= ~fits
+            if fits.sum() >= batch_size:
+                shape = (bucket_src, bucket_tgt)
+                self._buckets.append((shape, np.flatnonzero(fits)))
+            else:
+                self.num_skipped += int(fits.sum())
+        self.num_filtered = int(unassigned.sum())
+        self.steps_per_epoch = sum(
+            len(ids) // batch_size for _, ids in self._buckets)
+        if not self.steps_per_epoch:
+            raise ValueError(
+                f"no bucket of {list(buckets)} holds batch_size={batch_size} of "
+                f"the {len(examples)} examples ({self.num_filtered} fit no bucket)")
+        self._epoch_cache: tuple[int, list[tuple[Shape, np.ndarray]]] | None = None
+
+    def _epoch(self, epoch: int) -> list[tuple[Shape, np.ndarray]]:
+        """Returns the epoch's (shape, example indices [batch_size]) in order."""
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            rng = np.random.default_rng([self._seed, epoch])
+            batches = []
+            for shape, ids in self._buckets:
+                num = len(ids) // self._batch_size
+                perm = rng.permutation(ids)[:num * self._batch_size]
+                batches += [(shape, rows) for rows in perm.reshape(num, -1)]
+            order = rng.permutation(len(batches))
+            self._epoch_cache = (epoch, [batches[i] for i in order])
+        return self._epoch_cache[1]
+
+    def batch(self, step: int) -> Batch:
+        """Returns this process's part of the global batch for `step`."""
+        epoch, index = divmod(step, self.steps_per_epoch)
+        shape, ids = self._epoch(epoch)[index]
+        ids = ids[self._rows]
+        return _make_batch([self._examples.src[i] for i in ids],
+                           [self._examples.tgt[i] for i in ids], len(ids), shape)
+
+    def iterate(self, start_step: int = 0) -> Iterator[Batch]:
+        step = start_step
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+def eval_batches(examples: Examples, batch_size: int,
+                 buckets: Buckets) -> Iterator[Batch]:
+    """Yields all examples in order, in batches of exactly `batch_size` rows.
+
+    Each batch gets the smallest bucket shape that fits all its rows, or, for
+    rows longer than every bucket, lengths rounded up to a multiple of 8. The
+    last batch is filled with dummy rows (src = [EOS], empty target) that have
+    valid=False.
+    """
+    _check_buckets(buckets)
+    for start in range(0, len(examples), batch_size):
+        src = list(examples.src[start:start + batch_size])
+        tgt = list(examples.tgt[start:start + batch_size])
+        num_valid = len(src)
+        src += [_DUMMY_SRC] * (batch_size - num_valid)
+        tgt += [_DUMMY_TGT] * (batch_size - num_valid)
+        shape = _batch_shape(max(map(len, src)), max(map(len, tgt)) + 1, buckets)
+        yield _make_batch(src, tgt, num_valid, shape)
+
+
+def pad_source_batch(sources: Sequence[np.ndarray], batch_size: int,
+                     buckets: Buckets) -> Batch:
+    """Pads up to `batch_size` encoded sources (see `encode_source`) to a batch
+    with keys `src`, `src_mask` and `valid`, like `eval_batches` does."""
+    _check_buckets(buckets)
+    if not 0 < len(sources) <= batch_size:
+        raise ValueError(f"need 1 to {batch_size} sources, got {len(sources)}")
+    src = list(sources) + [_DUMMY_SRC] * (batch_size - len(sources))
+    shape = _batch_shape(max(map(len, src)), 0, buckets)
+    return _make_batch(src, None, len(sources), shape)

@@ -1,0 +1,130 @@
+"""Evaluation: teacher-forced loss, greedy decoding, exact match, BLEU, chrF, heatmaps.
+
+:class:`Evaluator` scores parameters on one split (used periodically while training);
+:func:`run` is ``--mode=eval``: restore a checkpoint, score the configured split and
+write ``hypotheses.txt``, ``metrics.json`` and ``attention_*.png`` into
+``workdir/eval/<split>/``.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import numpy as np
+import sacrebleu
+from absl import logging
+
+from s2s_jax import decoding, losses, parallel, plots
+from s2s_jax.data.batching import encode_pairs, eval_batches
+from s2s_jax.data.vocab import EOS_ID
+from s2s_jax.experiment import Experiment
+from s2s_jax.models.seq2seq import Seq2Seq
+
+
+def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
+    """Teacher-forced metric sums on one batch; filler rows (``valid`` False) excluded."""
+    logits, _ = model.apply({"params": params}, batch["src"], batch["src_mask"],
+                            batch["tgt_in"])
+    mask = batch["tgt_mask"] & batch["valid"][:, None]
+    return losses.sequence_metrics(logits, batch["tgt_out"], mask)
+
+
+@dataclasses.dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    hypotheses: list[str]
+    heatmaps: list[tuple[np.ndarray, list[str], list[str]]]  # (weights, src, tgt tokens)
+
+
+def _until_eos(ids: np.ndarray) -> np.ndarray:
+    """Token ids up to and including the first EOS."""
+    ends = np.flatnonzero(ids == EOS_ID)
+    return ids[:ends[0] + 1] if len(ends) else ids
+
+
+class Evaluator:
+    """Scores parameters on one split of the experiment's corpus."""
+
+    def __init__(self, experiment: Experiment, split: str):
+        config = experiment.config
+        self.experiment = experiment
+        pairs = experiment.corpus.splits[split]
+        self.split = split
+        self.references = [target for _, target in pairs]
+        self.examples = encode_pairs(pairs, experiment.corpus.src_vocab,
+                                     experiment.corpus.tgt_vocab)
+        devices = experiment.mesh.size
+        self.batch_size = -(-config.eval.batch_size // devices) * devices
+        model = experiment.model
+        self._metrics = jax.jit(functools.partial(eval_step, model))
+        self._decode = jax.jit(functools.partial(
+            decoding.greedy, model, max_len_a=config.eval.max_len_a,
+            max_len_b=config.eval.max_len_b))
+
+    def __call__(self, params: Any, num_heatmaps: int = 0) -> EvalResult:
+        exp = self.experiment
+        src_vocab, tgt_vocab = exp.corpus.src_vocab, exp.corpus.tgt_vocab
+        sums, hypotheses, heatmaps = {}, [], []
+        for batch in eval_batches(self.examples, self.batch_size, exp.config.data.buckets):
+            arrays = parallel.shard_batch(parallel.process_rows(batch), exp.mesh)
+            sums = losses.add(sums, self._metrics(params, arrays))
+            decoded = parallel.fetch(self._decode(params, arrays["src"], arrays["src_mask"]))
+            for row in np.flatnonzero(batch["valid"]):
+                tokens = _until_eos(decoded.tokens[row])
+                hypotheses.append(tgt_vocab.decode(tokens))
+                if len(heatmaps) < num_heatmaps and decoded.weights is not None:
+                    src = batch["src"][row][batch["src_mask"][row]]
+                    weights = decoded.weights[row][:len(tokens), :len(src)]
+                    heatmaps.append((weights, [src_vocab.piece(i) for i in src],
+                                     [tgt_vocab.piece(i) for i in tokens]))
+        metrics = losses.summarize(parallel.fetch(sums))
+        metrics.update(score(hypotheses, self.references, exp.config.data.bleu_tokenize))
+        return EvalResult(metrics, hypotheses, heatmaps)
+
+
+def score(hypotheses: list[str], references: list[str], tokenize: str) -> dict[str, float]:
+    """Exact match (%), sacrebleu BLEU and chrF with their signatures' settings."""
+    exact = np.mean([h == r for h, r in zip(hypotheses, references)]) if references else 0.0
+    bleu = sacrebleu.metrics.BLEU(tokenize=tokenize)
+    chrf = sacrebleu.metrics.CHRF()
+    return {
+        "exact_match": 100.0 * float(exact),
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def write_report(result: EvalResult, directory: str, step: Optional[int] = None) -> None:
+    """hypotheses.txt (one line per source line), metrics.json, attention_<i>.png."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "hypotheses.txt"), "w", encoding="utf-8") as f:
+        f.writelines(h + "\n" for h in result.hypotheses)
+    with open(os.path.join(directory, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump({"step": step, **result.metrics}, f, indent=2)
+    for i, (weights, src, tgt) in enumerate(result.heatmaps):
+        plots.attention_heatmap(weights, src, tgt, os.path.join(directory, f"attention_{i}.png"),
+                                title=f"attention, example {i}")
+
+
+def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[str, float]:
+    """``--mode=eval``: restore ``config.eval.checkpoint`` and score ``config.eval.split``."""
+    experiment = experiment or Experiment.create(config, workdir)
+    which = config.eval.checkpoint
+    if not experiment.restore(which) and not experiment.restore("latest"):
+        raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
+    step = int(experiment.state.step)
+    result = Evaluator(experiment, config.eval.split)(experiment.state.params,
+                                                     config.eval.num_heatmaps)
+    directory = os.path.join(workdir, "eval", config.eval.split)
+    write_report(result, directory, step)
+    logging.info("%s at step %d: %s", config.eval.split, step,
+                 {k: v for k, v in result.metrics.items() if not k.endswith("signature")})
+    logging.info("wrote %s", directory)
+    return result.metrics

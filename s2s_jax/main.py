@@ -1,0 +1,47 @@
+"""Command line: train, evaluate or translate with one config file.
+
+  python -m s2s_jax.main --config=configs/default.py --workdir=runs/default
+  python -m s2s_jax.main --config=configs/default.py --workdir=runs/default --mode=eval
+  echo "march 3rd 1999" | python -m s2s_jax.main --config=configs/default.py \
+      --workdir=runs/default --mode=translate
+
+Any config field can be overridden: ``--config.model.hidden_size=256``.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from s2s_jax import config as config_lib
+from s2s_jax import evaluate, parallel, train, translate
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and reports.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "translate"], "What to do.")
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py.",
+                                lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+MODES = {
+    "train": train.train_and_evaluate,
+    "eval": evaluate.run,
+    "translate": translate.run,
+}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        config_lib.validate(FLAGS.config)
+        config_lib.check_workdir(FLAGS.workdir)
+    except config_lib.ConfigError as error:
+        sys.exit(f"error: {error}")
+    parallel.initialize_distributed(FLAGS.config)
+    logging.info("config:\n%s", FLAGS.config)
+    MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,129 @@
+"""Recurrent cells with the input projection split from the recurrence.
+
+Every cell computes its gates as ``x_proj + h @ W_hh`` where ``x_proj = x @ W_ih + b``
+is produced by :meth:`project`. A layer that sees a whole sequence projects all time
+steps in one matmul outside the scan and runs only the ``h @ W_hh`` part inside it;
+a decoder step projects its single input. Both paths share the same parameters.
+
+The gates of a cell are fused: one ``[features, G * features]`` recurrent matmul per
+step (G = 4 for the LSTM, 3 for the GRU, 1 for the plain RNN).
+
+A carry is a tuple of ``[batch, features]`` arrays whose first element is the hidden
+state ``h``: ``(h, c)`` for the LSTM, ``(h,)`` for the GRU and the RNN.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+Carry = tuple[jax.Array, ...]
+
+
+def stacked_orthogonal(num_blocks: int) -> Callable:
+    """Initialiser for a ``[n, num_blocks * n]`` kernel: one orthogonal block per gate."""
+    orthogonal = nn.initializers.orthogonal()
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = shape
+        keys = jax.random.split(key, num_blocks)
+        blocks = [orthogonal(k, (rows, cols // num_blocks), dtype) for k in keys]
+        return jnp.concatenate(blocks, axis=-1)
+
+    return init
+
+
+class RecurrentCell(nn.Module):
+    """Base class: owns the input projection ``W_ih`` and the recurrent ``W_hh``."""
+
+    features: int
+    dtype: jnp.dtype = jnp.float32  # matmul dtype; the carry stays float32
+
+    num_gates = 1  # gates computed by the fused matmuls
+    carry_size = 1  # number of [batch, features] arrays in the carry
+    recurrent_bias = False  # whether W_hh has its own bias (the GRU's b_n)
+
+    def setup(self):
+        self.ih = nn.Dense(self.num_gates * self.features, dtype=self.dtype,
+                           kernel_init=nn.initializers.xavier_uniform(),
+                           bias_init=self.bias_init, name="ih")
+        self.hh = nn.Dense(self.num_gates * self.features, dtype=self.dtype,
+                           use_bias=self.recurrent_bias,
+                           kernel_init=stacked_orthogonal(self.num_gates), name="hh")
+
+    @staticmethod
+    def bias_init(key, shape, dtype=jnp.float32):
+        return jnp.zeros(shape, dtype)
+
+    def project(self, x: jax.Array) -> jax.Array:
+        """``[..., in_features] -> [..., num_gates * features]`` (float32)."""
+        return self.ih(x).astype(jnp.float32)
+
+    def initial_carry(self, batch_size: int) -> Carry:
+        zeros = jnp.zeros((batch_size, self.features), jnp.float32)
+        return (zeros,) * self.carry_size
+
+    def recurrent(self, h: jax.Array) -> jax.Array:
+        return self.hh(h.astype(self.dtype)).astype(jnp.float32)
+
+
+class LSTMCell(RecurrentCell):
+    """LSTM (Hochreiter & Schmidhuber), the seeds' equations with gates fused.
+
+    z = x W_ih + b + h W_hh, split into (i, f, g, o);
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c').
+    The forget-gate bias starts at 1.
+    """
+
+    num_gates = 4
+    carry_size = 2
+
+    @staticmethod
+    def bias_init(key, shape, dtype=jnp.float32):
+        features = shape[0] // 4
+        return jnp.zeros(shape, dtype).at[features:2 * features].set(1.0)
+
+    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
+        h, c = carry
+        i, f, g, o = jnp.split(x_proj + self.recurrent(h), 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+
+class GRUCell(RecurrentCell):
+    """GRU (Cho et al. 2014) with the reset gate applied after the recurrent matmul.
+
+    r = sigmoid(x_r + h W_r + b_r);  z = sigmoid(x_z + h W_z + b_z);
+    n = tanh(x_n + r * (h W_n + b_n));  h' = (1 - z) * n + z * h.
+    """
+
+    num_gates = 3
+    recurrent_bias = True
+
+    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
+        (h,) = carry
+        x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(self.recurrent(h), 3, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)
+        h = (1.0 - z) * n + z * h
+        return (h,), h
+
+
+class SimpleRNNCell(RecurrentCell):
+    """Elman RNN: h' = tanh(x W_ih + b + h W_hh)."""
+
+    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
+        (h,) = carry
+        h = jnp.tanh(x_proj + self.recurrent(h))
+        return (h,), h
+
+
+CELLS: dict[str, type[RecurrentCell]] = {
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+    "rnn": SimpleRNNCell,
+}

@@ -1,0 +1,342 @@
+"""The encoder-decoder: Encoder, Bridge, Decoder and Seq2Seq.
+
+Data flow (shapes for batch B, source length S, target length T)::
+
+    src [B, S] --Encoder--> memory [B, S, M], final carry per layer (the context vector)
+                   --Bridge--> decoder initial state
+    tgt_in [B, T] --Decoder (teacher forcing)--> features [B, T, H] --output--> logits [B, T, V]
+
+The decoder has one step function, ``Decoder.step(state, token, memory)``, used by
+greedy, beam and sampled decoding and by scheduled sampling in training. When the
+recurrence does not depend on attention (no attention, or Luong attention without
+input feeding) and every input is the gold token, ``Decoder.teacher_forced`` runs each
+layer over the whole target in one scan and attends afterwards, with the same
+parameters; a test proves both paths agree.
+"""
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+from flax import struct
+
+from s2s_jax.models.attention import ATTENTIONS
+from s2s_jax.models.cells import CELLS, Carry
+from s2s_jax.models.recurrent import RecurrentLayer, StackedEncoderRNN
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Static hyper-parameters of a Seq2Seq model (see configs/ for their meaning)."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    cell: str = "lstm"
+    embed_dim: int = 64
+    hidden_size: int = 128
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    bidirectional: bool = False
+    residual: bool = False
+    reverse_source: bool = False
+    bridge: str = "copy"
+    attention: str = "none"
+    attention_dim: int = 128
+    num_heads: int = 4
+    input_feeding: bool = False
+    dropout: float = 0.0
+    tie_embeddings: bool = False
+    unroll: int = 1
+
+    @property
+    def memory_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+
+@struct.dataclass
+class Memory:
+    """What the decoder attends to: values ``[B, S, M]``, precomputed keys, mask ``[B, S]``."""
+
+    values: jax.Array
+    keys: Optional[jax.Array]
+    mask: jax.Array
+
+
+@struct.dataclass
+class DecoderState:
+    """Per-layer carries, and the previous attentional vector ``[B, H]`` (input feeding)."""
+
+    layers: tuple[Carry, ...]
+    feed: Optional[jax.Array]
+
+
+def reverse_padded(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Reverses each sequence's real steps in place, padding stays at the end.
+
+    ``x [B, S, ...]``, ``mask [B, S]``. The map is its own inverse.
+    """
+    positions = jnp.arange(mask.shape[1])[None, :]
+    lengths = mask.sum(axis=1, keepdims=True)
+    index = jnp.where(positions < lengths, lengths - 1 - positions, positions)
+    index = index.reshape(index.shape + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, index, axis=1)
+
+
+class Encoder(nn.Module):
+    """Embedding, optional source reversal (Sutskever et al.), stacked RNN."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, src: jax.Array, src_mask: jax.Array,
+                 deterministic: bool) -> tuple[tuple[Carry, ...], jax.Array]:
+        """``src [B, S]`` -> (final carry per layer, memory ``[B, S, M]`` in source order)."""
+        c = self.config
+        if c.reverse_source:
+            src = reverse_padded(src, src_mask)
+        x = nn.Embed(c.src_vocab_size, c.embed_dim, name="embed")(src)
+        x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
+        finals, memory = StackedEncoderRNN(
+            c.cell, c.hidden_size, c.encoder_layers, c.bidirectional, c.residual,
+            c.dropout, c.unroll, name="rnn")(x, src_mask, deterministic)
+        if c.reverse_source:  # attention weights then line up with the original tokens
+            memory = reverse_padded(memory, src_mask)
+        return finals, memory
+
+
+def _copy_bridge(finals, config, batch_size):
+    return finals
+
+
+def _zeros_bridge(finals, config, batch_size):
+    zeros = jnp.zeros((batch_size, config.hidden_size), jnp.float32)
+    carry_size = CELLS[config.cell].carry_size
+    return tuple((zeros,) * carry_size for _ in range(config.decoder_layers))
+
+
+def _dense_bridge(finals, config, batch_size):
+    """Every decoder carry array is tanh(W [top encoder layer's final carry] + b)."""
+    top = jnp.concatenate(finals[-1], axis=-1)
+    carry_size = CELLS[config.cell].carry_size
+    return tuple(
+        tuple(jnp.tanh(nn.Dense(config.hidden_size, name=f"layer_{i}_{j}")(top))
+              for j in range(carry_size))
+        for i in range(config.decoder_layers))
+
+
+# How the context vector reaches the decoder. "copy" needs equal depths and sizes
+# (checked by s2s_jax.config); a bidirectional encoder's carries are concatenated.
+BRIDGES = {"copy": _copy_bridge, "dense": _dense_bridge, "zeros": _zeros_bridge}
+
+
+class Bridge(nn.Module):
+    """Encoder final carries -> decoder initial carries."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, finals: tuple[Carry, ...], batch_size: int) -> tuple[Carry, ...]:
+        return BRIDGES[self.config.bridge](finals, self.config, batch_size)
+
+
+class Decoder(nn.Module):
+    """Stacked RNN decoder with optional attention and input feeding."""
+
+    config: ModelConfig
+
+    def setup(self):
+        c = self.config
+        self.embed = nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
+        self.layers = [RecurrentLayer(c.cell, c.hidden_size, unroll=c.unroll, name=f"layer_{i}")
+                       for i in range(c.decoder_layers)]
+        self.bridge = Bridge(c, name="bridge")
+        self.dropout = nn.Dropout(c.dropout)
+        attention = ATTENTIONS[c.attention]
+        if attention is not None:
+            self.attention = attention(c.attention_dim, c.hidden_size, c.num_heads,
+                                       name="attention")
+            self.combine = nn.Dense(c.hidden_size, use_bias=False, name="combine")
+        if c.tie_embeddings:
+            if c.hidden_size != c.embed_dim:
+                self.pre_output = nn.Dense(c.embed_dim, use_bias=False, name="pre_output")
+        else:
+            self.output = nn.Dense(c.tgt_vocab_size, name="output")
+
+    @property
+    def _has_attention(self) -> bool:
+        return ATTENTIONS[self.config.attention] is not None
+
+    @property
+    def _attends_before_step(self) -> bool:
+        """Bahdanau: the query is s_{t-1} and the context enters the recurrent input."""
+        return self._has_attention and ATTENTIONS[self.config.attention].query_is_previous_state
+
+    @property
+    def attention_in_recurrence(self) -> bool:
+        """Whether step t's recurrent input depends on attention (no full-sequence path)."""
+        return self.config.input_feeding or self._attends_before_step
+
+    def start(self, finals: tuple[Carry, ...], values: jax.Array,
+              mask: jax.Array) -> tuple[DecoderState, Memory]:
+        """Initial state from the encoder's final carries; keys projected once."""
+        batch_size = values.shape[0]
+        layers = self.bridge(finals, batch_size)
+        feed = (jnp.zeros((batch_size, self.config.hidden_size), jnp.float32)
+                if self.config.input_feeding else None)
+        keys = self.attention.keys(values) if self._has_attention else None
+        return DecoderState(layers, feed), Memory(values, keys, mask)
+
+    def _attend(self, query: jax.Array, memory: Memory) -> tuple[jax.Array, jax.Array]:
+        """``query [B, T, H]`` -> context ``[B, T, M]``, weights ``[B, T, S]``."""
+        return self.attention(query, memory.keys, memory.values, memory.mask)
+
+    def _readout(self, top: jax.Array, context: Optional[jax.Array],
+                 deterministic: bool) -> jax.Array:
+        """Attentional vector tanh(W_c [c_t; s_t]) (Luong eq. 5), or s_t without attention."""
+        if context is not None:
+            top = jnp.tanh(self.combine(jnp.concatenate([context, top], axis=-1)))
+        return self.dropout(top, deterministic=deterministic)
+
+    def _between_layers(self, i: int, x: jax.Array, h: jax.Array,
+                        deterministic: bool) -> jax.Array:
+        if self.config.residual and i > 0 and h.shape[-1] == x.shape[-1]:
+            h = h + x
+        if i < len(self.layers) - 1:
+            h = self.dropout(h, deterministic=deterministic)
+        return h
+
+    def features_step(self, state: DecoderState, token: jax.Array, memory: Memory,
+                      deterministic: bool = True):
+        """One step without the output layer.
+
+        Args:
+          state: the previous DecoderState.
+          token: ``[B]`` int32 input y_{t-1}.
+          memory: encoder memory.
+
+        Returns:
+          (new state, features ``[B, H]``, attention weights ``[B, S]`` or None).
+        """
+        x = self.dropout(self.embed(token), deterministic=deterministic)
+        context = weights = None
+        if self._attends_before_step:
+            context, weights = self._attend(state.layers[-1][0][:, None], memory)
+            x = jnp.concatenate([x, context[:, 0]], axis=-1)
+        if self.config.input_feeding:
+            x = jnp.concatenate([x, state.feed], axis=-1)
+        carries = []
+        for i, layer in enumerate(self.layers):
+            carry, h = layer.step(state.layers[i], x)
+            carries.append(carry)
+            x = self._between_layers(i, x, h, deterministic)
+        if self._has_attention and context is None:
+            context, weights = self._attend(x[:, None], memory)
+        features = self._readout(x, None if context is None else context[:, 0], deterministic)
+        feed = features if self.config.input_feeding else None
+        return (DecoderState(tuple(carries), feed), features,
+                None if weights is None else weights[:, 0])
+
+    def logits(self, features: jax.Array) -> jax.Array:
+        """``[..., H] -> [..., V]``, tied to the target embedding when configured."""
+        if not self.config.tie_embeddings:
+            return self.output(features)
+        if self.config.hidden_size != self.config.embed_dim:
+            features = self.pre_output(features)
+        return self.embed.attend(features)
+
+    def step(self, state: DecoderState, token: jax.Array, memory: Memory,
+             deterministic: bool = True):
+        """The one decoder step: ``(state, token [B]) -> (state, logits [B, V], weights)``."""
+        state, features, weights = self.features_step(state, token, memory, deterministic)
+        return state, self.logits(features), weights
+
+    def teacher_forced(self, state: DecoderState, tgt_in: jax.Array, memory: Memory,
+                       deterministic: bool):
+        """Features ``[B, T, H]`` and weights ``[B, T, S]`` with every input the gold token."""
+        if self.attention_in_recurrence:
+            def body(module, carry, token):
+                carry, features, weights = module.features_step(
+                    carry, token, memory, deterministic)
+                return carry, (features, weights)
+
+            scan = nn.scan(body, variable_broadcast="params",
+                           split_rngs={"params": False, "dropout": True},
+                           in_axes=1, out_axes=1, unroll=self.config.unroll)
+            _, (features, weights) = scan(self, state, tgt_in)
+            return features, weights
+        x = self.dropout(self.embed(tgt_in), deterministic=deterministic)
+        for i, layer in enumerate(self.layers):
+            _, h = layer(x, None, state.layers[i])  # the whole target in one scan
+            x = self._between_layers(i, x, h, deterministic)
+        context, weights = self._attend(x, memory) if self._has_attention else (None, None)
+        return self._readout(x, context, deterministic), weights
+
+    def scheduled(self, state: DecoderState, tgt_in: jax.Array, forced: jax.Array,
+                  memory: Memory, sample: bool, deterministic: bool):
+        """Scheduled sampling (Bengio et al. 2015): logits ``[B, T, V]`` and weights.
+
+        Where ``forced [B, T]`` is True the input is the gold token, elsewhere the
+        model's own previous prediction: its argmax, or a sample from its softmax
+        (rng stream "sample") when ``sample``.
+        """
+        def body(module, carry, inputs):
+            state, predicted = carry
+            gold, use_gold = inputs
+            token = jnp.where(use_gold, gold, predicted)
+            state, logits, weights = module.step(state, token, memory, deterministic)
+            if sample:
+                predicted = jax.random.categorical(module.make_rng("sample"), logits)
+            else:
+                predicted = jnp.argmax(logits, axis=-1)
+            return (state, predicted.astype(tgt_in.dtype)), (logits, weights)
+
+        scan = nn.scan(body, variable_broadcast="params",
+                       split_rngs={"params": False, "dropout": True, "sample": True},
+                       in_axes=1, out_axes=1, unroll=self.config.unroll)
+        _, (logits, weights) = scan(self, (state, tgt_in[:, 0]), (tgt_in, forced))
+        return logits, weights
+
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder with attention; see the module docstring."""
+
+    config: ModelConfig
+
+    def setup(self):
+        self.encoder = Encoder(self.config, name="encoder")
+        self.decoder = Decoder(self.config, name="decoder")
+
+    def encode(self, src: jax.Array, src_mask: jax.Array,
+               deterministic: bool = True) -> tuple[DecoderState, Memory]:
+        """``src [B, S]``, ``src_mask [B, S]`` -> decoder initial state and memory."""
+        finals, values = self.encoder(src, src_mask, deterministic)
+        return self.decoder.start(finals, values, src_mask)
+
+    def decode_step(self, state: DecoderState, token: jax.Array, memory: Memory):
+        """Inference step: ``token [B]`` -> (state, logits ``[B, V]``, weights ``[B, S]``)."""
+        return self.decoder.step(state, token, memory)
+
+    def __call__(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
+                 forced: Optional[jax.Array] = None, sample: bool = False,
+                 deterministic: bool = True):
+        """Training forward pass.
+
+        Args:
+          src, src_mask: ``[B, S]`` source ids and mask.
+          tgt_in: ``[B, T]`` decoder inputs (BOS, y_1, ..., y_{T-1}).
+          forced: ``[B, T]`` bool, where to feed the gold token (scheduled sampling);
+            None means teacher forcing everywhere (the fast path).
+          sample: with ``forced``, sample the model's own inputs instead of argmax.
+          deterministic: disables dropout.
+
+        Returns:
+          logits ``[B, T, V]`` and attention weights ``[B, T, S]`` (None without attention).
+        """
+        state, memory = self.encode(src, src_mask, deterministic)
+        if forced is None:
+            features, weights = self.decoder.teacher_forced(state, tgt_in, memory,
+                                                            deterministic)
+            return self.decoder.logits(features), weights
+        return self.decoder.scheduled(state, tgt_in, forced, memory, sample, deterministic)

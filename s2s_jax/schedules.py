@@ -1,0 +1,69 @@
+"""Optimizers, learning-rate schedules and the teacher-forcing schedule."""
+
+from typing import Callable
+
+import jax.numpy as jnp
+import optax
+
+
+def _with_warmup(schedule: optax.Schedule, warmup_steps: int) -> optax.Schedule:
+    if warmup_steps <= 0:
+        return schedule
+    return lambda step: schedule(step) * jnp.minimum(1.0, (step + 1) / warmup_steps)
+
+
+def _constant(train, steps_per_epoch: int) -> optax.Schedule:
+    return _with_warmup(optax.constant_schedule(train.learning_rate), train.warmup_steps)
+
+
+def _step_decay(train, steps_per_epoch: int) -> optax.Schedule:
+    """Multiply by ``decay_factor`` after ``decay_start_epoch``, then every
+    ``decay_every_epochs`` (Sutskever et al.: halve every half epoch after epoch 5)."""
+    start = train.decay_start_epoch * steps_per_epoch
+    every = max(train.decay_every_epochs * steps_per_epoch, 1.0)
+
+    def schedule(step):
+        decays = jnp.where(step < start, 0.0, 1.0 + jnp.floor((step - start) / every))
+        return train.learning_rate * train.decay_factor ** decays
+
+    return _with_warmup(schedule, train.warmup_steps)
+
+
+def _rsqrt(train, steps_per_epoch: int) -> optax.Schedule:
+    """Linear warm-up to the peak, then decay with the inverse square root of the step."""
+    warmup = max(train.warmup_steps, 1)
+
+    def schedule(step):
+        step = step + 1.0
+        return train.learning_rate * jnp.minimum(step / warmup, jnp.sqrt(warmup / step))
+
+    return schedule
+
+
+LEARNING_RATE_SCHEDULES: dict[str, Callable] = {
+    "constant": _constant,
+    "step": _step_decay,
+    "rsqrt": _rsqrt,
+}
+OPTIMIZERS: dict[str, Callable] = {"adam": optax.adam, "sgd": optax.sgd}
+
+
+def create_optimizer(train, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Global-norm clipping (when ``grad_clip_norm`` > 0), then the optimizer."""
+    schedule = LEARNING_RATE_SCHEDULES[train.schedule](train, steps_per_epoch)
+    optimizer = OPTIMIZERS[train.optimizer](schedule)
+    if train.grad_clip_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(train.grad_clip_norm), optimizer)
+    return optimizer
+
+
+def uses_scheduled_sampling(train) -> bool:
+    """Static: whether any step feeds the decoder its own predictions."""
+    return min(train.teacher_forcing_start, train.teacher_forcing_end) < 1.0
+
+
+def teacher_forcing_ratio(train, step) -> jnp.ndarray:
+    """Probability of feeding the gold token, linear from start to end."""
+    progress = jnp.minimum(step / train.teacher_forcing_steps, 1.0)
+    return train.teacher_forcing_start + (
+        train.teacher_forcing_end - train.teacher_forcing_start) * progress

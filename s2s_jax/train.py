@@ -1,0 +1,111 @@
+"""Training: the pure ``train_step`` and the ``train_and_evaluate`` loop."""
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+from absl import logging
+from clu import metric_writers
+
+from s2s_jax import evaluate, losses, parallel, schedules
+from s2s_jax.data.batching import TrainBatches, encode_pairs
+from s2s_jax.data.sources import load_corpus
+from s2s_jax.experiment import Experiment, TrainState
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
+               config) -> tuple[TrainState, dict]:
+    """One optimizer step on a (sharded) batch; pure: randomness comes from ``rng``
+    folded with the step, so a resumed run repeats the same updates.
+
+    Returns the new state and metric sums (see ``losses.sequence_metrics``).
+    """
+    train = config.train
+    dropout_rng, forcing_rng, sample_rng = jax.random.split(
+        jax.random.fold_in(rng, state.step), 3)
+    forced = None
+    if schedules.uses_scheduled_sampling(train):
+        ratio = schedules.teacher_forcing_ratio(train, state.step)
+        forced = jax.random.uniform(forcing_rng, batch["tgt_in"].shape) < ratio
+
+    def loss_fn(params):
+        logits, _ = state.apply_fn(
+            {"params": params}, batch["src"], batch["src_mask"], batch["tgt_in"],
+            forced=forced, sample=train.sample_own_inputs, deterministic=False,
+            rngs={"dropout": dropout_rng, "sample": sample_rng})
+        mask = batch["tgt_mask"] & batch["valid"][:, None]
+        sums = losses.sequence_metrics(logits, batch["tgt_out"], mask, train.label_smoothing)
+        return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
+
+    grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
+    sums["grad_norm"] = optax.global_norm(grads)
+    sums["steps"] = jnp.ones(())
+    return state.apply_gradients(grads=grads), sums
+
+
+def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
+               num_steps: int) -> None:
+    metrics = losses.summarize(sums)
+    metrics["grad_norm"] = float(sums["grad_norm"]) / float(sums["steps"])
+    metrics["steps_per_sec"] = steps / seconds
+    metrics["tokens_per_sec"] = float(sums["tokens"]) / seconds
+    writer.write_scalars(step, {f"train/{k}": v for k, v in metrics.items()})
+    eta = (num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
+    logging.info("step %d/%d: loss %.4f, ppl %.2f, %.1f steps/s, ETA %.0f s", step,
+                 num_steps, metrics["loss"], metrics["perplexity"],
+                 metrics["steps_per_sec"], eta)
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint, then
+    evaluates the best checkpoint on ``config.eval.split`` and returns its metrics."""
+    writer = metric_writers.create_default_writer(
+        workdir, just_logging=jax.process_index() > 0)
+    corpus = load_corpus(config)
+    examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
+    batches = TrainBatches(examples, config.data.batch_size, config.data.buckets,
+                           config.seed, jax.process_index(), jax.process_count())
+    logging.info("train pairs: %d, filtered (fit no bucket): %d, skipped: %d; "
+                 "buckets %s; %d steps per epoch", len(examples), batches.num_filtered,
+                 batches.num_skipped, list(config.data.buckets), batches.steps_per_epoch)
+    exp = Experiment.create(config, workdir, corpus, batches.steps_per_epoch)
+    parallel.check_batch_size(config.data.batch_size, exp.mesh)
+    if exp.restore("latest"):
+        logging.info("resuming at step %d", int(exp.state.step))
+    start = int(exp.state.step)
+
+    step_fn = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
+    rng = jax.random.key(config.seed)
+    evaluator = evaluate.Evaluator(exp, config.eval.train_split)
+    train = config.train
+    sums, last_time, last_step = {}, time.time(), start
+    state = exp.state
+    for step in range(start + 1, train.num_steps + 1):
+        batch = parallel.shard_batch(batches.batch(step - 1), exp.mesh)
+        state, step_sums = step_fn(state, batch, rng)
+        sums = losses.add(sums, step_sums)
+        if step % train.log_every == 0 or step == train.num_steps:
+            now = time.time()
+            _log_train(writer, step, parallel.fetch(sums), now - last_time,
+                       step - last_step, train.num_steps)
+            sums, last_time, last_step = {}, now, step
+        if step % train.eval_every == 0 or step == train.num_steps:
+            result = evaluator(state.params)
+            writer.write_scalars(step, {f"{evaluator.split}/{k}": v
+                                        for k, v in result.metrics.items()
+                                        if not k.endswith("signature")})
+            logging.info("eval %s at step %d: exact match %.2f, BLEU %.2f, chrF %.2f",
+                         evaluator.split, step, result.metrics["exact_match"],
+                         result.metrics["bleu"], result.metrics["chrf"])
+            exp.checkpointer.save_best(step, state, result.metrics[train.best_metric])
+            last_time = time.time()
+        if step % train.checkpoint_every == 0 or step == train.num_steps:
+            exp.checkpointer.save(step, state)
+    logging.info("compiled train step programs: %d (buckets: %d)",
+                 step_fn._cache_size(), len(config.data.buckets))
+    exp.checkpointer.wait()
+    writer.flush()
+    exp.state = state
+    return evaluate.run(config, workdir, exp)

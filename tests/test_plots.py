@@ -1,0 +1,90 @@
+"""Tests for s2s_jax.plots."""
+
+import matplotlib.image
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from s2s_jax import plots
+
+
+@pytest.fixture(autouse=True)
+def no_pyplot_figures():
+    assert not plt.get_fignums()
+    yield
+    assert not plt.get_fignums()
+
+
+def _check_png(path, image: np.ndarray) -> None:
+    assert path.stat().st_size > 0
+    assert path.read_bytes().startswith(b"\x89PNG")
+    saved = matplotlib.image.imread(path)
+    assert saved.shape[:2] == image.shape[:2]
+
+
+def _check_image(image: np.ndarray) -> None:
+    assert image.dtype == np.uint8
+    assert image.ndim == 3 and image.shape[2] == 3
+    assert image.std() > 0  # Not blank.
+
+
+@pytest.mark.parametrize("tgt_len,src_len", [(1, 1), (30, 40)])
+def test_attention_heatmap(tmp_path, tgt_len, src_len):
+    rng = np.random.default_rng(0)
+    weights = rng.random((tgt_len, src_len))
+    weights /= weights.sum(axis=1, keepdims=True)
+    src = [f"s{i}" for i in range(src_len)]
+    tgt = [f"t{i}" for i in range(tgt_len)]
+    path = tmp_path / "attention.png"
+
+    image = plots.attention_heatmap(weights, src, tgt, path=str(path), title="x")
+
+    _check_image(image)
+    _check_png(path, image)
+
+
+def test_attention_heatmap_size_grows_with_lengths():
+    small = plots.attention_heatmap(np.ones((2, 3)), ["a"] * 3, ["b"] * 2)
+    large = plots.attention_heatmap(np.ones((20, 30)), ["a"] * 30, ["b"] * 20)
+    assert large.shape[0] > small.shape[0]
+    assert large.shape[1] > small.shape[1]
+
+
+def test_attention_heatmap_unusual_tokens():
+    src = ["▁Hello", " ", "$x$", "a\nb", "中文", "🙂", ""]
+    tgt = ["Привет", "$", "\t"]
+    image = plots.attention_heatmap(
+        np.full((3, 7), 1 / 7), src, tgt, title="50$ & 中"
+    )
+    _check_image(image)
+
+
+def test_attention_heatmap_shape_mismatch():
+    with pytest.raises(ValueError, match="tgt_len, src_len"):
+        plots.attention_heatmap(np.ones((2, 3)), ["a"] * 2, ["b"] * 3)
+
+
+def test_display_token():
+    assert plots._display_token(" a b") == "␣a␣b"
+    assert plots._display_token("a\nb") == "a\\nb"
+
+
+def test_bleu_by_length(tmp_path):
+    path = tmp_path / "bleu.png"
+    image = plots.bleu_by_length(
+        ["1-10", "11-20", "21-40", "41+"],
+        {"rnn": [30.1, 27.5, 22.0, 15.2], "transformer": [33.0, 31.2, 28.4, 24.9]},
+        str(path),
+    )
+    _check_image(image)
+    _check_png(path, image)
+
+
+def test_bleu_by_length_without_path():
+    image = plots.bleu_by_length(["short"], {"a": [1.0]}, None, ylabel="chrF")
+    _check_image(image)
+
+
+def test_bleu_by_length_length_mismatch():
+    with pytest.raises(ValueError, match="2 values for 3 buckets"):
+        plots.bleu_by_length(["a", "b", "c"], {"x": [1.0, 2.0]}, None)
