@@ -1,0 +1,93 @@
+"""The command line: the three modes end to end, resume, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = [
+    "--config=configs/synthetic.py:reversal",
+    "--config.data.train_size=512", "--config.data.eval_size=20",
+    "--config.data.batch_size=32", "--config.eval.batch_size=8",
+    "--config.model.embed_dim=8", "--config.model.hidden_size=16",
+    "--config.model.attention_dim=16",
+    "--config.train.log_every=5", "--config.train.eval_every=10",
+    "--config.train.checkpoint_every=5",
+]
+
+
+def _main(workdir, *flags, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "s2s_jax.main", f"--workdir={workdir}", *flags],
+        cwd=REPO, input=stdin, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cli")
+    run = _main(workdir, *TINY, "--config.train.num_steps=10")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir, run
+
+
+def test_train_writes_checkpoints_metrics_and_heatmaps(trained):
+    workdir, run = trained
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "5"]
+    report = workdir / "eval" / "test"
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["step"] == 10 and 0 <= metrics["exact_match"] <= 100
+    assert len((report / "hypotheses.txt").read_text().splitlines()) == 20
+    assert (report / "attention_0.png").stat().st_size > 1000
+    assert "compiled train step programs" in run.stderr
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+
+
+def test_eval_mode_reproduces_training_report(trained):
+    workdir, _ = trained
+    report = workdir / "eval" / "test" / "metrics.json"
+    before = json.loads(report.read_text())
+    run = _main(workdir, *TINY, "--mode=eval")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(report.read_text()) == before
+
+
+def test_translate_mode_maps_lines_to_lines(trained):
+    workdir, _ = trained
+    lines = ["abc", "", "zyxw", "   ", "q" * 40]
+    run = _main(workdir, *TINY, "--mode=translate", stdin="\n".join(lines) + "\n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    outputs = run.stdout.split("\n")[:-1]
+    assert len(outputs) == len(lines)
+    assert outputs[1] == "" and outputs[3] == ""
+
+
+def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
+    workdir, _ = trained
+    run = _main(workdir, *TINY, "--config.train.num_steps=15")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "resuming at step 10" in run.stderr
+    assert "step 15/15" in run.stderr and "step 5/15" not in run.stderr
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config.model.hiden_size=3", "hiden_size"),
+    ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
+    ("--config.model.attention=luong", "config.model.attention must be one of"),
+    ("--config.model.cell=lstn", "config.model.cell must be one of"),
+])
+def test_bad_config_stops_before_compute_naming_the_key(tmp_path, flag, message):
+    run = _main(tmp_path / "run", *TINY, flag)
+    assert run.returncode != 0
+    assert message in run.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_unwritable_workdir_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    run = _main(blocker / "run", *TINY)
+    assert run.returncode != 0
+    assert f"workdir '{blocker / 'run'}' is not writable" in run.stderr

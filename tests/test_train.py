@@ -1,0 +1,122 @@
+"""Losses, schedules and the pure train step."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from s2s_jax import losses, schedules
+from s2s_jax.config import base_config
+from s2s_jax.data.batching import TrainBatches, encode_pairs
+from s2s_jax.data.tasks import make_splits
+from s2s_jax.data.vocab import CharVocab
+from s2s_jax.experiment import TrainState
+from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+from s2s_jax.train import train_step
+
+
+def _numpy_smoothed_loss(logits, targets, eps):
+    logits = np.asarray(logits, np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    vocab = logits.shape[-1]
+    target_dist = np.full(logits.shape, eps / vocab)
+    np.put_along_axis(target_dist, targets[..., None], 1 - eps + eps / vocab, axis=-1)
+    return -(target_dist * log_probs).sum(-1)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_losses_match_numpy_and_ignore_padding(eps):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 6)).astype(np.float32)
+    targets = rng.integers(0, 6, (2, 4))
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool)
+    sums = losses.sequence_metrics(jnp.asarray(logits), jnp.asarray(targets),
+                                   jnp.asarray(mask), eps)
+    expected = (_numpy_smoothed_loss(logits, targets, eps) * mask).sum()
+    np.testing.assert_allclose(sums["loss"], expected, rtol=1e-5)
+    assert float(sums["tokens"]) == 4
+    garbage = np.where(mask[..., None], logits, 1e3 * rng.normal(size=logits.shape))
+    again = losses.sequence_metrics(jnp.asarray(garbage, jnp.float32), jnp.asarray(targets),
+                                    jnp.asarray(mask), eps)
+    for key in sums:
+        np.testing.assert_allclose(again[key], sums[key], rtol=1e-6)
+
+
+def test_learning_rate_schedules():
+    train = base_config().train
+    with train.unlocked():
+        train.learning_rate, train.decay_factor = 1.0, 0.5
+        train.decay_start_epoch, train.decay_every_epochs = 2.0, 0.5
+        step = schedules.LEARNING_RATE_SCHEDULES["step"](train, 10)
+        # Constant for 2 epochs (20 steps), then halved every half epoch (5 steps).
+        assert [float(step(s)) for s in (0, 19, 20, 24, 25, 30)] == [1, 1, .5, .5, .25, .125]
+        train.warmup_steps = 4
+        rsqrt = schedules.LEARNING_RATE_SCHEDULES["rsqrt"](train, 10)
+        np.testing.assert_allclose([rsqrt(s) for s in (0, 3, 15)], [0.25, 1.0, 0.5])
+
+
+def test_teacher_forcing_schedule():
+    train = base_config().train
+    assert not schedules.uses_scheduled_sampling(train)
+    with train.unlocked():
+        train.teacher_forcing_end, train.teacher_forcing_steps = 0.5, 100
+    assert schedules.uses_scheduled_sampling(train)
+    np.testing.assert_allclose(
+        [schedules.teacher_forcing_ratio(train, s) for s in (0, 50, 100, 400)],
+        [1.0, 0.75, 0.5, 0.5])
+
+
+def _setup(**train_overrides):
+    config = base_config()
+    with config.unlocked():
+        config.data.task = "reversal"
+        config.data.buckets = ((8, 8),)
+        config.data.batch_size = 8
+        config.model.update(embed_dim=16, hidden_size=32, attention_dim=32, dropout=0.1)
+        config.train.update({"learning_rate": 1e-2, **train_overrides})
+    pairs = make_splits("reversal", 0, {"train": 200})["train"]
+    vocab = CharVocab("abcdefghijklmnopqrstuvwxyz")
+    batches = TrainBatches(encode_pairs(pairs, vocab, vocab), 8, ((8, 8),), seed=0)
+    model = Seq2Seq(ModelConfig(vocab.size, vocab.size, **config.model.to_dict()))
+    batch = batches.batch(0)
+    params = model.init(jax.random.key(0), batch["src"], batch["src_mask"],
+                        batch["tgt_in"])["params"]
+    state = TrainState.create(apply_fn=model.apply, params=params,
+                              tx=schedules.create_optimizer(config.train, 10))
+    step = jax.jit(functools.partial(train_step, config=config))
+    return state, step, batches
+
+
+def _train(state, step, batches, num_steps, fixed_batch=False):
+    rng, curve = jax.random.key(0), []
+    for i in range(num_steps):
+        state, sums = step(state, batches.batch(0 if fixed_batch else i), rng)
+        curve.append(float(sums["loss"] / sums["tokens"]))
+    return state, curve
+
+
+def test_tiny_model_overfits_tiny_batch():
+    state, step, batches = _setup()
+    _, curve = _train(state, step, batches, 150, fixed_batch=True)
+    assert curve[0] > 2.0 and curve[-1] < 0.05, (curve[0], curve[-1])
+
+
+@pytest.mark.parametrize("forcing_end", [1.0, 0.5])
+def test_same_seed_same_loss_curve(forcing_end):
+    runs = [_train(*_setup(teacher_forcing_end=forcing_end, teacher_forcing_steps=5), 6)
+            for _ in range(2)]
+    (state_a, curve_a), (state_b, curve_b) = runs
+    assert curve_a == curve_b
+    for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gradient_clipping_bounds_the_update():
+    state, step, batches = _setup(grad_clip_norm=1e-3, optimizer="sgd", learning_rate=1.0)
+    new_state, sums = step(state, batches.batch(0), jax.random.key(0))
+    assert float(sums["grad_norm"]) > 1e-3
+    delta = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
+    assert float(jnp.sqrt(sum(jnp.sum(d ** 2) for d in jax.tree.leaves(delta)))) == (
+        pytest.approx(1e-3, rel=1e-3))
