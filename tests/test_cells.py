@@ -85,7 +85,7 @@ def _init_variables(cell, seed):
 
 
 def init_layer(cell, seed=0):
-    """The layer, its initial variables, and inputs [B, T, D]; apply is jitted (faster)."""
+    """The layer, its (cached) initial variables, and inputs [B, T, D] drawn with ``seed``."""
     return RecurrentLayer(cell, HIDDEN), _init_variables(cell, 0), make_inputs(seed)
 
 
