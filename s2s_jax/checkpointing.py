@@ -59,7 +59,7 @@ class Checkpointer:
         """
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}.")
-        workdir = os.fspath(workdir)
+        workdir = os.path.abspath(os.fspath(workdir))  # Orbax needs absolute paths
         self.best_metric = best_metric
         self.best_mode = best_mode
 

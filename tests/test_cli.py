@@ -20,8 +20,10 @@ TINY = [
 
 
 def _main(workdir, *flags, stdin=None):
+    """Runs the CLI from the repository root with ``workdir`` given as a relative path."""
     return subprocess.run(
-        [sys.executable, "-m", "s2s_jax.main", f"--workdir={workdir}", *flags],
+        [sys.executable, "-m", "s2s_jax.main",
+         f"--workdir={os.path.relpath(workdir, REPO)}", *flags],
         cwd=REPO, input=stdin, capture_output=True, text=True, timeout=600)
 
 
@@ -90,4 +92,4 @@ def test_unwritable_workdir_is_named(tmp_path):
     blocker.write_text("not a directory")
     run = _main(blocker / "run", *TINY)
     assert run.returncode != 0
-    assert f"workdir '{blocker / 'run'}' is not writable" in run.stderr
+    assert f"workdir '{os.path.relpath(blocker / 'run', REPO)}' is not writable" in run.stderr
