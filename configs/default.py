@@ -21,6 +21,9 @@ def get_config():
     config.model.attention = "bahdanau"  # additive attention, query s_{t-1}
     config.model.bidirectional = True  # memory of 2 * hidden_size per source character
     config.train.num_steps = 1_200  # ~3 epochs of 50k pairs at batch 128
+    config.train.schedule = "step"  # constant for an epoch, then halved every half epoch
+    config.train.decay_start_epoch = 1.0
+    config.train.decay_every_epochs = 0.5
     config.train.eval_every = 400  # validation exact match / BLEU / chrF
     config.train.checkpoint_every = 200  # resume point after a crash
     return config

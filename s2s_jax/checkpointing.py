@@ -15,6 +15,7 @@ All methods must be called on every JAX process; Orbax coordinates the
 processes and decides which one writes shared files.
 """
 
+import logging
 import math
 import os
 from typing import Any, Literal
@@ -23,6 +24,14 @@ import jax
 import orbax.checkpoint as ocp
 
 PyTree = Any
+
+
+def _not_orbax_info(record: logging.LogRecord) -> bool:
+    """Orbax logs dozens of INFO lines per save through absl; keep its warnings only."""
+    return record.levelno >= logging.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+
+
+logging.getLogger("absl").addFilter(_not_orbax_info)
 
 
 class Checkpointer:
