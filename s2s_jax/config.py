@@ -11,10 +11,12 @@ import tempfile
 
 import ml_collections
 
+from s2s_jax.data.sources import SOURCES
 from s2s_jax.data.tasks import TASKS
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.seq2seq import BRIDGES
+from s2s_jax.schedules import LEARNING_RATE_SCHEDULES, OPTIMIZERS
 
 
 class ConfigError(ValueError):
@@ -93,9 +95,9 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "step", "rsqrt")
-DATA_SOURCES = ("synthetic",)
+# Metrics an evaluation reports (s2s_jax.evaluate), any of which can select the best.
+EVAL_METRICS = ("exact_match", "bleu", "chrf", "loss", "nll", "perplexity",
+                "token_accuracy")
 
 
 def _check(ok: bool, key: str, message: str, value) -> None:
@@ -123,8 +125,9 @@ def _get(config, key: str):
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first key whose value cannot work."""
-    _one_of(config, "data.source", DATA_SOURCES)
-    _one_of(config, "data.task", TASKS)
+    _one_of(config, "data.source", SOURCES)
+    if config.data.source == "synthetic":
+        _one_of(config, "data.task", TASKS)
     _positive(config, "data.train_size", "data.eval_size", "data.batch_size",
               "model.embed_dim", "model.hidden_size", "model.encoder_layers",
               "model.decoder_layers", "model.attention_dim", "model.num_heads",
@@ -144,8 +147,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _one_of(config, "model.attention", ATTENTIONS)
     _one_of(config, "model.bridge", BRIDGES)
     _one_of(config, "train.optimizer", OPTIMIZERS)
-    _one_of(config, "train.schedule", SCHEDULES)
+    _one_of(config, "train.schedule", LEARNING_RATE_SCHEDULES)
     _one_of(config, "train.best_mode", ("max", "min"))
+    _one_of(config, "train.best_metric", EVAL_METRICS)
     model = config.model
     memory_size = model.hidden_size * (2 if model.bidirectional else 1)
     if model.bridge == "copy":

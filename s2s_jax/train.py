@@ -58,6 +58,18 @@ def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
                  metrics["steps_per_sec"], eta)
 
 
+def _evaluate(evaluator: evaluate.Evaluator, writer, checkpointer, step: int,
+              state: TrainState, best_metric: str) -> None:
+    """Scores the validation split, logs it, and keeps the state if it is the best."""
+    metrics = evaluator(state.params).metrics
+    writer.write_scalars(step, {f"{evaluator.split}/{k}": v for k, v in metrics.items()
+                                if not k.endswith("signature")})
+    logging.info("eval %s at step %d: exact match %.2f, BLEU %.2f, chrF %.2f",
+                 evaluator.split, step, metrics["exact_match"], metrics["bleu"],
+                 metrics["chrf"])
+    checkpointer.save_best(step, state, metrics[best_metric])
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint, then
     evaluates the best checkpoint on ``config.eval.split`` and returns its metrics."""
@@ -92,15 +104,9 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
                        step - last_step, train.num_steps)
             sums, last_time, last_step = {}, now, step
         if step % train.eval_every == 0 or step == train.num_steps:
-            result = evaluator(state.params)
-            writer.write_scalars(step, {f"{evaluator.split}/{k}": v
-                                        for k, v in result.metrics.items()
-                                        if not k.endswith("signature")})
-            logging.info("eval %s at step %d: exact match %.2f, BLEU %.2f, chrF %.2f",
-                         evaluator.split, step, result.metrics["exact_match"],
-                         result.metrics["bleu"], result.metrics["chrf"])
-            exp.checkpointer.save_best(step, state, result.metrics[train.best_metric])
-            last_time = time.time()
+            started = time.time()
+            _evaluate(evaluator, writer, exp.checkpointer, step, state, train.best_metric)
+            last_time += time.time() - started  # steps/s counts training time only
         if step % train.checkpoint_every == 0 or step == train.num_steps:
             exp.checkpointer.save(step, state)
     logging.info("compiled train step programs: %d (buckets: %d)",
