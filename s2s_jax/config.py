@@ -35,6 +35,8 @@ def base_config() -> ml_collections.ConfigDict:
     data.eval_size = 1_000  # generated validation and test pairs (disjoint from train)
     data.buckets = ((16, 12), (32, 12))  # fixed (src_len, tgt_len) batch shapes
     data.batch_size = 128  # sentences per global batch (all devices, all hosts)
+    data.tokens_per_batch = 0  # > 0: size each bucket's batch to ~this many tokens instead
+    data.prefetch = 2  # batches prepared ahead by a background thread
     data.bleu_tokenize = "char"  # sacrebleu tokenizer for BLEU: char | 13a | none
 
     config.model = model = ml_collections.ConfigDict()
@@ -135,6 +137,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "train.log_every", "train.eval_every", "train.checkpoint_every",
               "train.keep_checkpoints", "train.teacher_forcing_steps",
               "eval.batch_size")
+    _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",
+           config.data.tokens_per_batch)
     buckets = config.data.buckets
     _check(len(buckets) > 0 and all(len(b) == 2 and min(b) > 0 for b in buckets),
            "data.buckets", "must be (src_len, tgt_len) pairs of positive sizes", buckets)

@@ -45,12 +45,6 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
-    if global_batch_size % mesh.size:
-        raise ValueError(f"batch size {global_batch_size} is not divisible by the "
-                         f"{mesh.size} devices of the mesh")
-
-
 def process_rows(global_batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """This process's contiguous share of the rows of a global batch."""
     count, index = jax.process_count(), jax.process_index()

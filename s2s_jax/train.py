@@ -10,7 +10,8 @@ from absl import logging
 from clu import metric_writers
 
 from s2s_jax import evaluate, losses, parallel, schedules
-from s2s_jax.data.batching import TrainBatches, encode_pairs
+from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
+                                   token_budget_batch_sizes)
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.experiment import Experiment, TrainState
 
@@ -45,6 +46,18 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
     return state.apply_gradients(grads=grads), sums
 
 
+def _batch_sizes(data) -> int | list[int]:
+    """The global batch size, or one per bucket from the token budget; each a
+    multiple of the device count (checked here, before any compute)."""
+    devices = jax.device_count()
+    if data.tokens_per_batch:
+        return token_budget_batch_sizes(data.buckets, data.tokens_per_batch, devices)
+    if data.batch_size % devices:
+        raise ValueError(f"config.data.batch_size={data.batch_size} is not divisible by "
+                         f"the {devices} devices")
+    return data.batch_size
+
+
 def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
                num_steps: int) -> None:
     metrics = losses.summarize(sums)
@@ -77,13 +90,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         workdir, just_logging=jax.process_index() > 0)
     corpus = load_corpus(config)
     examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
-    batches = TrainBatches(examples, config.data.batch_size, config.data.buckets,
+    batches = TrainBatches(examples, _batch_sizes(config.data), config.data.buckets,
                            config.seed, jax.process_index(), jax.process_count())
     logging.info("train pairs: %d, filtered (fit no bucket): %d, skipped: %d; "
-                 "buckets %s; %d steps per epoch", len(examples), batches.num_filtered,
-                 batches.num_skipped, list(config.data.buckets), batches.steps_per_epoch)
+                 "batch shapes (src_len, tgt_len, sentences) %s; %d steps per epoch",
+                 len(examples), batches.num_filtered, batches.num_skipped, batches.shapes,
+                 batches.steps_per_epoch)
     exp = Experiment.create(config, workdir, corpus, batches.steps_per_epoch)
-    parallel.check_batch_size(config.data.batch_size, exp.mesh)
     if exp.restore("latest"):
         logging.info("resuming at step %d", int(exp.state.step))
     start = int(exp.state.step)
@@ -94,8 +107,9 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     train = config.train
     sums, last_time, last_step = {}, time.time(), start
     state = exp.state
+    stream = prefetch(batches.iterate(start), config.data.prefetch)
     for step in range(start + 1, train.num_steps + 1):
-        batch = parallel.shard_batch(batches.batch(step - 1), exp.mesh)
+        batch = parallel.shard_batch(next(stream), exp.mesh)
         state, step_sums = step_fn(state, batch, rng)
         sums = losses.add(sums, step_sums)
         if step % train.log_every == 0 or step == train.num_steps:

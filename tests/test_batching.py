@@ -184,3 +184,38 @@ def test_pad_source_batch():
     assert batching.pad_source_batch(sources[:1], 4, BUCKETS)["src"].shape == (4, 8)
     with pytest.raises(ValueError):
         batching.pad_source_batch(sources * 3, 4, BUCKETS)
+
+
+def test_token_budget_batch_sizes():
+    sizes = batching.token_budget_batch_sizes([(8, 8), (16, 24), (64, 32)], 1000, 4)
+    assert sizes == [124, 40, 12]
+    assert batching.token_budget_batch_sizes([(600, 8)], 1000, 4) == [4]
+
+
+def test_per_bucket_batch_sizes_give_per_bucket_shapes():
+    examples = reversal_examples(3000)
+    batches = batching.TrainBatches(examples, [48, 16], BUCKETS, seed=0,
+                                    process_index=1, process_count=2)
+    assert batches.shapes == [(8, 8, 48), (16, 24, 16)]
+    seen = set()
+    for step in range(batches.steps_per_epoch):
+        batch = batches.batch(step)
+        shape = batch["src"].shape[1:] + batch["tgt_out"].shape[1:]
+        rows = {(8, 8): 24, (16, 24): 8}[shape]
+        check_batch(batch, shape, rows)
+        seen.add(shape)
+    assert seen == set(BUCKETS)
+
+
+def test_prefetch_keeps_order_and_reraises():
+    assert list(batching.prefetch(iter(range(100)), 3)) == list(range(100))
+    assert list(batching.prefetch(iter(range(5)), 0)) == list(range(5))
+
+    def broken():
+        yield 1
+        raise RuntimeError("corrupt line")
+
+    stream = batching.prefetch(broken(), 2)
+    assert next(stream) == 1
+    with pytest.raises(RuntimeError, match="corrupt line"):
+        next(stream)

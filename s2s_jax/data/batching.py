@@ -11,12 +11,16 @@ Source-only batches (translation) have just `src`, `src_mask` and `valid`.
 """
 
 import dataclasses
+import queue
+import threading
 from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 
+T = TypeVar("T")
 Batch = dict[str, np.ndarray]
 Shape = tuple[int, int]
 # (src_len, tgt_len) batch shapes, sorted ascending, e.g. [(16, 12), (32, 12)].
@@ -93,6 +97,15 @@ def _make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray] | None,
     return batch
 
 
+def token_budget_batch_sizes(buckets: Buckets, tokens_per_batch: int,
+                             multiple: int) -> list[int]:
+    """Sentences per batch for each bucket so that a batch holds about
+    `tokens_per_batch` padded tokens (the longer side counts), rounded down to a
+    multiple of `multiple` (the number of devices) and at least `multiple`."""
+    return [max(multiple, tokens_per_batch // max(shape) // multiple * multiple)
+            for shape in buckets]
+
+
 class TrainBatches:
     """An infinite, deterministic, resumable stream of fixed-shape batches.
 
@@ -100,51 +113,56 @@ class TrainBatches:
     incl. EOS). Epoch e permutes each bucket's examples with
     `np.random.default_rng([seed, e])`, cuts them into full global batches
     (dropping the leftover) and shuffles the order of these batches. Buckets
-    with fewer than `batch_size` examples are skipped.
+    with fewer examples than their batch size are skipped.
 
-    With several processes, process p gets rows [p * b, (p + 1) * b) of every
-    global batch, where b = batch_size // process_count.
+    `batch_size` is one size for every bucket or one per bucket (see
+    `token_budget_batch_sizes`). With several processes, process p gets rows
+    [p * b, (p + 1) * b) of every global batch, where b = size // process_count.
 
     Attributes:
       num_filtered: number of examples that fit no bucket.
       num_skipped: number of examples in buckets too small for one batch.
       steps_per_epoch: number of batches in each epoch.
+      shapes: the (src_len, tgt_len, batch_size) of the buckets in use.
     """
 
-    def __init__(self, examples: Examples, batch_size: int, buckets: Buckets,
-                 seed: int, process_index: int = 0, process_count: int = 1):
+    def __init__(self, examples: Examples, batch_size: int | Sequence[int],
+                 buckets: Buckets, seed: int, process_index: int = 0,
+                 process_count: int = 1):
         _check_buckets(buckets)
-        if batch_size % process_count:
-            raise ValueError(f"batch_size {batch_size} is not divisible by "
-                             f"process_count {process_count}")
+        sizes = ([batch_size] * len(buckets) if isinstance(batch_size, int)
+                 else list(batch_size))
+        if len(sizes) != len(buckets):
+            raise ValueError(f"{len(sizes)} batch sizes for {len(buckets)} buckets")
+        for size in sizes:
+            if size % process_count:
+                raise ValueError(f"batch size {size} is not divisible by "
+                                 f"process_count {process_count}")
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} not in "
                              f"[0, {process_count})")
         self._examples = examples
-        self._batch_size = batch_size
         self._seed = seed
-        local = batch_size // process_count
-        self._rows = slice(process_index * local, (process_index + 1) * local)
+        self._process = (process_index, process_count)
 
         src_lens = np.array([len(s) for s in examples.src], dtype=np.int64)
         tgt_lens = np.array([len(t) + 1 for t in examples.tgt], dtype=np.int64)
         unassigned = np.ones(len(examples), bool)
-        self._buckets: list[tuple[Shape, np.ndarray]] = []
+        self._buckets: list[tuple[Shape, int, np.ndarray]] = []
         self.num_skipped = 0
-        for bucket_src, bucket_tgt in buckets:
+        for (bucket_src, bucket_tgt), size in zip(buckets, sizes):
             fits = unassigned & (src_lens <= bucket_src) & (tgt_lens <= bucket_tgt)
             unassigned &= ~fits
-            if fits.sum() >= batch_size:
-                shape = (bucket_src, bucket_tgt)
-                self._buckets.append((shape, np.flatnonzero(fits)))
+            if fits.sum() >= size:
+                self._buckets.append(((bucket_src, bucket_tgt), size, np.flatnonzero(fits)))
             else:
                 self.num_skipped += int(fits.sum())
         self.num_filtered = int(unassigned.sum())
-        self.steps_per_epoch = sum(
-            len(ids) // batch_size for _, ids in self._buckets)
+        self.shapes = [shape + (size,) for shape, size, _ in self._buckets]
+        self.steps_per_epoch = sum(len(ids) // size for _, size, ids in self._buckets)
         if not self.steps_per_epoch:
             raise ValueError(
-                f"no bucket of {list(buckets)} holds batch_size={batch_size} of "
+                f"no bucket of {list(buckets)} holds a batch ({sizes}) of "
                 f"the {len(examples)} examples ({self.num_filtered} fit no bucket)")
         self._epoch_cache: tuple[int, list[tuple[Shape, np.ndarray]]] | None = None
 
@@ -153,10 +171,10 @@ class TrainBatches:
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
             rng = np.random.default_rng([self._seed, epoch])
             batches = []
-            for shape, ids in self._buckets:
-                num = len(ids) // self._batch_size
-                perm = rng.permutation(ids)[:num * self._batch_size]
-                batches += [(shape, rows) for rows in perm.reshape(num, -1)]
+            for shape, size, ids in self._buckets:
+                num = len(ids) // size
+                perm = rng.permutation(ids)[:num * size]
+                batches += [(shape, rows) for rows in perm.reshape(num, size)]
             order = rng.permutation(len(batches))
             self._epoch_cache = (epoch, [batches[i] for i in order])
         return self._epoch_cache[1]
@@ -165,7 +183,9 @@ class TrainBatches:
         """Returns this process's part of the global batch for `step`."""
         epoch, index = divmod(step, self.steps_per_epoch)
         shape, ids = self._epoch(epoch)[index]
-        ids = ids[self._rows]
+        process_index, process_count = self._process
+        local = len(ids) // process_count
+        ids = ids[process_index * local:(process_index + 1) * local]
         return _make_batch([self._examples.src[i] for i in ids],
                            [self._examples.tgt[i] for i in ids], len(ids), shape)
 
@@ -206,3 +226,31 @@ def pad_source_batch(sources: Sequence[np.ndarray], batch_size: int,
     src = list(sources) + [_DUMMY_SRC] * (batch_size - len(sources))
     shape = _batch_shape(max(map(len, src)), 0, buckets)
     return _make_batch(src, None, len(sources), shape)
+
+
+def prefetch(iterator: Iterator[T], size: int) -> Iterator[T]:
+    """Yields the items of `iterator`, produced `size` ahead by a daemon thread
+    (so host-side batching overlaps the device step); errors are re-raised here."""
+    if size <= 0:
+        yield from iterator
+        return
+    items: queue.Queue = queue.Queue(maxsize=size)
+    end = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                items.put((item, None))
+        except Exception as error:  # noqa: BLE001 - handed to the consumer
+            items.put((end, error))
+        else:
+            items.put((end, None))
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        item, error = items.get()
+        if error is not None:
+            raise error
+        if item is end:
+            return
+        yield item
