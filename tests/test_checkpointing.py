@@ -1,0 +1,84 @@
+"""Checkpointer: round trip, retention, best-by-metric, restore errors."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import linen as nn
+from flax.training import train_state
+
+from s2s_jax.checkpointing import Checkpointer
+
+
+def _state(seed: int = 0) -> train_state.TrainState:
+    """A tiny TrainState after one Adam update (non-trivial optimizer state)."""
+    model = nn.Dense(3)
+    x = jnp.ones((2, 4))
+    params = model.init(jax.random.key(seed), x)["params"]
+    state = train_state.TrainState.create(apply_fn=model.apply, params=params,
+                                          tx=optax.adam(1e-2))
+    grads = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x) ** 2))(params)
+    return state.apply_gradients(grads=grads)
+
+
+def _assert_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_round_trip_restores_params_and_optimizer_state(tmp_path):
+    state = _state()
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(1, state)
+    ckpt.wait()
+    restored = Checkpointer(tmp_path).restore(_state(seed=1))
+    assert int(restored.step) == 1
+    _assert_equal(restored.params, state.params)
+    _assert_equal(restored.opt_state, state.opt_state)
+
+
+def test_keeps_only_the_latest_n(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=2)
+    for step in (1, 2, 3, 4):
+        ckpt.save(step, _state())
+    ckpt.wait()
+    assert ckpt.latest_step() == 4
+    assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [3, 4]
+
+
+@pytest.mark.parametrize("mode, values, best", [("max", [1.0, 3.0, 2.0], 2),
+                                                ("min", [3.0, 1.0, 2.0], 2)])
+def test_best_survives_restarts(tmp_path, mode, values, best):
+    ckpt = Checkpointer(tmp_path, best_metric="bleu", best_mode=mode)
+    for step, value in enumerate(values[:2], start=1):
+        ckpt.save_best(step, _state(seed=step), value)
+    ckpt.close()
+    reopened = Checkpointer(tmp_path, best_metric="bleu", best_mode=mode)
+    assert not reopened.save_best(3, _state(seed=3), values[2])
+    assert reopened.best_step() == best
+    restored = reopened.restore(_state(), which="best")
+    _assert_equal(restored.params, _state(seed=best).params)
+
+
+def test_restore_without_checkpoint_names_the_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoints"):
+        Checkpointer(tmp_path).restore(_state())
+
+
+def test_unfinished_checkpoint_is_ignored(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(1, _state())
+    ckpt.close()
+    os.makedirs(tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp-123")
+    assert Checkpointer(tmp_path).latest_step() == 1
+
+
+def test_relative_workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ckpt = Checkpointer("run")
+    ckpt.save(1, _state())
+    ckpt.wait()
+    assert Checkpointer("run").latest_step() == 1
