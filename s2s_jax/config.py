@@ -29,10 +29,24 @@ def base_config() -> ml_collections.ConfigDict:
     config.seed = 0  # one seed for init, data order, dropout and sampling
 
     config.data = data = ml_collections.ConfigDict()
-    data.source = "synthetic"  # where pairs come from: see s2s_jax/data/sources.py
-    data.task = "dates"  # synthetic task: dates | addition | reversal
-    data.train_size = 50_000  # generated training pairs
-    data.eval_size = 1_000  # generated validation and test pairs (disjoint from train)
+    data.source = "synthetic"  # synthetic | multi30k | tfds | files (s2s_jax/data/sources.py)
+    data.task = "dates"  # synthetic: dates | addition | reversal
+    data.train_size = 50_000  # synthetic: generated training pairs
+    data.eval_size = 1_000  # synthetic: validation and test pairs (disjoint from train)
+    data.src_lang = "en"  # multi30k / tfds / files: source language code
+    data.tgt_lang = "de"  # ... and target language code
+    data.manual_dir = ""  # multi30k: local copy laid out like shared/data/multi30k
+    data.tfds_name = ""  # tfds: catalog name, e.g. "wmt14_translate/de-en"
+    data.data_dir = ""  # tfds / multi30k: TFDS data_dir ("" = <workdir>/tfds)
+    data.train_path = ""  # files: TSV file, or prefix of <prefix>.<src_lang>/<tgt_lang>
+    data.validation_path = ""  # files: same; "" = held out from train_path
+    data.test_path = ""  # files: same; "" = held out from train_path
+    data.held_out_fraction = 0.01  # files: share of train held out per missing split
+    data.tokenizer = "char"  # char | word | sentencepiece
+    data.vocab_size = 8_000  # word / sentencepiece vocabulary size
+    data.spm_model_type = "unigram"  # sentencepiece: unigram | bpe
+    data.joint_vocab = True  # one vocabulary for source and target
+    data.vocab_dir = ""  # where vocabularies are cached ("" = <workdir>/vocab)
     data.buckets = ((16, 12), (32, 12))  # fixed (src_len, tgt_len) batch shapes
     data.batch_size = 128  # sentences per global batch (all devices, all hosts)
     data.tokens_per_batch = 0  # > 0: size each bucket's batch to ~this many tokens instead
