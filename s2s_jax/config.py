@@ -11,7 +11,7 @@ import tempfile
 
 import ml_collections
 
-from s2s_jax.data.sources import SOURCES
+from s2s_jax.data.sources import SOURCES, TOKENIZERS
 from s2s_jax.data.tasks import TASKS
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS
@@ -45,7 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
     data.tokenizer = "char"  # char | word | sentencepiece
     data.vocab_size = 8_000  # word / sentencepiece vocabulary size
     data.spm_model_type = "unigram"  # sentencepiece: unigram | bpe
-    data.joint_vocab = True  # one vocabulary for source and target
+    data.joint_vocab = False  # one vocabulary for source and target
     data.vocab_dir = ""  # where vocabularies are cached ("" = <workdir>/vocab)
     data.buckets = ((16, 12), (32, 12))  # fixed (src_len, tgt_len) batch shapes
     data.batch_size = 128  # sentences per global batch (all devices, all hosts)
@@ -142,9 +142,12 @@ def _get(config, key: str):
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first key whose value cannot work."""
     _one_of(config, "data.source", SOURCES)
+    _one_of(config, "data.tokenizer", TOKENIZERS)
+    _one_of(config, "data.spm_model_type", ("unigram", "bpe"))
     if config.data.source == "synthetic":
         _one_of(config, "data.task", TASKS)
     _positive(config, "data.train_size", "data.eval_size", "data.batch_size",
+              "data.vocab_size",
               "model.embed_dim", "model.hidden_size", "model.encoder_layers",
               "model.decoder_layers", "model.attention_dim", "model.num_heads",
               "model.unroll", "train.num_steps", "train.learning_rate",

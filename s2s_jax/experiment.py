@@ -41,7 +41,7 @@ class Experiment:
     def create(cls, config, workdir: str, corpus: Optional[Corpus] = None,
                steps_per_epoch: int = 1) -> "Experiment":
         """``steps_per_epoch`` matters only to epoch-based learning-rate schedules."""
-        corpus = corpus or load_corpus(config)
+        corpus = corpus or load_corpus(config, workdir)
         model = Seq2Seq(ModelConfig(src_vocab_size=corpus.src_vocab.size,
                                     tgt_vocab_size=corpus.tgt_vocab.size,
                                     **config.model.to_dict()))

@@ -88,14 +88,16 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     evaluates the best checkpoint on ``config.eval.split`` and returns its metrics."""
     writer = metric_writers.create_default_writer(
         workdir, just_logging=jax.process_index() > 0)
-    corpus = load_corpus(config)
+    corpus = load_corpus(config, workdir)
     examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
     batches = TrainBatches(examples, _batch_sizes(config.data), config.data.buckets,
                            config.seed, jax.process_index(), jax.process_count())
-    logging.info("train pairs: %d, filtered (fit no bucket): %d, skipped: %d; "
-                 "batch shapes (src_len, tgt_len, sentences) %s; %d steps per epoch",
-                 len(examples), batches.num_filtered, batches.num_skipped, batches.shapes,
-                 batches.steps_per_epoch)
+    logging.info("train pairs: %d (dropped for an empty side: %d), filtered (fit no "
+                 "bucket): %d, skipped: %d; batch shapes (src_len, tgt_len, sentences) %s; "
+                 "%d steps per epoch; vocabularies %d / %d", len(examples),
+                 corpus.num_dropped, batches.num_filtered, batches.num_skipped,
+                 batches.shapes, batches.steps_per_epoch, corpus.src_vocab.size,
+                 corpus.tgt_vocab.size)
     exp = Experiment.create(config, workdir, corpus, batches.steps_per_epoch)
     if exp.restore("latest"):
         logging.info("resuming at step %d", int(exp.state.step))

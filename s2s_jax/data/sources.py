@@ -1,17 +1,23 @@
 """Where (source, target) sentence pairs come from, and their vocabularies.
 
-``load_corpus(config)`` returns a :class:`Corpus`: the split name -> list of string
-pairs, and the source and target vocabularies. A registry maps ``config.data.source``
-to a loader, so a new source is one function and one line.
+``load_corpus(config, workdir)`` returns a :class:`Corpus`: split name -> list of
+string pairs (``train``, ``validation``, ``test`` and any extra test sets), and the
+source and target vocabularies, trained on the training split only and cached. A
+registry maps ``config.data.source`` to a loader, so a new source is one function
+and one line. Training pairs with an empty side are dropped and counted; evaluation
+splits keep every line (an empty source gets an empty translation).
 """
 
 import dataclasses
+import hashlib
+import os
 from typing import Callable
 
-from s2s_jax.data.tasks import get_task, make_splits
+from s2s_jax.data import readers
+from s2s_jax.data.readers import Pairs
+from s2s_jax.data.tasks import make_splits
+from s2s_jax.data.tokenizer import WordVocab, cache_name, load_or_train
 from s2s_jax.data.vocab import CharVocab, Vocab
-
-Pairs = list[tuple[str, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,20 +25,111 @@ class Corpus:
     splits: dict[str, Pairs]
     src_vocab: Vocab
     tgt_vocab: Vocab
+    num_dropped: int  # training pairs dropped for an empty side
 
 
-def _synthetic(data_config, seed: int) -> Corpus:
-    """A generated task: deterministic given the seed; character vocabularies fixed
-    by the task's alphabets, so they never depend on what was sampled."""
-    task = get_task(data_config.task)
-    sizes = {"train": data_config.train_size, "validation": data_config.eval_size,
-             "test": data_config.eval_size}
-    return Corpus(make_splits(task.name, seed, sizes), CharVocab(task.src_chars),
-                  CharVocab(task.tgt_chars))
+def _synthetic(data, seed: int, workdir: str) -> dict[str, Pairs]:
+    """A generated task, deterministic given the seed."""
+    sizes = {"train": data.train_size, "validation": data.eval_size,
+             "test": data.eval_size}
+    return make_splits(data.task, seed, sizes)
 
 
-SOURCES: dict[str, Callable] = {"synthetic": _synthetic}
+# Multi30k's split names; ours are train / validation / test, extra test sets keep theirs.
+_MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
+_MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 
 
-def load_corpus(config) -> Corpus:
-    return SOURCES[config.data.source](config.data, config.seed)
+def _multi30k(data, seed: int, workdir: str) -> dict[str, Pairs]:
+    """Multi30k task 1 through the project's TFDS builder (offline with manual_dir)."""
+    from s2s_jax.data.multi30k import available_splits, load_multi30k  # imports TFDS
+
+    pair = f"{data.src_lang}-{data.tgt_lang}"
+    data_dir = data.data_dir or os.path.join(workdir, "tfds")
+    extra = [s for s in _MULTI30K_EXTRA if s in available_splits(pair, data.manual_dir)]
+    names = {**_MULTI30K_SPLITS, **{split: split for split in extra}}
+    loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
+    return {ours: loaded[theirs] for ours, theirs in names.items()}
+
+
+_TFDS_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+
+
+def _tfds(data, seed: int, workdir: str) -> dict[str, Pairs]:
+    """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en."""
+    from s2s_jax.data.tfds_source import load_tfds  # imports TFDS
+
+    data_dir = data.data_dir or os.path.join(workdir, "tfds")
+    return load_tfds(data.tfds_name, data_dir, dict(_TFDS_SPLITS), data.src_lang,
+                     data.tgt_lang)
+
+
+def _read_path(path: str, data) -> Pairs:
+    """``path`` is a TSV file, or the prefix of ``path.<src_lang>``/``path.<tgt_lang>``."""
+    src, tgt = f"{path}.{data.src_lang}", f"{path}.{data.tgt_lang}"
+    if not os.path.isfile(path) and (os.path.exists(src) or os.path.exists(tgt)):
+        return readers.read_aligned(src, tgt, drop_empty=False)[0]
+    return readers.read_tsv(path, drop_empty=False)[0]
+
+
+def _files(data, seed: int, workdir: str) -> dict[str, Pairs]:
+    """Local files; evaluation splits not given are held out from the training file."""
+    splits = {"train": _read_path(data.train_path, data)}
+    for offset, (split, path) in enumerate((("validation", data.validation_path),
+                                            ("test", data.test_path))):
+        if path:
+            splits[split] = _read_path(path, data)
+        else:  # a different hash seed per split: two independent held-out sets
+            splits["train"], splits[split] = readers.held_out_split(
+                splits["train"], data.held_out_fraction, seed + offset)
+    return splits
+
+
+SOURCES: dict[str, Callable[..., dict[str, Pairs]]] = {
+    "synthetic": _synthetic,
+    "multi30k": _multi30k,
+    "tfds": _tfds,
+    "files": _files,
+}
+
+
+def _fingerprint(texts: list[str]) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\n")
+    return digest.hexdigest()
+
+
+def _vocabulary(data, texts: list[str], vocab_dir: str, side: str) -> Vocab:
+    """One vocabulary trained on ``texts`` (cached for word and sentencepiece)."""
+    if data.tokenizer == "char":
+        return CharVocab("".join(sorted(set("".join(texts)))))
+    if data.tokenizer == "word":
+        path = os.path.join(vocab_dir, f"words_{data.vocab_size}_{side}_"
+                                       f"{_fingerprint(texts)}.json")
+        if not os.path.exists(path):
+            os.makedirs(vocab_dir, exist_ok=True)
+            WordVocab.build(texts, data.vocab_size).save(path)
+        return WordVocab.load(path)
+    name = cache_name(data.spm_model_type, data.vocab_size, f"{side}:{_fingerprint(texts)}")
+    return load_or_train(vocab_dir, name, lambda: texts, data.vocab_size,
+                         data.spm_model_type)
+
+
+TOKENIZERS = ("char", "word", "sentencepiece")
+
+
+def load_corpus(config, workdir: str) -> Corpus:
+    data = config.data
+    splits = SOURCES[data.source](data, config.seed, workdir)
+    train = [(s, t) for s, t in splits["train"] if s.strip() and t.strip()]
+    num_dropped = len(splits["train"]) - len(train)
+    splits["train"] = train
+    vocab_dir = data.vocab_dir or os.path.join(workdir, "vocab")
+    sources, targets = [s for s, _ in train], [t for _, t in train]
+    if data.joint_vocab:
+        src_vocab = tgt_vocab = _vocabulary(data, sources + targets, vocab_dir, "joint")
+    else:
+        src_vocab = _vocabulary(data, sources, vocab_dir, "source")
+        tgt_vocab = _vocabulary(data, targets, vocab_dir, "target")
+    return Corpus(splits, src_vocab, tgt_vocab, num_dropped)
