@@ -68,7 +68,9 @@ class Checkpointer:
         """
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}.")
-        workdir = os.path.abspath(os.fspath(workdir))  # Orbax needs absolute paths
+        workdir = os.fspath(workdir)
+        if "://" not in workdir:  # Orbax needs absolute paths; keep gs://... as is
+            workdir = os.path.abspath(workdir)
         self.best_metric = best_metric
         self.best_mode = best_mode
 
