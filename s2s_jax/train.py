@@ -46,7 +46,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
     return state.apply_gradients(grads=grads), sums
 
 
-def _batch_sizes(data) -> int | list[int]:
+def batch_sizes(data) -> int | list[int]:
     """The global batch size, or one per bucket from the token budget; each a
     multiple of the device count (checked here, before any compute)."""
     devices = jax.device_count()
@@ -90,7 +90,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         workdir, just_logging=jax.process_index() > 0)
     corpus = load_corpus(config, workdir)
     examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
-    batches = TrainBatches(examples, _batch_sizes(config.data), config.data.buckets,
+    batches = TrainBatches(examples, batch_sizes(config.data), config.data.buckets,
                            config.seed, jax.process_index(), jax.process_count())
     logging.info("train pairs: %d (dropped for an empty side: %d), filtered (fit no "
                  "bucket): %d, skipped: %d; batch shapes (src_len, tgt_len, sentences) %s; "

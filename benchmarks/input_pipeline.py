@@ -1,0 +1,99 @@
+"""Does the input pipeline keep up? Its tokens/s against the train step's.
+
+  python benchmarks/input_pipeline.py --config=configs/multi30k.py:en-de \
+      --config.data.manual_dir=../shared/data/multi30k --workdir=/tmp/bench_input
+
+Measures, on the same config and batches: the one-time cost of reading, tokenizing
+and encoding the corpus; the batches/s and tokens/s (non-padding source + target)
+of the batch stream alone; and the tokens/s of the compiled train step (median of
+timed steps after compiling every bucket shape). Prints a table, then one JSON line.
+"""
+
+import functools
+import json
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from s2s_jax import parallel
+from s2s_jax.data.batching import TrainBatches, encode_pairs, prefetch
+from s2s_jax.data.sources import load_corpus
+from s2s_jax.experiment import Experiment
+from s2s_jax.train import batch_sizes, train_step
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", "/tmp/s2s_bench_input", "Vocabulary / TFDS cache.")
+flags.DEFINE_integer("pipeline_steps", 2_000, "Batches drawn from the stream.")
+flags.DEFINE_integer("train_steps", 20, "Timed train steps (after compilation).")
+config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
+
+
+def _tokens(batch) -> int:
+    return int(batch["src_mask"].sum() + batch["tgt_mask"].sum())
+
+
+def main(argv):
+    del argv
+    config = FLAGS.config
+    start = time.perf_counter()
+    corpus = load_corpus(config, FLAGS.workdir)
+    examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
+    batches = TrainBatches(examples, batch_sizes(config.data), config.data.buckets,
+                           config.seed)
+    setup_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    tokens = sum(_tokens(b) for b in (batches.batch(s) for s in range(FLAGS.pipeline_steps)))
+    pipeline_seconds = time.perf_counter() - start
+    pipeline_tokens_per_sec = tokens / pipeline_seconds
+
+    exp = Experiment.create(config, FLAGS.workdir, corpus, batches.steps_per_epoch)
+    step = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
+    rng, state = jax.random.key(0), exp.state
+    compiled = set()
+    stream = prefetch(batches.iterate(0), config.data.prefetch)
+    start = time.perf_counter()
+    while len(compiled) < len(batches.shapes):  # compile every bucket shape first
+        batch = next(stream)
+        state, sums = step(state, parallel.shard_batch(batch, exp.mesh), rng)
+        jax.block_until_ready(sums)
+        compiled.add(batch["src"].shape)
+    compile_seconds = time.perf_counter() - start
+    rates = []
+    for _ in range(FLAGS.train_steps):
+        batch = next(stream)
+        start = time.perf_counter()
+        state, sums = step(state, parallel.shard_batch(batch, exp.mesh), rng)
+        jax.block_until_ready(sums)
+        rates.append(_tokens(batch) / (time.perf_counter() - start))
+    train_tokens_per_sec = float(np.median(rates))
+
+    ratio = pipeline_tokens_per_sec / train_tokens_per_sec
+    rows = [
+        ("corpus read + tokenize + encode (s)", f"{setup_seconds:.1f}"),
+        ("training pairs / filtered / dropped empty",
+         f"{len(examples)} / {batches.num_filtered} / {corpus.num_dropped}"),
+        ("batch shapes (src, tgt, sentences)", str(batches.shapes)),
+        ("pipeline batches/s", f"{FLAGS.pipeline_steps / pipeline_seconds:,.0f}"),
+        ("pipeline tokens/s", f"{pipeline_tokens_per_sec:,.0f}"),
+        ("train step tokens/s (median)", f"{train_tokens_per_sec:,.0f}"),
+        ("compile time, all shapes (s)", f"{compile_seconds:.1f}"),
+        ("pipeline / train step", f"{ratio:.1f}x"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps({
+        "benchmark": "input_pipeline", "setup_seconds": setup_seconds,
+        "pipeline_tokens_per_sec": pipeline_tokens_per_sec,
+        "train_tokens_per_sec": train_tokens_per_sec, "ratio": ratio,
+        "compile_seconds": compile_seconds, "shapes": batches.shapes,
+        "filtered": batches.num_filtered, "dropped_empty": corpus.num_dropped,
+        "devices": jax.device_count(), "jax": jax.__version__}))
+
+
+if __name__ == "__main__":
+    app.run(main)
