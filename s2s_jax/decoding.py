@@ -70,3 +70,9 @@ def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
 
 
 DECODERS = {"greedy": greedy}
+
+
+def compile_decoder(model: Seq2Seq, eval_config):
+    """``(params, src, src_mask) -> Decoded``, jitted, with the config's length bound."""
+    return jax.jit(functools.partial(greedy, model, max_len_a=eval_config.max_len_a,
+                                     max_len_b=eval_config.max_len_b))

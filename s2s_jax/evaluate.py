@@ -54,15 +54,13 @@ class Evaluator:
         pairs = experiment.corpus.splits[split]
         self.split = split
         self.references = [target for _, target in pairs]
+        self.empty_sources = [not source.strip() for source, _ in pairs]
         self.examples = encode_pairs(pairs, experiment.corpus.src_vocab,
                                      experiment.corpus.tgt_vocab)
-        devices = experiment.mesh.size
-        self.batch_size = -(-config.eval.batch_size // devices) * devices
+        self.batch_size = parallel.round_to_devices(config.eval.batch_size, experiment.mesh)
         model = experiment.model
         self._metrics = jax.jit(functools.partial(eval_step, model))
-        self._decode = jax.jit(functools.partial(
-            decoding.greedy, model, max_len_a=config.eval.max_len_a,
-            max_len_b=config.eval.max_len_b))
+        self._decode = decoding.compile_decoder(model, config.eval)
 
     def __call__(self, params: Any, num_heatmaps: int = 0) -> EvalResult:
         exp = self.experiment
@@ -74,7 +72,8 @@ class Evaluator:
             decoded = parallel.fetch(self._decode(params, arrays["src"], arrays["src_mask"]))
             for row in np.flatnonzero(batch["valid"]):
                 tokens = _until_eos(decoded.tokens[row])
-                hypotheses.append(tgt_vocab.decode(tokens))
+                empty = self.empty_sources[len(hypotheses)]  # empty in, empty out
+                hypotheses.append("" if empty else tgt_vocab.decode(tokens))
                 if len(heatmaps) < num_heatmaps and decoded.weights is not None:
                     src = batch["src"][row][batch["src_mask"][row]]
                     weights = decoded.weights[row][:len(tokens), :len(src)]

@@ -15,6 +15,7 @@ from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
 from s2s_jax import evaluate, parallel, train, translate
+from s2s_jax.data.readers import CorpusError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and reports.")
@@ -36,11 +37,11 @@ def main(argv):
     try:
         config_lib.validate(FLAGS.config)
         config_lib.check_workdir(FLAGS.workdir)
-    except config_lib.ConfigError as error:
+        parallel.initialize_distributed(FLAGS.config)
+        logging.info("config:\n%s", FLAGS.config)
+        MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
+    except (config_lib.ConfigError, CorpusError) as error:  # the user's input, not a bug
         sys.exit(f"error: {error}")
-    parallel.initialize_distributed(FLAGS.config)
-    logging.info("config:\n%s", FLAGS.config)
-    MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
+def round_to_devices(batch_size: int, mesh: Mesh) -> int:
+    """The smallest multiple of the mesh's device count that is >= batch_size."""
+    return -(-batch_size // mesh.size) * mesh.size
+
+
 def process_rows(global_batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """This process's contiguous share of the rows of a global batch."""
     count, index = jax.process_count(), jax.process_index()

@@ -4,17 +4,12 @@ Lines are read and decoded in batches for speed, and written in input order, one
 output line per input line; an empty input line gives an empty output line.
 """
 
-import functools
 import itertools
 import sys
 from typing import Iterable, Iterator, TextIO
 
-import jax
-import numpy as np
-
 from s2s_jax import decoding, parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
-from s2s_jax.data.vocab import EOS_ID
 from s2s_jax.experiment import Experiment
 
 
@@ -22,10 +17,8 @@ def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[st
     """Yields one translation per input line (without newline), in order."""
     config = experiment.config
     corpus, mesh = experiment.corpus, experiment.mesh
-    batch_size = -(-config.eval.batch_size // mesh.size) * mesh.size
-    decode = jax.jit(functools.partial(
-        decoding.greedy, experiment.model, max_len_a=config.eval.max_len_a,
-        max_len_b=config.eval.max_len_b))
+    batch_size = parallel.round_to_devices(config.eval.batch_size, mesh)
+    decode = decoding.compile_decoder(experiment.model, config.eval)
     params = experiment.state.params
     lines = (line.rstrip("\r\n") for line in lines)
     while chunk := list(itertools.islice(lines, batch_size)):
@@ -37,9 +30,7 @@ def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[st
             arrays = parallel.shard_batch(parallel.process_rows(batch), mesh)
             tokens = parallel.fetch(decode(params, arrays["src"], arrays["src_mask"])).tokens
             for row, i in enumerate(to_decode):
-                ids = tokens[row]
-                ends = np.flatnonzero(ids == EOS_ID)
-                outputs[i] = corpus.tgt_vocab.decode(ids[:ends[0]] if len(ends) else ids)
+                outputs[i] = corpus.tgt_vocab.decode(tokens[row])  # stops at EOS
         yield from outputs
 
 

@@ -43,6 +43,9 @@ _MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 def _multi30k(data, seed: int, workdir: str) -> dict[str, Pairs]:
     """Multi30k task 1 through the project's TFDS builder (offline with manual_dir)."""
     from s2s_jax.data.multi30k import available_splits, load_multi30k  # imports TFDS
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
 
     pair = f"{data.src_lang}-{data.tgt_lang}"
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
@@ -58,6 +61,9 @@ _TFDS_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 def _tfds(data, seed: int, workdir: str) -> dict[str, Pairs]:
     """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en."""
     from s2s_jax.data.tfds_source import load_tfds  # imports TFDS
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
 
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     return load_tfds(data.tfds_name, data_dir, dict(_TFDS_SPLITS), data.src_lang,

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import sentencepiece as spm
 
+from s2s_jax.data.readers import CorpusError
 from s2s_jax.data.vocab import (BOS_ID, EOS_ID, NUM_SPECIALS, PAD_ID,
                                 SPECIAL_PIECES, UNK_CHAR, UNK_ID)
 
@@ -157,8 +158,8 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
       The trained vocabulary.
 
     Raises:
-      ValueError: if `texts` has no non-empty sentence, or `vocab_size` does
-        not suit the corpus.
+      CorpusError (a ValueError): if `texts` has no non-empty sentence, or
+        `vocab_size` does not suit the corpus.
     """
     if model_type not in ("unigram", "bpe"):
         raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
@@ -166,7 +167,7 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
     sentences = (" " + text for text in texts if text)
     first = next(sentences, None)
     if first is None:
-        raise ValueError("cannot train a SentencePiece model without any "
+        raise CorpusError("cannot train a SentencePiece model without any "
                          "non-empty training sentence")
     model = io.BytesIO()
     try:
@@ -176,12 +177,12 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
             minloglevel=1, **_TRAINER_OPTIONS)
     except RuntimeError as e:
         if match := _TOO_LARGE.search(str(e)):
-            raise ValueError(
+            raise CorpusError(
                 f"vocabulary size {vocab_size} is too large for this corpus: "
                 f"the largest it supports is {match[1]}; lower "
                 "config.data.vocab_size") from e
         if match := _TOO_SMALL.search(str(e)):
-            raise ValueError(
+            raise CorpusError(
                 f"vocabulary size {vocab_size} is too small for this corpus: "
                 f"it needs at least {match[1]} pieces for the specials, the "
                 "256 bytes and its characters; raise config.data.vocab_size"
