@@ -69,10 +69,11 @@ def test_sentencepiece_vocabulary_is_trained_once_and_cached(tmp_path):
         load_corpus(config, str(tmp_path / "run2"))
 
 
-def test_multi30k_offline(shared_data_dir, tmp_path):
+def test_multi30k_offline(shared_data_dir, tmp_path, capsys):
     config = _config(source="multi30k", manual_dir=str(shared_data_dir / "multi30k"),
                      src_lang="de", tgt_lang="en")
     corpus = load_corpus(config, str(tmp_path))
+    assert capsys.readouterr().out == ""  # TFDS's chatter must not reach translate's stdout
     sizes = {name: len(pairs) for name, pairs in corpus.splits.items()}
     assert sizes["train"] + corpus.num_dropped == 29_000
     assert (sizes["validation"], sizes["test"]) == (1_014, 1_000)

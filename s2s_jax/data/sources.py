@@ -8,14 +8,20 @@ and one line. Training pairs with an empty side are dropped and counted; evaluat
 splits keep every line (an empty source gets an empty translation).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import sys
 from typing import Callable
 
+import tensorflow_datasets as tfds
+
 from s2s_jax.data import readers
+from s2s_jax.data.multi30k import available_splits, load_multi30k
 from s2s_jax.data.readers import Pairs
 from s2s_jax.data.tasks import make_splits
+from s2s_jax.data.tfds_source import load_tfds
 from s2s_jax.data.tokenizer import WordVocab, cache_name, load_or_train
 from s2s_jax.data.vocab import CharVocab, Vocab
 
@@ -35,6 +41,14 @@ def _synthetic(data, seed: int, workdir: str) -> dict[str, Pairs]:
     return make_splits(data.task, seed, sizes)
 
 
+@contextlib.contextmanager
+def _tfds_output_to_stderr():
+    """TFDS prints progress to stdout, which translate mode keeps for translations."""
+    tfds.disable_progress_bar()
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 # Multi30k's split names; ours are train / validation / test, extra test sets keep theirs.
 _MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
 _MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
@@ -42,16 +56,12 @@ _MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 
 def _multi30k(data, seed: int, workdir: str) -> dict[str, Pairs]:
     """Multi30k task 1 through the project's TFDS builder (offline with manual_dir)."""
-    from s2s_jax.data.multi30k import available_splits, load_multi30k  # imports TFDS
-    import tensorflow_datasets as tfds
-
-    tfds.disable_progress_bar()
-
     pair = f"{data.src_lang}-{data.tgt_lang}"
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     extra = [s for s in _MULTI30K_EXTRA if s in available_splits(pair, data.manual_dir)]
     names = {**_MULTI30K_SPLITS, **{split: split for split in extra}}
-    loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
+    with _tfds_output_to_stderr():
+        loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
     return {ours: loaded[theirs] for ours, theirs in names.items()}
 
 
@@ -60,14 +70,10 @@ _TFDS_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 def _tfds(data, seed: int, workdir: str) -> dict[str, Pairs]:
     """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en."""
-    from s2s_jax.data.tfds_source import load_tfds  # imports TFDS
-    import tensorflow_datasets as tfds
-
-    tfds.disable_progress_bar()
-
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
-    return load_tfds(data.tfds_name, data_dir, dict(_TFDS_SPLITS), data.src_lang,
-                     data.tgt_lang)
+    with _tfds_output_to_stderr():
+        return load_tfds(data.tfds_name, data_dir, dict(_TFDS_SPLITS), data.src_lang,
+                         data.tgt_lang)
 
 
 def _read_path(path: str, data) -> Pairs:

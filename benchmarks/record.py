@@ -1,0 +1,69 @@
+"""Runs a benchmark and records its output in benchmarks/RESULTS.md.
+
+  python benchmarks/record.py input_pipeline -- python benchmarks/input_pipeline.py \
+      --config=configs/multi30k.py:en-de --config.data.manual_dir=../shared/data/multi30k
+
+The section named by the first argument is replaced (or appended) with the exact
+command, the date, the machine and library versions, the benchmark's table and its
+final JSON line, so that no figure in RESULTS.md is ever typed by hand.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from importlib import metadata
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch")
+
+
+def _machine() -> str:
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores, "
+            f"Python {platform.python_version()}; {', '.join(versions)}")
+
+
+def _section(name: str, command: list[str], output: str) -> str:
+    lines = output.rstrip("\n").split("\n")
+    json.loads(lines[-1])  # a benchmark ends with its JSON line
+    table = "\n".join(lines[:-1])
+    today = datetime.date.today().isoformat()
+    return (f"<!-- BEGIN {name} -->\n## {name}\n\n"
+            f"Measured {today} on {_machine()}.\n\n"
+            f"```bash\n{shlex.join(command)}\n```\n\n"
+            f"```\n{table}\n```\n\n```json\n{lines[-1]}\n```\n<!-- END {name} -->\n")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 4 or argv[2] != "--":
+        sys.exit(__doc__)
+    name, command = argv[1], argv[3:]
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    sys.stderr.write(run.stderr[-5000:])
+    print(run.stdout, end="")
+    if run.returncode:
+        sys.exit(f"benchmark failed with exit code {run.returncode}; RESULTS.md unchanged")
+    section = _section(name, command, run.stdout)
+    text = open(RESULTS, encoding="utf-8").read() if os.path.exists(RESULTS) else (
+        "# Benchmark results\n\nEvery section below is written by `benchmarks/record.py` "
+        "from the output of the command it shows.\n\n")
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->\n",
+                         re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text + section
+    with open(RESULTS, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
