@@ -12,51 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from numpy_reference import cell_params, cell_step
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.recurrent import RecurrentLayer
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 6, 5, 4
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 JAX vs float64 numpy
 NUM_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def numpy_params(variables):
-    """The cell's parameters as float64 numpy arrays."""
-    cell = variables["params"]["cell"]
-    params = {"w_ih": cell["ih"]["kernel"], "b_ih": cell["ih"]["bias"],
-              "w_hh": cell["hh"]["kernel"]}
-    if "bias" in cell["hh"]:
-        params["b_hh"] = cell["hh"]["bias"]
-    return {k: np.asarray(v, np.float64) for k, v in params.items()}
-
-
-def numpy_step(cell, p, carry, x):
-    """One step of the cell equations in float64: ``carry`` is a tuple of [B, H]."""
-    if cell == "lstm":
-        h, c = carry
-        z = x @ p["w_ih"] + p["b_ih"] + h @ p["w_hh"]
-        i, f, g, o = np.split(z, 4, axis=-1)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
-        return (h, c), h
-    if cell == "gru":
-        (h,) = carry
-        x_r, x_z, x_n = np.split(x @ p["w_ih"] + p["b_ih"], 3, axis=-1)
-        h_r, h_z, h_n = np.split(h @ p["w_hh"] + p["b_hh"], 3, axis=-1)
-        r = _sigmoid(x_r + h_r)
-        z = _sigmoid(x_z + h_z)
-        n = np.tanh(x_n + r * h_n)
-        h = (1.0 - z) * n + z * h
-        return (h,), h
-    if cell == "rnn":
-        (h,) = carry
-        h = np.tanh(x @ p["w_ih"] + p["b_ih"] + h @ p["w_hh"])
-        return (h,), h
-    raise ValueError(cell)
 
 
 def numpy_run(cell, p, inputs, carry=None):
@@ -67,7 +29,7 @@ def numpy_run(cell, p, inputs, carry=None):
         carry = tuple(np.zeros((batch, hidden)) for _ in range(2 if cell == "lstm" else 1))
     outputs = []
     for t in range(time):
-        carry, h = numpy_step(cell, p, carry, inputs[:, t])
+        carry, h = cell_step(cell, p, carry, inputs[:, t])
         outputs.append(h)
     return carry, np.stack(outputs, axis=1)
 
@@ -121,7 +83,7 @@ def test_layer_matches_numpy_equations(cell, perturbed):
     if perturbed:
         variables = perturb(variables, seed=2)
     carry, outputs = jax.jit(layer.apply)(variables, jnp.asarray(inputs))
-    ref_carry, ref_outputs = numpy_run(cell, numpy_params(variables), inputs.astype(np.float64))
+    ref_carry, ref_outputs = numpy_run(cell, cell_params(variables["params"]), inputs.astype(np.float64))
 
     assert outputs.shape == (BATCH, TIME, HIDDEN)
     assert outputs.dtype == jnp.float32
@@ -143,7 +105,7 @@ def test_layer_with_initial_carry_matches_numpy(cell):
     init = tuple(rng.normal(size=(BATCH, HIDDEN)).astype(np.float32) for _ in range(n))
     carry, outputs = jax.jit(layer.apply)(variables, jnp.asarray(inputs), None,
                                           tuple(jnp.asarray(c) for c in init))
-    ref_carry, ref_outputs = numpy_run(cell, numpy_params(variables), inputs.astype(np.float64),
+    ref_carry, ref_outputs = numpy_run(cell, cell_params(variables["params"]), inputs.astype(np.float64),
                                        tuple(c.astype(np.float64) for c in init))
     np.testing.assert_allclose(np.asarray(outputs), ref_outputs, **TOL)
     for got, want in zip(carry, ref_carry):
@@ -197,11 +159,11 @@ def test_step_matches_scan(cell):
     for c in carry:
         np.testing.assert_array_equal(np.asarray(c), np.zeros((BATCH, HIDDEN)))
     ref_carry = tuple(np.zeros((BATCH, HIDDEN)) for _ in carry)
-    p = numpy_params(variables)
+    p = cell_params(variables["params"])
     step = jax.jit(functools.partial(layer.apply, method="step"))
     for t in range(TIME):
         carry, h = step(variables, carry, jnp.asarray(inputs[:, t]))
-        ref_carry, ref_h = numpy_step(cell, p, ref_carry, inputs[:, t].astype(np.float64))
+        ref_carry, ref_h = cell_step(cell, p, ref_carry, inputs[:, t].astype(np.float64))
         np.testing.assert_allclose(np.asarray(h), np.asarray(outputs_scan[:, t]), **TOL)
         np.testing.assert_allclose(np.asarray(h), ref_h, **TOL)
     for got, want in zip(carry, carry_scan):
@@ -231,6 +193,6 @@ def test_unroll_does_not_change_results(cell, reverse):
         results[name] = out3
     # And both agree with the equations (unmasked, reversed time for the backward layer).
     x64 = inputs.astype(np.float64)
-    _, ref = numpy_run(cell, numpy_params(variables), x64[:, ::-1] if reverse else x64)
+    _, ref = numpy_run(cell, cell_params(variables["params"]), x64[:, ::-1] if reverse else x64)
     np.testing.assert_allclose(np.asarray(results["unmasked"]),
                                ref[:, ::-1] if reverse else ref, **TOL)

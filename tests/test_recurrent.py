@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from numpy_reference import cell_params, cell_step
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.recurrent import BidirectionalLayer, RecurrentLayer, StackedEncoderRNN
 from s2s_jax.models.seq2seq import reverse_padded
@@ -25,38 +26,6 @@ SAME_TOL = dict(rtol=1e-6, atol=1e-6)  # float32 JAX vs float32 JAX, different b
 # Independent float64 numpy reference.
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def np_cell_params(layer_params):
-    """``{"cell": {"ih": ..., "hh": ...}}`` -> float64 numpy arrays."""
-    cell = layer_params["cell"]
-    p = {"w_ih": cell["ih"]["kernel"], "b_ih": cell["ih"]["bias"], "w_hh": cell["hh"]["kernel"]}
-    if "bias" in cell["hh"]:
-        p["b_hh"] = cell["hh"]["bias"]
-    return {k: np.asarray(v, np.float64) for k, v in p.items()}
-
-
-def np_step(cell, p, carry, x):
-    if cell == "lstm":
-        h, c = carry
-        i, f, g, o = np.split(x @ p["w_ih"] + p["b_ih"] + h @ p["w_hh"], 4, axis=-1)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
-        return (h, c), h
-    (h,) = carry
-    if cell == "gru":
-        x_r, x_z, x_n = np.split(x @ p["w_ih"] + p["b_ih"], 3, axis=-1)
-        h_r, h_z, h_n = np.split(h @ p["w_hh"] + p["b_hh"], 3, axis=-1)
-        r, z = _sigmoid(x_r + h_r), _sigmoid(x_z + h_z)
-        n = np.tanh(x_n + r * h_n)
-        h = (1.0 - z) * n + z * h
-        return (h,), h
-    h = np.tanh(x @ p["w_ih"] + p["b_ih"] + h @ p["w_hh"])
-    return (h,), h
-
-
 def np_direction(cell, p, x, reverse=False):
     """One unpadded sequence ``x [L, D]`` -> (final carry of [H], outputs [L, H])."""
     hidden = p["w_hh"].shape[0]
@@ -64,13 +33,13 @@ def np_direction(cell, p, x, reverse=False):
     order = range(len(x) - 1, -1, -1) if reverse else range(len(x))
     outputs = np.zeros((len(x), hidden))
     for t in order:
-        carry, outputs[t] = np_step(cell, p, carry, x[t])
+        carry, outputs[t] = cell_step(cell, p, carry, x[t])
     return carry, outputs
 
 
 def np_bidirectional(cell, params, x):
-    fwd_carry, fwd = np_direction(cell, np_cell_params(params["forward"]), x)
-    bwd_carry, bwd = np_direction(cell, np_cell_params(params["backward"]), x, reverse=True)
+    fwd_carry, fwd = np_direction(cell, cell_params(params["forward"]), x)
+    bwd_carry, bwd = np_direction(cell, cell_params(params["backward"]), x, reverse=True)
     carry = tuple(np.concatenate([f, b]) for f, b in zip(fwd_carry, bwd_carry))
     return carry, np.concatenate([fwd, bwd], axis=-1)
 
@@ -82,7 +51,7 @@ def np_stacked(cell, params, x, num_layers, bidirectional, residual):
         if bidirectional:
             carry, y = np_bidirectional(cell, layer, x)
         else:
-            carry, y = np_direction(cell, np_cell_params(layer), x)
+            carry, y = np_direction(cell, cell_params(layer), x)
         if residual and i > 0 and y.shape[-1] == x.shape[-1]:
             y = y + x
         finals.append(carry)
@@ -138,7 +107,7 @@ def test_masked_layer_equals_each_sequence_alone(cell, reverse):
     carry, outputs = apply(variables, jnp.asarray(inputs), jnp.asarray(mask))
     assert outputs.shape == (BATCH, TIME, HIDDEN)
     check_padding_is_zero(outputs, mask)
-    p = np_cell_params(variables["params"])
+    p = cell_params(variables["params"])
     for b, length in enumerate(LENGTHS):
         alone_carry, alone = apply(variables, jnp.asarray(inputs[b:b + 1, :length]))
         np.testing.assert_allclose(np.asarray(outputs[b, :length]), np.asarray(alone[0]),
@@ -222,7 +191,7 @@ def test_final_carry_is_state_at_last_real_token(cell):
     (h_back, *_), back_outputs = backward.apply(variables, jnp.asarray(inputs),
                                                 jnp.asarray(mask))
     np.testing.assert_allclose(np.asarray(h_back), np.asarray(back_outputs[:, 0]), **SAME_TOL)
-    p = np_cell_params(variables["params"])
+    p = cell_params(variables["params"])
     for b, length in enumerate(LENGTHS):
         _, ref = np_direction(cell, p, inputs[b, :length].astype(np.float64), reverse=True)
         np.testing.assert_allclose(np.asarray(h_back[b]), ref[0], **REF_TOL)

@@ -144,30 +144,3 @@ def test_unknown_model_type(tmp_path):
     with pytest.raises(ValueError, match="model_type"):
         tokenizer.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
                                       VOCAB_SIZE, "word")
-
-
-def test_word_vocab():
-    vocab = tokenizer.WordVocab.build(["b a c", " a  b ", "d a\tb e"], max_size=3)
-    assert vocab.size == NUM_SPECIALS + 3
-    # a (3 times), b (3 times), then c, d, e once each: c wins alphabetically.
-    assert [vocab.piece(i) for i in range(vocab.size)] == [*SPECIAL_PIECES, "a", "b", "c"]
-    assert vocab.encode("  c a\tz ") == [6, 4, UNK_ID]
-    assert vocab.decode([BOS_ID, 6, PAD_ID, 4, UNK_ID, EOS_ID, 5]) == f"c a {UNK_CHAR}"
-    assert vocab.decode(vocab.encode("a  b\tc ")) == "a b c"
-    with pytest.raises(ValueError):
-        vocab.piece(vocab.size)
-
-
-@pytest.mark.parametrize("words", [["a", "a"], ["a b"], [""]])
-def test_word_vocab_rejects_bad_words(words):
-    with pytest.raises(ValueError):
-        tokenizer.WordVocab(words)
-
-
-def test_word_vocab_save_load(tmp_path):
-    vocab = tokenizer.WordVocab(["grün", "Haus", "a"])
-    path = str(tmp_path / "vocab.json")
-    vocab.save(path)
-    loaded = tokenizer.WordVocab.load(path)
-    assert [loaded.piece(i) for i in range(loaded.size)] == [
-        vocab.piece(i) for i in range(vocab.size)]

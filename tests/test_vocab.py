@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s2s_jax.data import vocab as vocab_lib
-from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, CharVocab
+from s2s_jax.data.vocab import (BOS_ID, EOS_ID, NUM_SPECIALS, PAD_ID, SPECIAL_PIECES,
+                                UNK_CHAR, UNK_ID, CharVocab, WordVocab)
 
 ALPHABET = "abc xyz,.-0123456789é"
 
@@ -66,5 +67,32 @@ def test_save_load(tmp_path):
     vocab.save(path)
     loaded = CharVocab.load(path)
     assert loaded.size == vocab.size
+    assert [loaded.piece(i) for i in range(loaded.size)] == [
+        vocab.piece(i) for i in range(vocab.size)]
+
+
+def test_word_vocab():
+    vocab = WordVocab.build(["b a c", " a  b ", "d a\tb e"], max_size=3)
+    assert vocab.size == NUM_SPECIALS + 3
+    # a (3 times), b (3 times), then c, d, e once each: c wins alphabetically.
+    assert [vocab.piece(i) for i in range(vocab.size)] == [*SPECIAL_PIECES, "a", "b", "c"]
+    assert vocab.encode("  c a\tz ") == [6, 4, UNK_ID]
+    assert vocab.decode([BOS_ID, 6, PAD_ID, 4, UNK_ID, EOS_ID, 5]) == f"c a {UNK_CHAR}"
+    assert vocab.decode(vocab.encode("a  b\tc ")) == "a b c"
+    with pytest.raises(ValueError):
+        vocab.piece(vocab.size)
+
+
+@pytest.mark.parametrize("words", [["a", "a"], ["a b"], [""]])
+def test_word_vocab_rejects_bad_words(words):
+    with pytest.raises(ValueError):
+        WordVocab(words)
+
+
+def test_word_vocab_save_load(tmp_path):
+    vocab = WordVocab(["grün", "Haus", "a"])
+    path = str(tmp_path / "vocab.json")
+    vocab.save(path)
+    loaded = WordVocab.load(path)
     assert [loaded.piece(i) for i in range(loaded.size)] == [
         vocab.piece(i) for i in range(vocab.size)]

@@ -22,8 +22,8 @@ from s2s_jax.data.multi30k import available_splits, load_multi30k
 from s2s_jax.data.readers import Pairs
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.tfds_source import load_tfds
-from s2s_jax.data.tokenizer import WordVocab, cache_name, load_or_train
-from s2s_jax.data.vocab import CharVocab, Vocab
+from s2s_jax.data.tokenizer import cache_name, load_or_train
+from s2s_jax.data.vocab import CharVocab, Vocab, WordVocab
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Subword (SentencePiece) and word vocabularies implementing `Vocab`.
+"""SentencePiece subword vocabularies implementing `Vocab`.
 
 `SentencePieceVocab` round-trips any text exactly (`decode(encode(s)) == s`
 for every string without lone surrogates): the model is trained without
@@ -7,7 +7,6 @@ of UNK. Models are trained once on the training split and cached as a
 `.model` file, the only artifact needed to rebuild the vocabulary.
 """
 
-import collections
 import hashlib
 import io
 import itertools
@@ -23,8 +22,8 @@ import numpy as np
 import sentencepiece as spm
 
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.data.vocab import (BOS_ID, EOS_ID, NUM_SPECIALS, PAD_ID,
-                                SPECIAL_PIECES, UNK_CHAR, UNK_ID)
+from s2s_jax.data.vocab import (BOS_ID, EOS_ID, PAD_ID, UNK_CHAR, UNK_ID,
+                                strip_specials)
 
 ModelType = Literal["unigram", "bpe"]
 
@@ -54,17 +53,6 @@ _TOO_LARGE = re.compile(r"Vocabulary size too high \(\d+\)\. "
                         r"Please set it to a value <= (\d+)")
 _TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. "
                         r"\d+ vs (\d+)")
-
-
-def _strip_specials(ids: Sequence[int] | np.ndarray) -> list[int]:
-    """Returns `ids` up to the first EOS_ID, without PAD_ID and BOS_ID."""
-    kept = []
-    for i in map(int, ids):
-        if i == EOS_ID:
-            break
-        if i not in (PAD_ID, BOS_ID):
-            kept.append(i)
-    return kept
 
 
 class SentencePieceVocab:
@@ -99,7 +87,7 @@ class SentencePieceVocab:
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Decodes `[length]` ids up to the first EOS_ID, skipping PAD and BOS."""
-        return self._sp.decode(_strip_specials(ids)).removeprefix(" ")
+        return self._sp.decode(strip_specials(ids)).removeprefix(" ")
 
     def piece(self, i: int) -> str:
         """Returns the piece for id `i`, e.g. "▁Haus", "<0xE2>" or "</s>"."""
@@ -212,58 +200,3 @@ def load_or_train(cache_dir: str, name: str,
                  model_type, vocab_size, path)
     os.makedirs(cache_dir, exist_ok=True)
     return train_sentencepiece(texts_fn(), path, vocab_size, model_type)
-
-
-class WordVocab:
-    """Maps whitespace-separated words to ids; ids below NUM_SPECIALS are specials.
-
-    Meant for small tasks. `decode` joins words with single spaces, so the
-    round trip is exact only for texts of words separated by single spaces,
-    without leading or trailing whitespace and without unknown words.
-    """
-
-    def __init__(self, words: Sequence[str]):
-        """Creates a vocabulary giving `words[k]` the id `NUM_SPECIALS + k`."""
-        self._words = list(words)
-        if len(set(self._words)) != len(self._words):
-            raise ValueError("WordVocab needs distinct words")
-        if any(w.split() != [w] for w in self._words):
-            raise ValueError("WordVocab words must be non-empty, without whitespace")
-        self._ids = {w: i for i, w in enumerate(self._words, start=NUM_SPECIALS)}
-
-    @classmethod
-    def build(cls, texts: Iterable[str], max_size: int) -> "WordVocab":
-        """Keeps the `max_size` most frequent words, ties broken alphabetically."""
-        counts = collections.Counter(w for text in texts for w in text.split())
-        ranked = sorted(counts, key=lambda w: (-counts[w], w))
-        return cls(ranked[:max_size])
-
-    @property
-    def size(self) -> int:
-        return NUM_SPECIALS + len(self._words)
-
-    def encode(self, text: str) -> list[int]:
-        """Returns one id per word, UNK_ID for unknown ones; no BOS/EOS."""
-        return [self._ids.get(w, UNK_ID) for w in text.split()]
-
-    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
-        """Decodes `[length]` ids up to the first EOS_ID, skipping PAD and BOS."""
-        return " ".join(UNK_CHAR if i == UNK_ID else self.piece(i)
-                        for i in _strip_specials(ids))
-
-    def piece(self, i: int) -> str:
-        """Returns the word for id `i`, or the name of a special token."""
-        if not 0 <= i < self.size:
-            raise ValueError(f"id {i} out of range for vocabulary of size {self.size}")
-        if i < NUM_SPECIALS:
-            return SPECIAL_PIECES[i]
-        return self._words[i - NUM_SPECIALS]
-
-    def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"type": "word", "words": self._words}, f, ensure_ascii=False)
-
-    @classmethod
-    def load(cls, path: str) -> "WordVocab":
-        with open(path, encoding="utf-8") as f:
-            return cls(json.load(f)["words"])

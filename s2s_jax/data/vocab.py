@@ -1,5 +1,6 @@
-"""Character-level vocabulary with fixed ids for the special tokens."""
+"""Vocabularies: the interface, the fixed special ids, character and word vocabularies."""
 
+import collections
 import json
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -28,46 +29,104 @@ class Vocab(Protocol):
     def piece(self, i: int) -> str: ...
 
 
-class CharVocab:
-    """Maps single characters to ids; ids below NUM_SPECIALS are specials."""
+def strip_specials(ids: Sequence[int] | np.ndarray) -> list[int]:
+    """Returns `ids` up to the first EOS_ID, without PAD_ID and BOS_ID."""
+    kept = []
+    for i in map(int, ids):
+        if i == EOS_ID:
+            break
+        if i not in (PAD_ID, BOS_ID):
+            kept.append(i)
+    return kept
 
-    def __init__(self, chars: str | Iterable[str]):
-        self._chars = sorted(set(chars))
-        if any(len(c) != 1 for c in self._chars):
-            raise ValueError(f"CharVocab needs single characters, got {self._chars}")
-        self._ids = {c: i for i, c in enumerate(self._chars, start=NUM_SPECIALS)}
+
+class _TokenListVocab:
+    """A fixed list of tokens, ids from NUM_SPECIALS on; subclasses say how text
+    splits into tokens (`_split`) and how tokens join back (`separator`)."""
+
+    kind = ""  # the "type" written by save
+    separator = ""
+
+    def __init__(self, tokens: Sequence[str]):
+        self._tokens = list(tokens)
+        self._ids = {t: i for i, t in enumerate(self._tokens, start=NUM_SPECIALS)}
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        raise NotImplementedError
 
     @property
     def size(self) -> int:
-        return NUM_SPECIALS + len(self._chars)
+        return NUM_SPECIALS + len(self._tokens)
 
     def encode(self, text: str) -> list[int]:
-        """Returns one id per character, UNK_ID for unknown ones; no BOS/EOS."""
-        return [self._ids.get(c, UNK_ID) for c in text]
+        """Returns one id per token, UNK_ID for unknown ones; no BOS/EOS."""
+        return [self._ids.get(t, UNK_ID) for t in self._split(text)]
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Decodes `[length]` ids up to the first EOS_ID, skipping PAD and BOS."""
-        text = []
-        for i in map(int, ids):
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                text.append(UNK_CHAR if i == UNK_ID else self.piece(i))
-        return "".join(text)
+        return self.separator.join(UNK_CHAR if i == UNK_ID else self.piece(i)
+                                   for i in strip_specials(ids))
 
     def piece(self, i: int) -> str:
-        """Returns the character for id `i`, or the name of a special token."""
+        """Returns the token for id `i`, or the name of a special token."""
         if not 0 <= i < self.size:
             raise ValueError(f"id {i} out of range for vocabulary of size {self.size}")
         if i < NUM_SPECIALS:
             return SPECIAL_PIECES[i]
-        return self._chars[i - NUM_SPECIALS]
+        return self._tokens[i - NUM_SPECIALS]
 
     def save(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"type": "char", "chars": self._chars}, f, ensure_ascii=False)
+            json.dump({"type": self.kind, "tokens": self._tokens}, f, ensure_ascii=False)
 
     @classmethod
-    def load(cls, path: str) -> "CharVocab":
+    def load(cls, path: str):
         with open(path, encoding="utf-8") as f:
-            return cls(json.load(f)["chars"])
+            return cls(json.load(f)["tokens"])
+
+
+class CharVocab(_TokenListVocab):
+    """Maps single characters to ids (sorted, so construction is deterministic)."""
+
+    kind = "char"
+
+    def __init__(self, chars: str | Iterable[str]):
+        chars = sorted(set(chars))
+        if any(len(c) != 1 for c in chars):
+            raise ValueError(f"CharVocab needs single characters, got {chars}")
+        super().__init__(chars)
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        return list(text)
+
+
+class WordVocab(_TokenListVocab):
+    """Maps whitespace-separated words to ids; meant for small tasks.
+
+    `decode` joins words with single spaces, so the round trip is exact only for
+    texts of words separated by single spaces, without leading or trailing
+    whitespace and without unknown words.
+    """
+
+    kind = "word"
+    separator = " "
+
+    def __init__(self, words: Sequence[str]):
+        """Gives `words[k]` the id `NUM_SPECIALS + k`."""
+        if len(set(words)) != len(words):
+            raise ValueError("WordVocab needs distinct words")
+        if any(w.split() != [w] for w in words):
+            raise ValueError("WordVocab words must be non-empty, without whitespace")
+        super().__init__(words)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], max_size: int) -> "WordVocab":
+        """Keeps the `max_size` most frequent words, ties broken alphabetically."""
+        counts = collections.Counter(w for text in texts for w in text.split())
+        return cls(sorted(counts, key=lambda w: (-counts[w], w))[:max_size])
+
+    @staticmethod
+    def _split(text: str) -> list[str]:
+        return text.split()
