@@ -97,6 +97,14 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.split = "test"  # split decoded by --mode=eval and at the end of training
     evaluation.train_split = "validation"  # split evaluated periodically while training
     evaluation.batch_size = 256  # sentences per decoding batch
+    evaluation.decoder = "greedy"  # greedy | beam | sample
+    evaluation.beam_size = 5  # beam: hypotheses kept per sentence
+    evaluation.alpha = 0.6  # beam: GNMT length penalty ((5 + |Y|) / 6) ** alpha
+    evaluation.beta = 0.0  # beam: coverage penalty weight (needs attention)
+    evaluation.n_best = 1  # beam: hypotheses returned per sentence
+    evaluation.temperature = 1.0  # sample: softmax temperature
+    evaluation.top_k = 0  # sample: keep the k most likely tokens (0: all)
+    evaluation.sample_seed = 0  # sample: random seed
     evaluation.max_len_a = 1.0  # output length bound a * src_len + b
     evaluation.max_len_b = 10  # (src_len is the padded source length)
     evaluation.checkpoint = "best"  # best | latest | a step number

@@ -1,26 +1,54 @@
 """Autoregressive decoding with fixed shapes, built on ``Seq2Seq.decode_step``.
 
-Decoders run inside ``jax.jit`` as a ``lax.while_loop`` that stops early once every
-sentence has produced EOS. The output length bound is ``a * src_len + b`` where
-``src_len`` is the padded source length (a static shape, so nothing recompiles).
+Three decoders, each one ``lax.while_loop`` that runs inside ``jax.jit`` and returns a
+``Decoded``:
+
+* ``greedy``: the most probable token at each step;
+* ``sample``: ancestral sampling at a temperature, optionally from the top-k tokens;
+* ``beam_search``: beam search with the GNMT length and coverage penalties.
+
+Greedy decoding and sampling are one loop (``_step_loop``) with different token
+choices; it stops once every sentence has produced EOS. Beam search stops once no alive
+hypothesis can beat the finished ones. The output length bound is ``a * src_len + b``
+tokens, EOS included, where ``src_len`` is the padded source length (a static shape, so
+nothing recompiles). ``compile_decoder`` builds the decoder an eval config names.
 """
 
 import functools
-from typing import Any, Optional
+import itertools
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID
-from s2s_jax.models.seq2seq import Seq2Seq
+from s2s_jax.models.seq2seq import DecoderState, Memory, Seq2Seq
+
+NEG_INF = -jnp.inf
+
+# (step index, logits [B, V]) -> the next tokens [B].
+TokenChoice = Callable[[jax.Array, jax.Array], jax.Array]
+DecodeStep = Callable[[DecoderState, jax.Array, Memory],
+                      tuple[DecoderState, jax.Array, Optional[jax.Array]]]
 
 
 @struct.dataclass
 class Decoded:
-    """``tokens [B, L]`` (EOS included, PAD after), ``weights [B, L, S]`` or None."""
+    """N hypotheses per sentence, best first (N = 1 for greedy decoding and sampling).
+
+    Attributes:
+      tokens: ``[B, N, L]`` int32, each hypothesis up to and including its EOS, PAD
+        after; a hypothesis cut off by the length bound has L tokens and no EOS.
+      scores: ``[B, N]`` float32: the GNMT score for beam search (``gnmt_score``), the
+        model's log P(Y|X) for greedy decoding and sampling. Beam slots beyond the
+        number of distinct hypotheses the search can form score -inf.
+      weights: ``[B, L, S]`` attention weights of the best hypothesis, zero after its
+        last token; None for a model without attention.
+    """
 
     tokens: jax.Array
+    scores: jax.Array
     weights: Optional[jax.Array]
 
 
@@ -28,7 +56,88 @@ def max_decode_length(src_len: int, a: float, b: int) -> int:
     return max(1, int(a * src_len + b))
 
 
-def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
+def length_penalty(length: jax.Array | int, alpha: float) -> jax.Array:
+    """GNMT ``lp(Y) = ((5 + |Y|) / 6) ** alpha``, |Y| counting the generated EOS."""
+    return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
+
+
+def coverage_penalty(weights: jax.Array, src_mask: jax.Array, beta: float) -> jax.Array:
+    """GNMT ``cp(X; Y) = beta * sum_i log(min(sum_j a_ij, 1))`` over real source tokens i.
+
+    Args:
+      weights: ``[..., L, S]`` attention weights a_ji of each target step j (zero at
+        steps not taken).
+      src_mask: ``[..., S]``, broadcastable to ``weights`` without its L axis.
+      beta: the penalty's weight.
+
+    Returns:
+      ``[...]``, zero or negative.
+    """
+    coverage = jnp.minimum(weights.sum(axis=-2), 1.0)
+    return beta * jnp.sum(jnp.where(src_mask, jnp.log(coverage), 0.0), axis=-1)
+
+
+def gnmt_score(log_prob: jax.Array, length: jax.Array | int, weights: Optional[jax.Array],
+               src_mask: jax.Array, *, alpha: float, beta: float) -> jax.Array:
+    """``log P(Y|X) / lp(Y) + cp(X; Y)`` (Wu et al. 2016, eq. 14), shaped like ``log_prob``.
+
+    ``weights`` and ``src_mask`` are as in ``coverage_penalty``; they are not read when
+    ``beta`` is 0 (weights may then be None).
+    """
+    score = log_prob / length_penalty(length, alpha)
+    if beta:
+        score = score + coverage_penalty(weights, src_mask, beta)
+    return score
+
+
+def _start(model: Seq2Seq, params: Any, src: jax.Array,
+           src_mask: jax.Array) -> tuple[DecodeStep, DecoderState, Memory, bool]:
+    """Runs the encoder: (decode step, initial state, memory, whether the model attends).
+
+    Decoders use nothing of the model but these two methods, called by name, so any
+    flax module with Seq2Seq's ``encode`` and ``decode_step`` can stand in for it.
+    """
+    variables = {"params": params}
+    state, memory = model.apply(variables, src, src_mask, method="encode")
+    step = functools.partial(model.apply, variables, method="decode_step")
+    _, _, weights = jax.eval_shape(step, state, jnp.zeros(src.shape[:1], jnp.int32), memory)
+    return step, state, memory, weights is not None
+
+
+def _step_loop(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
+               choose: TokenChoice, max_len_a: float, max_len_b: int) -> Decoded:
+    """Feeds each sentence the token ``choose`` picks until every sentence has produced EOS.
+
+    Returns N = 1 hypothesis per sentence, scored by its log-probability under the model.
+    """
+    batch_size, src_len = src.shape
+    max_len = max_decode_length(src_len, max_len_a, max_len_b)
+    step, state, memory, attends = _start(model, params, src, src_mask)
+    weights = jnp.zeros((batch_size, max_len, src_len), jnp.float32) if attends else None
+    init = (0, state, jnp.full((batch_size,), BOS_ID, jnp.int32),
+            jnp.zeros((batch_size,), bool), jnp.full((batch_size, max_len), PAD_ID, jnp.int32),
+            jnp.zeros((batch_size,), jnp.float32), weights)
+
+    def cond(loop):
+        i, _, _, done, _, _, _ = loop
+        return (i < max_len) & ~jnp.all(done)
+
+    def body(loop):
+        i, state, token, done, tokens, log_prob, weights = loop
+        state, logits, step_weights = step(state, token, memory)
+        token = jnp.where(done, PAD_ID, choose(i, logits).astype(jnp.int32))
+        token_log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), token[:, None], axis=1)
+        log_prob = log_prob + jnp.where(done, 0.0, token_log_prob[:, 0])
+        tokens = tokens.at[:, i].set(token)
+        if weights is not None:
+            weights = weights.at[:, i].set(jnp.where(done[:, None], 0.0, step_weights))
+        return i + 1, state, token, done | (token == EOS_ID), tokens, log_prob, weights
+
+    _, _, _, _, tokens, log_prob, weights = jax.lax.while_loop(cond, body, init)
+    return Decoded(tokens[:, None], log_prob[:, None], weights)
+
+
+def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
            max_len_a: float, max_len_b: int) -> Decoded:
     """Greedy decoding: at each step the most probable token.
 
@@ -37,42 +146,235 @@ def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
       params: its parameters.
       src, src_mask: ``[B, S]``.
       max_len_a, max_len_b: output length bound ``a * S + b``.
+
+    Returns:
+      ``Decoded`` with N = 1.
     """
+    return _step_loop(model, params, src, src_mask, lambda i, logits: jnp.argmax(logits, -1),
+                      max_len_a, max_len_b)
+
+
+def sample(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, rng: jax.Array,
+           *, temperature: float, top_k: int, max_len_a: float, max_len_b: int) -> Decoded:
+    """Ancestral sampling from ``softmax(logits / temperature)``.
+
+    Args:
+      model, params, src, src_mask, max_len_a, max_len_b: as for ``greedy``.
+      rng: PRNG key; the samples are a function of it (step i uses ``fold_in(rng, i)``).
+      temperature: > 0; towards 0 sampling becomes greedy, above 1 flatter.
+      top_k: when in (0, V), sample among the top_k most likely tokens only.
+
+    Returns:
+      ``Decoded`` with N = 1, scored by the untempered model's log P(Y|X). Sentences
+      stop at EOS or the length bound, as in ``greedy``.
+    """
+    if temperature <= 0 or top_k < 0:
+        raise ValueError(f"sampling needs temperature > 0 and top_k >= 0, got "
+                         f"temperature={temperature}, top_k={top_k}")
+
+    def choose(i: jax.Array, logits: jax.Array) -> jax.Array:
+        key = jax.random.fold_in(rng, i)
+        logits = logits / temperature
+        if not 0 < top_k < logits.shape[-1]:
+            return jax.random.categorical(key, logits)
+        top_logits, top_tokens = jax.lax.top_k(logits, top_k)
+        choice = jax.random.categorical(key, top_logits)
+        return jnp.take_along_axis(top_tokens, choice[:, None], axis=1)[:, 0]
+
+    return _step_loop(model, params, src, src_mask, choose, max_len_a, max_len_b)
+
+
+def _repeat_beams(tree: Any, beam_size: int) -> Any:
+    """``[B, ...]`` leaves -> ``[B, K, ...]``, each row copied K times."""
+    return jax.tree.map(
+        lambda x: jnp.broadcast_to(x[:, None], (x.shape[0], beam_size) + x.shape[1:]), tree)
+
+
+def _flatten_beams(tree: Any) -> Any:
+    """``[B, K, ...]`` -> ``[B * K, ...]``."""
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)
+
+
+def _unflatten_beams(tree: Any, batch_size: int) -> Any:
+    """``[B * K, ...]`` -> ``[B, K, ...]``."""
+    return jax.tree.map(lambda x: x.reshape((batch_size, -1) + x.shape[1:]), tree)
+
+
+def _gather_beams(tree: Any, beams: jax.Array) -> Any:
+    """``[B, K, ...]`` leaves, ``beams [B, K']`` indices into K -> ``[B, K', ...]``."""
+    return jax.tree.map(lambda x: jax.vmap(lambda row, index: row[index])(x, beams), tree)
+
+
+@struct.dataclass
+class _Beams:
+    """Beam search loop state: K alive and N finished hypotheses per sentence.
+
+    Attributes:
+      length: tokens generated so far, i.e. the next target position i.
+      alive_tokens: ``[B, K, 1 + L]``, BOS then the tokens so far (PAD from 1 + i on).
+      alive_log_probs: ``[B, K]`` log P(prefix|X), -inf for empty slots.
+      alive_weights: ``[B, K, L, S]`` attention histories, or None.
+      decoder_state: the DecoderState after each alive prefix, leaves ``[B, K, ...]``.
+      finished_tokens: ``[B, N, L]``, EOS included, PAD after.
+      finished_scores: ``[B, N]`` GNMT scores, best first, -inf for empty slots.
+      finished_weights: ``[B, N, L, S]``, or None.
+    """
+
+    length: jax.Array
+    alive_tokens: jax.Array
+    alive_log_probs: jax.Array
+    alive_weights: Optional[jax.Array]
+    decoder_state: DecoderState
+    finished_tokens: jax.Array
+    finished_scores: jax.Array
+    finished_weights: Optional[jax.Array]
+
+
+def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
+                beam_size: int, alpha: float, beta: float, n_best: int, max_len_a: float,
+                max_len_b: int) -> Decoded:
+    """Beam search scored by GNMT's ``log P(Y|X) / lp(Y) + cp(X; Y)`` (``gnmt_score``).
+
+    At step i each alive prefix is extended by every token (only one alive slot is
+    live at step 0, so the first K prefixes are distinct), and of these K * V
+    candidates, all i + 1 tokens long:
+
+    * those among the K most probable that end with EOS are finished (as in fairseq);
+    * the K most probable that do not end with EOS stay alive;
+    * at the length bound L, the K most probable are finished as they are (L tokens,
+      no EOS), so a sentence always gets hypotheses even when none reaches EOS.
+
+    Finished hypotheses are never extended and keep their score; the N best are kept.
+    Ranking candidates by log-probability rather than score changes nothing for the
+    length penalty (they have one length) and makes beam size 1 equal greedy decoding
+    when alpha = beta = 0. The loop stops once, for every sentence, the best alive
+    log-probability divided by the largest length penalty, lp(L), is below the worst
+    kept finished score: log-probabilities only decrease, lp(|Y|) <= lp(L) for
+    alpha >= 0 and the coverage penalty is <= 0, so no alive hypothesis could enter
+    the N best any more, and stopping early changes no result.
+
+    Args:
+      model, params, src, src_mask, max_len_a, max_len_b: as for ``greedy``.
+      beam_size: K, hypotheses kept alive per sentence.
+      alpha: length penalty exponent, >= 0 (0: none).
+      beta: coverage penalty weight, >= 0 (0: none); > 0 needs a model with attention.
+      n_best: N <= K, hypotheses returned per sentence.
+
+    Returns:
+      ``Decoded`` with N = n_best, sorted by score.
+    """
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"beam search needs 1 <= n_best <= beam_size, got n_best={n_best}, "
+                         f"beam_size={beam_size}")
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"beam search needs alpha >= 0 and beta >= 0, got alpha={alpha}, "
+                         f"beta={beta}")
     batch_size, src_len = src.shape
     max_len = max_decode_length(src_len, max_len_a, max_len_b)
-    variables = {"params": params}
-    state, memory = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
-    step = functools.partial(model.apply, variables, method=Seq2Seq.decode_step)
+    step, state, memory, attends = _start(model, params, src, src_mask)
+    if beta and not attends:
+        raise ValueError(f"the coverage penalty (beta={beta}) needs attention weights, and "
+                         "the model has none (attention 'none'): set beta to 0")
+    memory = _flatten_beams(_repeat_beams(memory, beam_size))  # once, for every step
+    mask = src_mask[:, None, :]
+    score = functools.partial(gnmt_score, src_mask=mask, alpha=alpha, beta=beta)
 
-    _, _, weights_shape = jax.eval_shape(
-        step, state, jnp.zeros((batch_size,), jnp.int32), memory)
-    weights = (None if weights_shape is None
-               else jnp.zeros((batch_size, max_len, src_len), jnp.float32))
-    init = (0, state, jnp.full((batch_size,), BOS_ID, jnp.int32),
-            jnp.zeros((batch_size,), bool),
-            jnp.full((batch_size, max_len), PAD_ID, jnp.int32), weights)
+    def zero_weights(k: int) -> Optional[jax.Array]:
+        return jnp.zeros((batch_size, k, max_len, src_len), jnp.float32) if attends else None
 
-    def cond(loop):
-        i, _, _, done, _, _ = loop
-        return (i < max_len) & ~jnp.all(done)
+    def cond(beams: _Beams) -> jax.Array:
+        best_alive = beams.alive_log_probs.max(axis=1) / length_penalty(max_len, alpha)
+        done = best_alive < beams.finished_scores[:, -1]
+        return (beams.length < max_len) & ~jnp.all(done)
 
-    def body(loop):
-        i, state, token, done, tokens, weights = loop
-        state, logits, step_weights = step(state, token, memory)
-        token = jnp.where(done, PAD_ID, jnp.argmax(logits, axis=-1).astype(jnp.int32))
-        tokens = tokens.at[:, i].set(token)
-        if weights is not None:
-            weights = weights.at[:, i].set(step_weights)
-        return i + 1, state, token, done | (token == EOS_ID), tokens, weights
+    def body(beams: _Beams) -> _Beams:
+        i = beams.length
+        decoder_state, logits, step_weights = step(
+            _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1),
+            memory)
+        log_probs = jax.nn.log_softmax(logits).reshape(batch_size, beam_size, -1)
+        vocab_size = log_probs.shape[-1]
+        candidates = beams.alive_log_probs[:, :, None] + log_probs  # [B, K, V]
+        if attends:
+            step_weights = step_weights.reshape(batch_size, beam_size, src_len)
 
-    _, _, _, _, tokens, weights = jax.lax.while_loop(cond, body, init)
-    return Decoded(tokens, weights)
+        def extend(log_probs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array,
+                                                  Optional[jax.Array]]:
+            """The K best of ``log_probs [B, K, V]``: their log-probs ``[B, K]``, parent
+            beams ``[B, K]``, tokens ``[B, K, 1 + L]`` and weights ``[B, K, L, S]`` (the
+            parents' histories extended by this step)."""
+            top, index = jax.lax.top_k(log_probs.reshape(batch_size, -1), beam_size)
+            parents = index // vocab_size
+            tokens, weights = _gather_beams((beams.alive_tokens, beams.alive_weights), parents)
+            tokens = tokens.at[:, :, i + 1].set(index % vocab_size)
+            if attends:
+                weights = weights.at[:, :, i].set(_gather_beams(step_weights, parents))
+            return top, parents, tokens, weights
+
+        log_prob, _, tokens, weights = extend(candidates)
+        finishes = (tokens[:, :, i + 1] == EOS_ID) | (i == max_len - 1)
+        new_scores = jnp.where(finishes, score(log_prob, i + 1, weights), NEG_INF)
+        finished_scores, best = jax.lax.top_k(
+            jnp.concatenate([beams.finished_scores, new_scores], axis=1), n_best)
+        finished_tokens, finished_weights = _gather_beams(jax.tree.map(
+            lambda old, new: jnp.concatenate([old, new], axis=1),
+            (beams.finished_tokens, beams.finished_weights), (tokens[:, :, 1:], weights)), best)
+
+        alive_log_probs, parents, alive_tokens, alive_weights = extend(
+            candidates.at[:, :, EOS_ID].set(NEG_INF))
+        decoder_state = _gather_beams(_unflatten_beams(decoder_state, batch_size), parents)
+        return _Beams(i + 1, alive_tokens, alive_log_probs, alive_weights, decoder_state,
+                      finished_tokens, finished_scores, finished_weights)
+
+    init = _Beams(
+        length=jnp.zeros((), jnp.int32),
+        alive_tokens=jnp.full((batch_size, beam_size, 1 + max_len), PAD_ID,
+                              jnp.int32).at[:, :, 0].set(BOS_ID),
+        alive_log_probs=jnp.where(jnp.arange(beam_size) == 0, 0.0,
+                                  jnp.full((batch_size, beam_size), NEG_INF)),
+        alive_weights=zero_weights(beam_size),
+        decoder_state=_repeat_beams(state, beam_size),
+        finished_tokens=jnp.full((batch_size, n_best, max_len), PAD_ID, jnp.int32),
+        finished_scores=jnp.full((batch_size, n_best), NEG_INF),
+        finished_weights=zero_weights(n_best))
+    beams = jax.lax.while_loop(cond, body, init)
+    best_weights = None if beams.finished_weights is None else beams.finished_weights[:, 0]
+    return Decoded(beams.finished_tokens, beams.finished_scores, best_weights)
 
 
-DECODERS = {"greedy": greedy}
+class DecoderSpec(NamedTuple):
+    """A decoder and the eval config fields it takes by keyword, besides the length bound."""
+
+    decode: Callable[..., Decoded]
+    options: tuple[str, ...]
+    random: bool = False  # takes a PRNG key after src_mask
 
 
-def compile_decoder(model: Seq2Seq, eval_config):
-    """``(params, src, src_mask) -> Decoded``, jitted, with the config's length bound."""
-    return jax.jit(functools.partial(greedy, model, max_len_a=eval_config.max_len_a,
-                                     max_len_b=eval_config.max_len_b))
+DECODERS = {
+    "greedy": DecoderSpec(greedy, ()),
+    "beam": DecoderSpec(beam_search, ("beam_size", "alpha", "beta", "n_best")),
+    "sample": DecoderSpec(sample, ("temperature", "top_k"), random=True),
+}
+
+
+def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, jax.Array],
+                                                              Decoded]:
+    """``(params, src, src_mask) -> Decoded``, jitted: the decoder ``eval_config.decoder``.
+
+    Reads ``decoder``, ``max_len_a``, ``max_len_b`` and the chosen decoder's options
+    (``DECODERS``); sampling also reads ``sample_seed`` and draws with
+    ``fold_in(key(sample_seed), n)`` on the n-th call, so a run is reproducible for the
+    same sequence of batches.
+    """
+    if eval_config.decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {eval_config.decoder!r}; choose from "
+                         f"{sorted(DECODERS)}")
+    spec = DECODERS[eval_config.decoder]
+    options = {name: getattr(eval_config, name)
+               for name in spec.options + ("max_len_a", "max_len_b")}
+    decode = jax.jit(functools.partial(spec.decode, model, **options))
+    if not spec.random:
+        return decode
+    seed, calls = jax.random.key(eval_config.sample_seed), itertools.count()
+    return lambda params, src, src_mask: decode(
+        params, src, src_mask, jax.random.fold_in(seed, next(calls)))

@@ -37,6 +37,26 @@ class EvalResult:
     metrics: dict[str, float]
     hypotheses: list[str]
     heatmaps: list[tuple[np.ndarray, list[str], list[str]]]  # (weights, src, tgt tokens)
+    bleu_by_length: list[dict]  # one row per source-length bucket
+
+
+# Source-length buckets (in source tokens) of the bottleneck study: BLEU by length.
+LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 30), (31, None))
+
+
+def bleu_by_length(lengths: list[int], hypotheses: list[str], references: list[str],
+                   tokenize: str) -> list[dict]:
+    """Corpus BLEU of the sentences in each source-length bucket (None where empty)."""
+    rows = []
+    for low, high in LENGTH_BUCKETS:
+        chosen = [i for i, n in enumerate(lengths) if low <= n and (high is None or n <= high)]
+        bleu = None
+        if chosen:
+            bleu = sacrebleu.metrics.BLEU(tokenize=tokenize).corpus_score(
+                [hypotheses[i] for i in chosen], [[references[i] for i in chosen]]).score
+        rows.append({"bucket": f"{low}-{high}" if high else f"{low}+",
+                     "sentences": len(chosen), "bleu": bleu})
+    return rows
 
 
 def _until_eos(ids: np.ndarray) -> np.ndarray:
@@ -71,7 +91,7 @@ class Evaluator:
             sums = losses.add(sums, self._metrics(params, arrays))
             decoded = parallel.fetch(self._decode(params, arrays["src"], arrays["src_mask"]))
             for row in np.flatnonzero(batch["valid"]):
-                tokens = _until_eos(decoded.tokens[row])
+                tokens = _until_eos(decoded.tokens[row, 0])  # the best hypothesis
                 empty = self.empty_sources[len(hypotheses)]  # empty in, empty out
                 hypotheses.append("" if empty else tgt_vocab.decode(tokens))
                 if len(heatmaps) < num_heatmaps and decoded.weights is not None:
@@ -80,8 +100,11 @@ class Evaluator:
                     heatmaps.append((weights, [src_vocab.piece(i) for i in src],
                                      [tgt_vocab.piece(i) for i in tokens]))
         metrics = losses.summarize(parallel.fetch(sums))
-        metrics.update(score(hypotheses, self.references, exp.config.data.bleu_tokenize))
-        return EvalResult(metrics, hypotheses, heatmaps)
+        tokenize = exp.config.data.bleu_tokenize
+        metrics.update(score(hypotheses, self.references, tokenize))
+        lengths = [len(src) - 1 for src in self.examples.src]  # without EOS
+        return EvalResult(metrics, hypotheses, heatmaps,
+                          bleu_by_length(lengths, hypotheses, self.references, tokenize))
 
 
 def score(hypotheses: list[str], references: list[str], tokenize: str) -> dict[str, float]:
@@ -99,14 +122,20 @@ def score(hypotheses: list[str], references: list[str], tokenize: str) -> dict[s
 
 
 def write_report(result: EvalResult, directory: str, step: Optional[int] = None) -> None:
-    """hypotheses.txt (one line per source line), metrics.json, attention_<i>.png."""
+    """hypotheses.txt (one line per source line), metrics.json (with BLEU by source
+    length), bleu_by_length.png and attention_<i>.png."""
     if jax.process_index() != 0:
         return
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "hypotheses.txt"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in result.hypotheses)
     with open(os.path.join(directory, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"step": step, **result.metrics}, f, indent=2)
+        json.dump({"step": step, **result.metrics, "bleu_by_length": result.bleu_by_length},
+                  f, indent=2)
+    rows = result.bleu_by_length
+    plots.bleu_by_length([f"{r['bucket']} ({r['sentences']})" for r in rows],
+                         {"model": [r["bleu"] or 0.0 for r in rows]},
+                         os.path.join(directory, "bleu_by_length.png"))
     for i, (weights, src, tgt) in enumerate(result.heatmaps):
         plots.attention_heatmap(weights, src, tgt, os.path.join(directory, f"attention_{i}.png"),
                                 title=f"attention, example {i}")

@@ -8,6 +8,7 @@
 Any config field can be overridden: ``--config.model.hidden_size=256``.
 """
 
+import contextlib
 import sys
 
 from absl import app, flags, logging
@@ -20,14 +21,25 @@ from s2s_jax.data.readers import CorpusError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and reports.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "translate"], "What to do.")
+flags.DEFINE_string("input", None, "translate: file of source lines (default stdin).")
+flags.DEFINE_string("output", None, "translate: file for the translations (default stdout).")
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py.",
                                 lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 
+def _translate(config, workdir: str) -> None:
+    with contextlib.ExitStack() as files:
+        source = (files.enter_context(open(FLAGS.input, encoding="utf-8"))
+                  if FLAGS.input else sys.stdin)
+        sink = (files.enter_context(open(FLAGS.output, "w", encoding="utf-8"))
+                if FLAGS.output else sys.stdout)
+        translate.run(config, workdir, source, sink)
+
+
 MODES = {
     "train": train.train_and_evaluate,
     "eval": evaluate.run,
-    "translate": translate.run,
+    "translate": _translate,
 }
 
 

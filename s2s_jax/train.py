@@ -9,7 +9,7 @@ import optax
 from absl import logging
 from clu import metric_writers
 
-from s2s_jax import evaluate, losses, parallel, schedules
+from s2s_jax import evaluate, losses, parallel, plots, schedules
 from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
                                    token_budget_batch_sizes)
 from s2s_jax.data.sources import load_corpus
@@ -72,15 +72,20 @@ def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
 
 
 def _evaluate(evaluator: evaluate.Evaluator, writer, checkpointer, step: int,
-              state: TrainState, best_metric: str) -> None:
-    """Scores the validation split, logs it, and keeps the state if it is the best."""
-    metrics = evaluator(state.params).metrics
+              state: TrainState, config) -> None:
+    """Scores the validation split, logs it with attention heatmaps, and keeps the
+    state if it is the best so far."""
+    result = evaluator(state.params, config.eval.num_heatmaps)
+    metrics = result.metrics
     writer.write_scalars(step, {f"{evaluator.split}/{k}": v for k, v in metrics.items()
                                 if not k.endswith("signature")})
+    writer.write_images(step, {
+        f"{evaluator.split}/attention_{i}": plots.attention_heatmap(*heatmap)[None]
+        for i, heatmap in enumerate(result.heatmaps)})
     logging.info("eval %s at step %d: exact match %.2f, BLEU %.2f, chrF %.2f",
                  evaluator.split, step, metrics["exact_match"], metrics["bleu"],
                  metrics["chrf"])
-    checkpointer.save_best(step, state, metrics[best_metric])
+    checkpointer.save_best(step, state, metrics[config.train.best_metric])
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -121,7 +126,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
             sums, last_time, last_step = {}, now, step
         if step % train.eval_every == 0 or step == train.num_steps:
             started = time.time()
-            _evaluate(evaluator, writer, exp.checkpointer, step, state, train.best_metric)
+            _evaluate(evaluator, writer, exp.checkpointer, step, state, config)
             last_time += time.time() - started  # steps/s counts training time only
         if step % train.checkpoint_every == 0 or step == train.num_steps:
             exp.checkpointer.save(step, state)

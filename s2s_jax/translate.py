@@ -1,37 +1,59 @@
-"""``--mode=translate``: source lines from stdin to translations on stdout.
+"""``--mode=translate``: source lines to translations, stdin to stdout by default.
 
-Lines are read and decoded in batches for speed, and written in input order, one
-output line per input line; an empty input line gives an empty output line.
+Lines are decoded in batches for speed and written in input order: one output line
+per input line (with ``eval.n_best`` > 1, that many lines ``index ||| translation |||
+score``, Moses style); an empty input line gives an empty output line. A line longer
+than the largest bucket is truncated to it, with a warning on stderr, so no input
+creates a new compiled shape.
 """
 
 import itertools
 import sys
 from typing import Iterable, Iterator, TextIO
 
+import numpy as np
+from absl import logging
+
 from s2s_jax import decoding, parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
+from s2s_jax.data.vocab import EOS_ID
 from s2s_jax.experiment import Experiment
 
+Hypotheses = list[tuple[str, float]]  # (translation, score), best first
 
-def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[str]:
-    """Yields one translation per input line (without newline), in order."""
+
+def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[Hypotheses]:
+    """Yields the n-best translations of each input line, in order."""
     config = experiment.config
     corpus, mesh = experiment.corpus, experiment.mesh
     batch_size = parallel.round_to_devices(config.eval.batch_size, mesh)
+    max_src_len = max(src_len for src_len, _ in config.data.buckets)
     decode = decoding.compile_decoder(experiment.model, config.eval)
     params = experiment.state.params
-    lines = (line.rstrip("\r\n") for line in lines)
-    while chunk := list(itertools.islice(lines, batch_size)):
-        to_decode = [i for i, line in enumerate(chunk) if line.strip()]
-        outputs = [""] * len(chunk)
+    numbered = enumerate((line.rstrip("\r\n") for line in lines), start=1)
+    while chunk := list(itertools.islice(numbered, batch_size)):
+        to_decode = [i for i, (_, line) in enumerate(chunk) if line.strip()]
+        outputs: list[Hypotheses] = [[("", 0.0)] for _ in chunk]
         if to_decode:
-            sources = [encode_source(chunk[i], corpus.src_vocab) for i in to_decode]
+            sources = [_truncated(encode_source(chunk[i][1], corpus.src_vocab), max_src_len,
+                                  chunk[i][0]) for i in to_decode]
             batch = pad_source_batch(sources, batch_size, config.data.buckets)
             arrays = parallel.shard_batch(parallel.process_rows(batch), mesh)
-            tokens = parallel.fetch(decode(params, arrays["src"], arrays["src_mask"])).tokens
+            decoded = parallel.fetch(decode(params, arrays["src"], arrays["src_mask"]))
             for row, i in enumerate(to_decode):
-                outputs[i] = corpus.tgt_vocab.decode(tokens[row])  # stops at EOS
+                nbest = zip(decoded.tokens[row], decoded.scores[row])
+                outputs[i] = [(corpus.tgt_vocab.decode(tokens), float(score))  # stops at EOS
+                              for tokens, score in nbest if np.isfinite(score)]
         yield from outputs
+
+
+def _truncated(src: np.ndarray, max_len: int, line_number: int) -> np.ndarray:
+    """Source ids (ending in EOS) cut to ``max_len`` ids, EOS kept, with a warning."""
+    if len(src) <= max_len:
+        return src
+    logging.warning("input line %d has %d tokens; translating its first %d", line_number,
+                    len(src) - 1, max_len - 1)
+    return np.append(src[:max_len - 1], EOS_ID).astype(src.dtype)
 
 
 def run(config, workdir: str, source: TextIO = sys.stdin, sink: TextIO = sys.stdout) -> None:
@@ -39,6 +61,11 @@ def run(config, workdir: str, source: TextIO = sys.stdin, sink: TextIO = sys.std
     which = config.eval.checkpoint
     if not experiment.restore(which) and not experiment.restore("latest"):
         raise FileNotFoundError(f"no checkpoint to translate with in {workdir!r}")
-    for line in translate_lines(experiment, source):
-        sink.write(line + "\n")
+    n_best = config.eval.n_best if config.eval.decoder == "beam" else 1
+    for index, hypotheses in enumerate(translate_lines(experiment, source)):
+        if n_best == 1:
+            sink.write(hypotheses[0][0] + "\n")
+        else:
+            sink.writelines(f"{index} ||| {text} ||| {score:.4f}\n"
+                            for text, score in hypotheses)
         sink.flush()

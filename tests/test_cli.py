@@ -43,6 +43,8 @@ def test_train_writes_checkpoints_metrics_and_heatmaps(trained):
     assert metrics["step"] == 10 and 0 <= metrics["exact_match"] <= 100
     assert len((report / "hypotheses.txt").read_text().splitlines()) == 20
     assert (report / "attention_0.png").stat().st_size > 1000
+    assert (report / "bleu_by_length.png").stat().st_size > 1000
+    assert sum(row["sentences"] for row in metrics["bleu_by_length"]) == 20
     assert "compiled train step programs" in run.stderr
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
 
@@ -64,6 +66,20 @@ def test_translate_mode_maps_lines_to_lines(trained):
     outputs = run.stdout.split("\n")[:-1]
     assert len(outputs) == len(lines)
     assert outputs[1] == "" and outputs[3] == ""
+    assert "input line 5 has 40 tokens; translating its first 23" in run.stderr
+
+
+def test_translate_files_and_n_best(trained, tmp_path):
+    workdir, _ = trained
+    (tmp_path / "in.txt").write_text("abc\n\nzyx\n")
+    run = _main(workdir, *TINY, "--mode=translate", f"--input={tmp_path / 'in.txt'}",
+                f"--output={tmp_path / 'out.txt'}", "--config.eval.decoder=beam",
+                "--config.eval.beam_size=3", "--config.eval.n_best=2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "2", "2"]
+    scores = [float(line.split(" ||| ")[2]) for line in lines]
+    assert scores[0] >= scores[1] and scores[3] >= scores[4]
 
 
 def test_training_resumes_from_latest_checkpoint(trained, tmp_path):

@@ -98,7 +98,7 @@ def test_teacher_forcing_ratio_zero_equals_free_running():
     greedy = decoding.greedy(model, params, src, src_mask, max_len_a=0.0, max_len_b=T)
     # Greedy pads after EOS; compare up to each row's first EOS.
     for row in range(B):
-        tokens = np.asarray(greedy.tokens[row])
+        tokens = np.asarray(greedy.tokens[row, 0])
         end = int(np.argmax(tokens == 3)) + 1 if (tokens == 3).any() else T
         np.testing.assert_array_equal(predicted[row, :end], tokens[:end])
     replay, _ = _stepped_logits(model, params, src, src_mask,
