@@ -12,6 +12,7 @@ import tempfile
 import ml_collections
 
 from s2s_jax.data.sources import SOURCES, TOKENIZERS
+from s2s_jax.decoding import DECODERS
 from s2s_jax.data.tasks import TASKS
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS
@@ -179,6 +180,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _one_of(config, "train.schedule", LEARNING_RATE_SCHEDULES)
     _one_of(config, "train.best_mode", ("max", "min"))
     _one_of(config, "train.best_metric", EVAL_METRICS)
+    _one_of(config, "eval.decoder", DECODERS)
+    _positive(config, "eval.beam_size", "eval.n_best", "eval.temperature")
+    _check(config.eval.n_best <= config.eval.beam_size, "eval.n_best",
+           f"must be <= eval.beam_size={config.eval.beam_size}", config.eval.n_best)
+    for key in ("eval.alpha", "eval.beta", "eval.top_k"):
+        _check(_get(config, key) >= 0, key, "must be >= 0", _get(config, key))
+    if config.model.attention == "none":
+        _check(config.eval.beta == 0, "eval.beta",
+               "must be 0 without attention (the coverage penalty needs it)", config.eval.beta)
     model = config.model
     memory_size = model.hidden_size * (2 if model.bidirectional else 1)
     if model.bridge == "copy":
