@@ -132,9 +132,9 @@ def write_report(result: EvalResult, directory: str, step: Optional[int] = None)
     with open(os.path.join(directory, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump({"step": step, **result.metrics, "bleu_by_length": result.bleu_by_length},
                   f, indent=2)
-    rows = result.bleu_by_length
+    rows = [row for row in result.bleu_by_length if row["sentences"]]
     plots.bleu_by_length([f"{r['bucket']} ({r['sentences']})" for r in rows],
-                         {"model": [r["bleu"] or 0.0 for r in rows]},
+                         {"model": [r["bleu"] for r in rows]},
                          os.path.join(directory, "bleu_by_length.png"))
     for i, (weights, src, tgt) in enumerate(result.heatmaps):
         plots.attention_heatmap(weights, src, tgt, os.path.join(directory, f"attention_{i}.png"),
