@@ -10,6 +10,7 @@ from absl import logging
 from clu import metric_writers
 
 from s2s_jax import evaluate, losses, parallel, plots, schedules
+from s2s_jax.config import ConfigError
 from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
                                    token_budget_batch_sizes)
 from s2s_jax.data.sources import load_corpus
@@ -53,8 +54,8 @@ def batch_sizes(data) -> int | list[int]:
     if data.tokens_per_batch:
         return token_budget_batch_sizes(data.buckets, data.tokens_per_batch, devices)
     if data.batch_size % devices:
-        raise ValueError(f"config.data.batch_size={data.batch_size} is not divisible by "
-                         f"the {devices} devices")
+        raise ConfigError(f"config.data.batch_size={data.batch_size} is not divisible by "
+                          f"the {devices} devices")
     return data.batch_size
 
 
