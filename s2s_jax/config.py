@@ -70,7 +70,9 @@ def base_config() -> ml_collections.ConfigDict:
     model.input_feeding = False  # feed the previous attentional vector (Luong et al.)
     model.dropout = 0.1  # embedding, between-layer and output dropout
     model.tie_embeddings = False  # share target embedding and output matrix
-    model.unroll = 1  # time steps unrolled per scan iteration
+    model.unroll = 1  # time steps unrolled per loop iteration (speed only)
+    model.remat = False  # recompute recurrent matmuls in the backward pass (less memory)
+    model.dtype = "float32"  # matmul dtype: float32 | bfloat16 (state, softmax stay float32)
 
     config.train = train = ml_collections.ConfigDict()
     train.num_steps = 3_000  # optimizer steps
@@ -83,6 +85,7 @@ def base_config() -> ml_collections.ConfigDict:
     train.decay_factor = 0.5  # step schedule: multiply the rate by this at each decay
     train.grad_clip_norm = 1.0  # global-norm gradient clipping (0 disables)
     train.label_smoothing = 0.0  # target distribution smoothing
+    train.loss_chunk_tokens = 0  # > 0: output layer + loss in chunks (bounded memory)
     train.teacher_forcing_start = 1.0  # ratio of gold decoder inputs at step 0
     train.teacher_forcing_end = 1.0  # ratio reached linearly at teacher_forcing_steps
     train.teacher_forcing_steps = 1  # length of the ratio's linear decay
@@ -176,6 +179,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _one_of(config, "model.cell", CELLS)
     _one_of(config, "model.attention", ATTENTIONS)
     _one_of(config, "model.bridge", BRIDGES)
+    _one_of(config, "model.dtype", ("float32", "bfloat16"))
     _one_of(config, "train.optimizer", OPTIMIZERS)
     _one_of(config, "train.schedule", LEARNING_RATE_SCHEDULES)
     _one_of(config, "train.best_mode", ("max", "min"))
@@ -184,7 +188,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive(config, "eval.beam_size", "eval.n_best", "eval.temperature")
     _check(config.eval.n_best <= config.eval.beam_size, "eval.n_best",
            f"must be <= eval.beam_size={config.eval.beam_size}", config.eval.n_best)
-    for key in ("eval.alpha", "eval.beta", "eval.top_k"):
+    for key in ("eval.alpha", "eval.beta", "eval.top_k", "train.loss_chunk_tokens"):
         _check(_get(config, key) >= 0, key, "must be >= 0", _get(config, key))
     if config.model.attention == "none":
         _check(config.eval.beta == 0, "eval.beta",

@@ -47,7 +47,7 @@ class Experiment:
                                     **config.model.to_dict()))
         mesh = parallel.make_mesh()
         tx = create_optimizer(config.train, steps_per_epoch)
-        state = _initial_state(config, model, tx, mesh)
+        state = initial_state(config, model, tx, mesh)
         checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                     best_metric=config.train.best_metric,
                                     best_mode=config.train.best_mode)
@@ -70,8 +70,10 @@ class Experiment:
         return True
 
 
-def _initial_state(config, model: Seq2Seq, tx: optax.GradientTransformation,
-                   mesh: Mesh) -> TrainState:
+def initial_state(config, model: Seq2Seq, tx: optax.GradientTransformation,
+                  mesh: Mesh) -> TrainState:
+    """Freshly initialised parameters (seed ``config.seed``) and optimizer state,
+    replicated on ``mesh``."""
     src_len, tgt_len = config.data.buckets[0]
     src = jnp.zeros((1, src_len), jnp.int32)
     tgt = jnp.zeros((1, tgt_len), jnp.int32)

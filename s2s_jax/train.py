@@ -9,7 +9,7 @@ import optax
 from absl import logging
 from clu import metric_writers
 
-from s2s_jax import evaluate, losses, parallel, plots, schedules
+from s2s_jax import evaluate, losses, output_loss, parallel, plots, schedules
 from s2s_jax.config import ConfigError
 from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
                                    token_budget_batch_sizes)
@@ -32,13 +32,24 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
         ratio = schedules.teacher_forcing_ratio(train, state.step)
         forced = jax.random.uniform(forcing_rng, batch["tgt_in"].shape) < ratio
 
+    mask = batch["tgt_mask"] & batch["valid"][:, None]
+    rngs = {"dropout": dropout_rng, "sample": sample_rng}
+
     def loss_fn(params):
-        logits, _ = state.apply_fn(
-            {"params": params}, batch["src"], batch["src_mask"], batch["tgt_in"],
-            forced=forced, sample=train.sample_own_inputs, deterministic=False,
-            rngs={"dropout": dropout_rng, "sample": sample_rng})
-        mask = batch["tgt_mask"] & batch["valid"][:, None]
-        sums = losses.sequence_metrics(logits, batch["tgt_out"], mask, train.label_smoothing)
+        variables = {"params": params}
+        if forced is None:  # the output layer and the loss fused, outside the recurrence
+            features, kernel, bias = state.apply_fn(
+                variables, batch["src"], batch["src_mask"], batch["tgt_in"],
+                deterministic=False, rngs=rngs, method="teacher_forced")
+            sums = output_loss.projected_metrics(
+                features, kernel, bias, batch["tgt_out"], mask, train.label_smoothing,
+                train.loss_chunk_tokens, jnp.dtype(config.model.dtype))
+        else:
+            logits, _ = state.apply_fn(
+                variables, batch["src"], batch["src_mask"], batch["tgt_in"], forced=forced,
+                sample=train.sample_own_inputs, deterministic=False, rngs=rngs)
+            sums = losses.sequence_metrics(logits, batch["tgt_out"], mask,
+                                           train.label_smoothing)
         return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
 
     grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)

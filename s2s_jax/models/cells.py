@@ -1,9 +1,10 @@
 """Recurrent cells with the input projection split from the recurrence.
 
-Every cell computes its gates as ``x_proj + h @ W_hh`` where ``x_proj = x @ W_ih + b``
-is produced by :meth:`project`. A layer that sees a whole sequence projects all time
-steps in one matmul outside the scan and runs only the ``h @ W_hh`` part inside it;
-a decoder step projects its single input. Both paths share the same parameters.
+Every cell computes its gates from ``x_proj = x @ W_ih + b`` (:meth:`project`) and
+``r = h @ W_hh`` through an elementwise :meth:`update`. A layer that sees a whole
+sequence projects all time steps in one matmul and runs only ``r`` and the update
+inside the loop (:meth:`sequence`, see ``recurrence.py``); a decoder step projects its
+single input (``__call__``). Both paths share the same parameters and the same update.
 
 The gates of a cell are fused: one ``[features, G * features]`` recurrent matmul per
 step (G = 4 for the LSTM, 3 for the GRU, 1 for the plain RNN).
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-Carry = tuple[jax.Array, ...]
+from s2s_jax.models.recurrence import Carry, recurrence, dense
 
 
 def stacked_orthogonal(num_blocks: int) -> Callable:
@@ -32,6 +33,23 @@ def stacked_orthogonal(num_blocks: int) -> Callable:
         return jnp.concatenate(blocks, axis=-1)
 
     return init
+
+
+class Kernel(nn.Module):
+    """The parameters of a dense layer, ``kernel [in, features]`` and ``bias [features]``
+    (when ``use_bias``), named as ``nn.Dense`` names them, for code that does its own
+    matmuls with them."""
+
+    features: int
+    use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array | None]:
+        kernel = self.param("kernel", self.kernel_init, (in_features, self.features))
+        bias = (self.param("bias", nn.initializers.zeros, (self.features,))
+                if self.use_bias else None)
+        return kernel, bias
 
 
 class RecurrentCell(nn.Module):
@@ -48,9 +66,8 @@ class RecurrentCell(nn.Module):
         self.ih = nn.Dense(self.num_gates * self.features, dtype=self.dtype,
                            kernel_init=nn.initializers.xavier_uniform(),
                            bias_init=self.bias_init, name="ih")
-        self.hh = nn.Dense(self.num_gates * self.features, dtype=self.dtype,
-                           use_bias=self.recurrent_bias,
-                           kernel_init=stacked_orthogonal(self.num_gates), name="hh")
+        self.hh = Kernel(self.num_gates * self.features, self.recurrent_bias,
+                         stacked_orthogonal(self.num_gates), name="hh")
 
     @staticmethod
     def bias_init(key, shape, dtype=jnp.float32):
@@ -64,8 +81,22 @@ class RecurrentCell(nn.Module):
         zeros = jnp.zeros((batch_size, self.features), jnp.float32)
         return (zeros,) * self.carry_size
 
-    def recurrent(self, h: jax.Array) -> jax.Array:
-        return self.hh(h.astype(self.dtype)).astype(jnp.float32)
+    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
+        """One step: ``x_proj [B, G*H]`` -> (new carry, h ``[B, H]``)."""
+        r = dense(carry[0], *self.hh(self.features), self.dtype)
+        return self.update(x_proj, r, carry)
+
+    def sequence(self, x_proj: jax.Array, mask: jax.Array | None, carry: Carry, *,
+                 reverse: bool, unroll: int, remat: bool) -> tuple[Carry, jax.Array]:
+        """All steps: ``x_proj [B, T, G*H]`` -> (final carry, outputs ``[B, T, H]``)."""
+        kernel, bias = self.hh(self.features)
+        return recurrence(self.update, kernel, bias, x_proj, mask, carry, reverse=reverse,
+                          unroll=unroll, remat=remat, dtype=self.dtype)
+
+    @staticmethod
+    def update(x_proj: jax.Array, r: jax.Array, carry: Carry) -> tuple[Carry, jax.Array]:
+        """Elementwise: gates from ``x_proj`` and ``r = h W_hh`` -> (carry, h)."""
+        raise NotImplementedError
 
 
 class LSTMCell(RecurrentCell):
@@ -84,9 +115,10 @@ class LSTMCell(RecurrentCell):
         features = shape[0] // 4
         return jnp.zeros(shape, dtype).at[features:2 * features].set(1.0)
 
-    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
-        h, c = carry
-        i, f, g, o = jnp.split(x_proj + self.recurrent(h), 4, axis=-1)
+    @staticmethod
+    def update(x_proj, r, carry):
+        _, c = carry
+        i, f, g, o = jnp.split(x_proj + r, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h
@@ -102,10 +134,11 @@ class GRUCell(RecurrentCell):
     num_gates = 3
     recurrent_bias = True
 
-    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
+    @staticmethod
+    def update(x_proj, r, carry):
         (h,) = carry
         x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
-        h_r, h_z, h_n = jnp.split(self.recurrent(h), 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(r, 3, axis=-1)
         r = jax.nn.sigmoid(x_r + h_r)
         z = jax.nn.sigmoid(x_z + h_z)
         n = jnp.tanh(x_n + r * h_n)
@@ -116,9 +149,9 @@ class GRUCell(RecurrentCell):
 class SimpleRNNCell(RecurrentCell):
     """Elman RNN: h' = tanh(x W_ih + b + h W_hh)."""
 
-    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
-        (h,) = carry
-        h = jnp.tanh(x_proj + self.recurrent(h))
+    @staticmethod
+    def update(x_proj, r, carry):
+        h = jnp.tanh(x_proj + r)
         return (h,), h
 
 

@@ -1,7 +1,7 @@
 """Recurrent layers over a time axis: masking, direction, bidirectionality, stacking.
 
-A layer projects the inputs of all time steps in one matmul, then runs ``nn.scan``
-over the fused recurrent step. Padding is masked: at a padded step the carry is kept
+A layer projects the inputs of all time steps in one matmul, then runs the fused
+recurrence over them (``recurrence.py``). Padding is masked: at a padded step the carry is kept
 unchanged and the output is zero, so the final carry of every sequence is its state
 at its own last real token (for the backward direction: at its first token), and a
 padded batch computes exactly what each sequence would compute alone.
@@ -16,19 +16,6 @@ from flax import linen as nn
 from s2s_jax.models.cells import CELLS, Carry
 
 
-def _masked_step(cell, carry: Carry, inputs) -> tuple[Carry, jax.Array]:
-    """One scan step; ``inputs = (x_proj [batch, G*H], mask [batch])``."""
-    x_proj, mask = inputs
-    new_carry, h = cell(carry, x_proj)
-    keep = mask[:, None]
-    carry = tuple(jnp.where(keep, new, old) for new, old in zip(new_carry, carry))
-    return carry, jnp.where(keep, h, 0.0)
-
-
-def _step(cell, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
-    return cell(carry, x_proj)
-
-
 class RecurrentLayer(nn.Module):
     """One direction of one layer.
 
@@ -36,13 +23,16 @@ class RecurrentLayer(nn.Module):
       cell: name in ``CELLS``.
       features: hidden size H.
       reverse: run from the last time step to the first.
-      unroll: time steps unrolled per scan iteration.
+      unroll: time steps unrolled per loop iteration.
+      remat: recompute the recurrent matmuls in the backward pass (less memory).
+      dtype: matmul dtype (the carry stays float32).
     """
 
     cell: str
     features: int
     reverse: bool = False
     unroll: int = 1
+    remat: bool = False
     dtype: jnp.dtype = jnp.float32
 
     def setup(self):
@@ -66,10 +56,8 @@ class RecurrentLayer(nn.Module):
         if carry is None:
             carry = self.initial_carry(inputs.shape[0])
         x_proj = self.core.project(inputs)  # all time steps in one matmul
-        body, xs = (_step, x_proj) if mask is None else (_masked_step, (x_proj, mask))
-        scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False},
-                       in_axes=1, out_axes=1, reverse=self.reverse, unroll=self.unroll)
-        return scan(self.core, carry, xs)
+        return self.core.sequence(x_proj, mask, carry, reverse=self.reverse,
+                                  unroll=self.unroll, remat=self.remat)
 
     def step(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, jax.Array]:
         """One time step: ``inputs [batch, in_features] -> (carry, h [batch, H])``."""
@@ -82,13 +70,14 @@ class BidirectionalLayer(nn.Module):
     cell: str
     features: int
     unroll: int = 1
+    remat: bool = False
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, inputs: jax.Array, mask: jax.Array) -> tuple[Carry, jax.Array]:
         """``[batch, time, D], [batch, time] -> (carry of [batch, 2H], [batch, time, 2H])``."""
         make = lambda reverse, name: RecurrentLayer(  # noqa: E731
-            self.cell, self.features, reverse, self.unroll, self.dtype, name=name)
+            self.cell, self.features, reverse, self.unroll, self.remat, self.dtype, name=name)
         fwd_carry, fwd = make(False, "forward")(inputs, mask)
         bwd_carry, bwd = make(True, "backward")(inputs, mask)
         carry = tuple(jnp.concatenate(pair, axis=-1) for pair in zip(fwd_carry, bwd_carry))
@@ -105,6 +94,7 @@ class StackedEncoderRNN(nn.Module):
       bidirectional: each layer reads both directions (outputs 2H).
       residual: add a layer's input to its output when their sizes agree.
       dropout: rate applied to the output of every layer but the last.
+      unroll, remat, dtype: as for ``RecurrentLayer``.
     """
 
     cell: str
@@ -114,6 +104,7 @@ class StackedEncoderRNN(nn.Module):
     residual: bool = False
     dropout: float = 0.0
     unroll: int = 1
+    remat: bool = False
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -123,12 +114,12 @@ class StackedEncoderRNN(nn.Module):
         finals = []
         x = inputs
         for i in range(self.num_layers):
+            options = dict(unroll=self.unroll, remat=self.remat, dtype=self.dtype,
+                           name=f"layer_{i}")
             if self.bidirectional:
-                layer = BidirectionalLayer(self.cell, self.features, self.unroll,
-                                           self.dtype, name=f"layer_{i}")
+                layer = BidirectionalLayer(self.cell, self.features, **options)
             else:
-                layer = RecurrentLayer(self.cell, self.features, unroll=self.unroll,
-                                       dtype=self.dtype, name=f"layer_{i}")
+                layer = RecurrentLayer(self.cell, self.features, **options)
             carry, y = layer(x, mask)
             if self.residual and i > 0 and y.shape[-1] == x.shape[-1]:
                 y = y + x

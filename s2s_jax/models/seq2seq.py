@@ -23,7 +23,8 @@ from flax import linen as nn
 from flax import struct
 
 from s2s_jax.models.attention import ATTENTIONS
-from s2s_jax.models.cells import CELLS, Carry
+from s2s_jax.models.cells import CELLS, Carry, Kernel
+from s2s_jax.models.recurrence import dense
 from s2s_jax.models.recurrent import RecurrentLayer, StackedEncoderRNN
 
 
@@ -49,10 +50,17 @@ class ModelConfig:
     dropout: float = 0.0
     tie_embeddings: bool = False
     unroll: int = 1
+    remat: bool = False
+    dtype: str = "float32"
 
     @property
     def memory_size(self) -> int:
         return self.hidden_size * (2 if self.bidirectional else 1)
+
+    @property
+    def loop_options(self) -> dict:
+        """Execution options of every recurrent layer (they do not change the math)."""
+        return dict(unroll=self.unroll, remat=self.remat, dtype=jnp.dtype(self.dtype))
 
 
 @struct.dataclass
@@ -100,7 +108,7 @@ class Encoder(nn.Module):
         x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
         finals, memory = StackedEncoderRNN(
             c.cell, c.hidden_size, c.encoder_layers, c.bidirectional, c.residual,
-            c.dropout, c.unroll, name="rnn")(x, src_mask, deterministic)
+            c.dropout, **c.loop_options, name="rnn")(x, src_mask, deterministic)
         if c.reverse_source:  # attention weights then line up with the original tokens
             memory = reverse_padded(memory, src_mask)
         return finals, memory
@@ -149,8 +157,8 @@ class Decoder(nn.Module):
     def setup(self):
         c = self.config
         self.embed = nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
-        self.layers = [RecurrentLayer(c.cell, c.hidden_size, unroll=c.unroll, name=f"layer_{i}")
-                       for i in range(c.decoder_layers)]
+        self.layers = [RecurrentLayer(c.cell, c.hidden_size, **c.loop_options,
+                                      name=f"layer_{i}") for i in range(c.decoder_layers)]
         self.bridge = Bridge(c, name="bridge")
         self.dropout = nn.Dropout(c.dropout)
         attention = ATTENTIONS[c.attention]
@@ -162,7 +170,7 @@ class Decoder(nn.Module):
             if c.hidden_size != c.embed_dim:
                 self.pre_output = nn.Dense(c.embed_dim, use_bias=False, name="pre_output")
         else:
-            self.output = nn.Dense(c.tgt_vocab_size, name="output")
+            self.output = Kernel(c.tgt_vocab_size, name="output")
 
     @property
     def _has_attention(self) -> bool:
@@ -238,13 +246,25 @@ class Decoder(nn.Module):
         return (DecoderState(tuple(carries), feed), features,
                 None if weights is None else weights[:, 0])
 
+    def pre_logits(self, features: jax.Array) -> jax.Array:
+        """``[..., H] -> [..., D]``: what the output matrix multiplies (D = embed_dim
+        when tied to an embedding of another size, H otherwise)."""
+        c = self.config
+        if c.tie_embeddings and c.hidden_size != c.embed_dim:
+            return self.pre_output(features)
+        return features
+
+    def output_weights(self) -> tuple[jax.Array, Optional[jax.Array]]:
+        """The output layer: kernel ``[D, V]`` (the target embedding's transpose when
+        tied) and bias ``[V]`` (None when tied)."""
+        if self.config.tie_embeddings:
+            return self.embed.embedding.T, None
+        return self.output(self.config.hidden_size)
+
     def logits(self, features: jax.Array) -> jax.Array:
-        """``[..., H] -> [..., V]``, tied to the target embedding when configured."""
-        if not self.config.tie_embeddings:
-            return self.output(features)
-        if self.config.hidden_size != self.config.embed_dim:
-            features = self.pre_output(features)
-        return self.embed.attend(features)
+        """``[..., H] -> [..., V]``."""
+        return dense(self.pre_logits(features), *self.output_weights(),
+                     jnp.dtype(self.config.dtype))
 
     def step(self, state: DecoderState, token: jax.Array, memory: Memory,
              deterministic: bool = True):
@@ -317,6 +337,18 @@ class Seq2Seq(nn.Module):
     def decode_step(self, state: DecoderState, token: jax.Array, memory: Memory):
         """Inference step: ``token [B]`` -> (state, logits ``[B, V]``, weights ``[B, S]``)."""
         return self.decoder.step(state, token, memory)
+
+    def teacher_forced(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
+                       deterministic: bool = True):
+        """Training's fast path, up to the output matmul.
+
+        Returns:
+          pre-logit features ``[B, T, D]``, and the output kernel ``[D, V]`` and bias
+          ``[V]`` (or None): the logits are ``features @ kernel + bias``.
+        """
+        state, memory = self.encode(src, src_mask, deterministic)
+        features, _ = self.decoder.teacher_forced(state, tgt_in, memory, deterministic)
+        return (self.decoder.pre_logits(features),) + self.decoder.output_weights()
 
     def __call__(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
                  forced: Optional[jax.Array] = None, sample: bool = False,

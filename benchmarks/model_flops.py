@@ -1,0 +1,51 @@
+"""Model FLOPs of one training step, from the architecture's formula.
+
+Counts the multiply-adds of the matrix products (2 FLOPs each) over real tokens only:
+padding, recomputation and elementwise work (gates, softmax) are not model FLOPs.
+A training step is 3x the forward pass (the backward pass costs two forward passes).
+Covers what the benchmarks run: LSTM/GRU/RNN cells, (bi)directional stacked
+encoder, dense bridge, Luong attention without input feeding, untied output layer.
+"""
+
+import numpy as np
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _recurrent(in_size: int, hidden: int, gates: int) -> int:
+    """Forward FLOPs of one cell step: input and recurrent projections."""
+    return 2 * (in_size + hidden) * gates * hidden
+
+
+def forward_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -> float:
+    """Forward FLOPs for sentences of ``src_tokens [N]`` and ``tgt_tokens [N]`` real tokens.
+
+    ``model`` is ``config.model`` as a dict plus ``tgt_vocab_size``.
+    """
+    if model["input_feeding"] or model["attention"] not in ("general", "dot", "none"):
+        raise ValueError("model_flops covers Luong dot/general attention without input "
+                         f"feeding, not {model['attention']!r}/{model['input_feeding']}")
+    emb, hid, gates = model["embed_dim"], model["hidden_size"], GATES[model["cell"]]
+    directions = 2 if model["bidirectional"] else 1
+    mem = directions * hid
+    src, tgt = np.asarray(src_tokens, np.float64), np.asarray(tgt_tokens, np.float64)
+    per_src = sum(directions * _recurrent(emb if i == 0 else mem, hid, gates)
+                  for i in range(model["encoder_layers"]))
+    per_tgt = sum(_recurrent(emb if i == 0 else hid, hid, gates)
+                  for i in range(model["decoder_layers"]))
+    per_tgt += 2 * hid * model["tgt_vocab_size"]  # output layer
+    per_sentence = 0.0
+    if model["bridge"] == "dense":  # every decoder carry from the top encoder carries
+        carries = 2 if model["cell"] == "lstm" else 1
+        per_sentence += 2 * (carries * mem) * hid * carries * model["decoder_layers"]
+    flops = per_src * src.sum() + per_tgt * tgt.sum() + per_sentence * len(src)
+    if model["attention"] != "none":
+        if model["attention"] == "general":
+            flops += 2 * mem * hid * src.sum()  # keys W_a h_i, once per source token
+        flops += 2 * (hid + mem) * (src * tgt).sum()  # scores and context, per pair
+        flops += 2 * (mem + hid) * hid * tgt.sum()  # attentional vector W_c [c; s]
+    return float(flops)
+
+
+def train_step_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -> float:
+    return 3.0 * forward_flops(model, src_tokens, tgt_tokens)

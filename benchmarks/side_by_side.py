@@ -1,0 +1,72 @@
+"""Runs contestants side by side: one worker process each, driven in turns.
+
+Each contestant (s2s_jax, the PyTorch reference, ...) lives in its own process, so its
+peak memory is its own and neither library's thread pools disturb the other. The
+driver sends commands in turns (A runs k steps, then B the same k steps, then A the
+next k, ...), so that a change in machine load hits every contestant alike and the
+ratios stay fair on a noisy machine.
+
+Protocol: the driver writes one JSON command per line to the worker's stdin; the
+worker answers each with one JSON line on stdout (logs go to stderr).
+"""
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Callable
+
+
+class Worker:
+    """The driver's handle on one contestant process."""
+
+    def __init__(self, name: str, argv: list[str]):
+        self.name = name
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+
+    def call(self, command: str, **args) -> dict:
+        self._proc.stdin.write(json.dumps({"command": command, **args}) + "\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.name} exited with {self._proc.wait()}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.call("quit")
+        self._proc.wait()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def serve(handlers: dict[str, Callable[..., dict]]) -> None:
+    """Worker side: answers commands until "quit"; stdout carries only the answers."""
+    answers = sys.stdout
+    sys.stdout = sys.stderr  # libraries that print must not corrupt the protocol
+    for line in sys.stdin:
+        request = json.loads(line)
+        command = request.pop("command")
+        if command == "quit":
+            answers.write("{}\n")
+            answers.flush()
+            return
+        answer = handlers[command](**request)
+        answers.write(json.dumps({**answer, "peak_rss_mib": peak_rss_mib()}) + "\n")
+        answers.flush()
+
+
+def matmul_rate(matmul: Callable[[], object], size: int) -> float:
+    """FLOP/s of the best of 5 timed ``[size, size] @ [size, size]`` products."""
+    matmul()  # warm-up (and compilation)
+    return 2 * size ** 3 / min(timed(matmul) for _ in range(5))

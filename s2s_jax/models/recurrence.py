@@ -1,0 +1,125 @@
+"""The recurrence over a whole sequence, with a hand-written backward pass.
+
+A cell is split into its recurrent matmul ``r_t = h_{t-1} W_hh (+ b_hh)`` and an
+elementwise ``update(x_t, r_t, carry) -> (carry', h_t)``, where ``x_t`` is the input
+projection, computed for all time steps before the loop (``RecurrentCell.project``).
+Forward, one loop step is one matmul and one fused elementwise update.
+
+Differentiating ``lax.scan`` directly would accumulate ``dW_hh += h_{t-1}^T dr_t`` with
+a matmul inside every backward step. Here the backward loop does only what must be
+sequential, ``dh_{t-1} = dr_t W_hh^T`` plus the elementwise derivative of ``update``,
+and stores ``dr_t``; the weight gradients then take one large matmul over all time
+steps and rows, as in cuDNN and oneDNN.
+
+Padding: where ``mask`` is False the carry passes through unchanged and the output is
+0, so each sequence's final carry is its state at its own last real step.
+
+Saved for the backward pass: the carry before each step, and ``r_t`` unless ``remat``
+is set, in which case ``r_t`` is recomputed (one more matmul per step, about 4/7 less
+activation memory for the LSTM).
+"""
+
+import functools
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+Carry = tuple[jax.Array, ...]
+# (x_proj [B, G*H], r [B, G*H], carry) -> (new carry, h [B, H]), elementwise.
+Update = Callable[[jax.Array, jax.Array, Carry], tuple[Carry, jax.Array]]
+
+
+def dense(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array],
+          dtype=jnp.float32) -> jax.Array:
+    """``x [..., D] @ kernel [D, F] (+ bias)``, multiplied in ``dtype``, float32 out."""
+    y = jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+    return y if bias is None else y + bias.astype(jnp.float32)
+
+
+def _masked(update: Update, x: jax.Array, r: jax.Array, carry: Carry,
+            mask: Optional[jax.Array]) -> tuple[Carry, jax.Array]:
+    new, h = update(x, r, carry)
+    if mask is None:
+        return new, h
+    keep = mask[:, None]
+    return (tuple(jnp.where(keep, n, o) for n, o in zip(new, carry)),
+            jnp.where(keep, h, 0.0))
+
+
+def _time_major(x):
+    return None if x is None else jnp.swapaxes(x, 0, 1)
+
+
+def _run(update, dtype, reverse, unroll, kernel, bias, xs, masks, carry):
+    """The forward loop over time-major inputs: (final carry, outputs, r per step,
+    carry before each step)."""
+    def body(carry, inputs):
+        x, mask = inputs
+        r = dense(carry[0], kernel, bias, dtype)
+        new, h = _masked(update, x, r, carry, mask)
+        return new, (h, r, carry)
+
+    return jax.lax.scan(body, carry, (xs, masks), reverse=reverse, unroll=unroll)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _recurrence(update, dtype, reverse, unroll, remat, kernel, bias, xs, masks, carry):
+    final, (hs, _, _) = _run(update, dtype, reverse, unroll, kernel, bias, xs, masks, carry)
+    return final, hs
+
+
+def _recurrence_fwd(update, dtype, reverse, unroll, remat, kernel, bias, xs, masks, carry):
+    final, (hs, rs, befores) = _run(update, dtype, reverse, unroll, kernel, bias, xs,
+                                    masks, carry)
+    return (final, hs), (kernel, bias, xs, masks, None if remat else rs, befores)
+
+
+def _recurrence_bwd(update, dtype, reverse, unroll, remat, residuals, cotangents):
+    kernel, bias, xs, masks, rs, befores = residuals
+    d_final, d_hs = cotangents
+
+    def body(d_carry, inputs):
+        x, mask, r, before, d_h = inputs
+        if r is None:
+            r = dense(before[0], kernel, bias, dtype)
+        _, vjp = jax.vjp(lambda x, r, c: _masked(update, x, r, c, mask), x, r, before)
+        d_x, d_r, d_before = vjp((d_carry, d_h))
+        d_h_prev = d_before[0] + dense(d_r, kernel.T, None, dtype)
+        return (d_h_prev,) + tuple(d_before[1:]), (d_x, d_r)
+
+    d_carry, (d_xs, d_rs) = jax.lax.scan(body, d_final, (xs, masks, rs, befores, d_hs),
+                                         reverse=not reverse, unroll=unroll)
+    # Weight gradients: one matmul over every (time step, row) pair.
+    d_kernel = jnp.einsum("tbh,tbg->hg", befores[0].astype(dtype), d_rs.astype(dtype),
+                          preferred_element_type=jnp.float32).astype(kernel.dtype)
+    d_bias = None if bias is None else d_rs.sum(axis=(0, 1)).astype(bias.dtype)
+    return d_kernel, d_bias, d_xs, None, d_carry
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
+               x_proj: jax.Array, mask: Optional[jax.Array], carry: Carry, *,
+               reverse: bool = False, unroll: int = 1, remat: bool = False,
+               dtype=jnp.float32) -> tuple[Carry, jax.Array]:
+    """Runs a cell over a sequence.
+
+    Args:
+      update: the cell's elementwise update (see ``Update``).
+      kernel: ``W_hh [H, G*H]``; bias: ``b_hh [G*H]`` or None.
+      x_proj: ``[B, T, G*H]`` input projections of every step (float32).
+      mask: ``[B, T]`` bool, True on real steps; None: no padding.
+      carry: initial carry, each ``[B, H]`` float32.
+      reverse: run from the last step to the first.
+      unroll: steps per loop iteration (forward and backward).
+      remat: recompute ``r_t`` in the backward pass instead of storing it.
+      dtype: matmul dtype; the carry and the update stay float32.
+
+    Returns:
+      the final carry and the outputs ``[B, T, H]``.
+    """
+    final, hs = _recurrence(update, dtype, reverse, unroll, remat, kernel, bias,
+                            _time_major(x_proj), _time_major(mask), tuple(carry))
+    return final, jnp.swapaxes(hs, 0, 1)
