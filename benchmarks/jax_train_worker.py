@@ -36,7 +36,7 @@ def main(spec_dir: str) -> None:
                                 **config.model.to_dict()))
     mesh = parallel.make_mesh()
     state = initial_state(config, model, create_optimizer(config.train, spec["steps_per_epoch"]), mesh)
-    rng = jax.random.key(config.seed)
+    rng = jax.random.key(config.seed, impl=config.train.prng_impl)
     step_fn = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
     compiled, compile_seconds = {}, {}
 

@@ -85,6 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
     train.decay_factor = 0.5  # step schedule: multiply the rate by this at each decay
     train.grad_clip_norm = 1.0  # global-norm gradient clipping (0 disables)
     train.label_smoothing = 0.0  # target distribution smoothing
+    # Dropout / sampling random bits: rbg (XLA's generator, fast on CPU and GPU) |
+    # threefry2x32 (JAX's default: the same bits whatever the device count, slower).
+    train.prng_impl = "rbg"
     train.loss_chunk_tokens = 0  # > 0: output layer + loss in chunks (bounded memory)
     train.teacher_forcing_start = 1.0  # ratio of gold decoder inputs at step 0
     train.teacher_forcing_end = 1.0  # ratio reached linearly at teacher_forcing_steps
@@ -180,6 +183,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _one_of(config, "model.attention", ATTENTIONS)
     _one_of(config, "model.bridge", BRIDGES)
     _one_of(config, "model.dtype", ("float32", "bfloat16"))
+    _one_of(config, "train.prng_impl", ("rbg", "threefry2x32"))
     _one_of(config, "train.optimizer", OPTIMIZERS)
     _one_of(config, "train.schedule", LEARNING_RATE_SCHEDULES)
     _one_of(config, "train.best_mode", ("max", "min"))

@@ -3,9 +3,9 @@
 ``projected_metrics`` equals ``losses.sequence_metrics(features @ kernel + bias, ...)``
 but never differentiates through ``log_softmax``: the gradient of the smoothed loss
 with respect to the logits is ``w * (softmax - q)`` (q: the smoothed target
-distribution), so the forward pass keeps ``exp(logits - max)`` and the backward pass
-makes the logit gradient in one elementwise pass, then two matmuls whose operands are
-laid out for them (no ``[tokens, V]`` transpose).
+distribution), so the backward pass makes the logit gradient in one elementwise pass
+over the saved logits, then two matmuls whose operands are laid out for them (no
+``[tokens, V]`` transpose). The bias is folded into the matmul.
 
 With ``chunk_tokens`` > 0 the tokens are processed in chunks of that many and the
 logits of a chunk are recomputed in the backward pass, so memory holds one chunk's
@@ -20,12 +20,22 @@ import jax.numpy as jnp
 from s2s_jax.models.recurrence import dense
 
 
-def _forward(x, kernel, bias, targets, weights, smoothing, dtype):
-    """Sums and the backward's needs: ``exp(logits - max)`` and its row sums."""
-    logits = dense(x, kernel, bias, dtype)
+def _with_bias(x, kernel, bias):
+    """Folds the bias into the matmul: ``[x, 1] @ [kernel; bias]`` (no extra pass over
+    the ``[n, V]`` logits to add it)."""
+    if bias is None:
+        return x, kernel
+    ones = jnp.ones((len(x), 1), x.dtype)
+    return (jnp.concatenate([x, ones], axis=1),
+            jnp.concatenate([kernel, bias[None].astype(kernel.dtype)], axis=0))
+
+
+def _forward(x, kernel, targets, weights, smoothing, dtype):
+    """Sums, and what the backward pass needs: the logits, their max and
+    ``sum(exp(logits - max))``."""
+    logits = dense(x, kernel, None, dtype)
     top = logits.max(axis=-1)
-    exp = jnp.exp(logits - top[:, None])
-    total = exp.sum(axis=-1)
+    total = jnp.exp(logits - top[:, None]).sum(axis=-1)
     gold = jnp.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
     nll = jnp.log(total) + top - gold
     loss = nll
@@ -34,38 +44,36 @@ def _forward(x, kernel, bias, targets, weights, smoothing, dtype):
             jnp.log(total) + top - logits.mean(axis=-1))
     sums = {"loss": jnp.sum(loss * weights), "nll": jnp.sum(nll * weights),
             "correct": jnp.sum((gold >= top) * weights)}
-    return sums, (exp, total)
+    return sums, (logits, top, total)
 
 
-def _logit_grad(exp, total, targets, weights, smoothing, g):
-    """d loss_sum / d logits, ``[n, V]``: ``g w (softmax - q)``."""
-    scale = (g * weights / total)[:, None]
-    grad = exp * scale - (g * weights * smoothing / exp.shape[-1])[:, None]
-    gold = (g * weights * (1.0 - smoothing))[:, None]
-    return grad - gold * jax.nn.one_hot(targets, exp.shape[-1], dtype=grad.dtype)
+def _logit_grad(logits, top, total, targets, weights, smoothing, g):
+    """d loss_sum / d logits, ``[n, V]``: ``g w (softmax - q)``, in one pass."""
+    vocab = logits.shape[-1]
+    scale = (g * weights)[:, None]
+    q = (smoothing / vocab + (1.0 - smoothing) * jax.nn.one_hot(targets, vocab))
+    return scale * (jnp.exp(logits - top[:, None]) / total[:, None] - q)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
-def _chunk(x, kernel, bias, targets, weights, smoothing, dtype, recompute):
-    return _forward(x, kernel, bias, targets, weights, smoothing, dtype)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _chunk(x, kernel, targets, weights, smoothing, dtype, recompute):
+    return _forward(x, kernel, targets, weights, smoothing, dtype)[0]
 
 
-def _chunk_fwd(x, kernel, bias, targets, weights, smoothing, dtype, recompute):
-    sums, saved = _forward(x, kernel, bias, targets, weights, smoothing, dtype)
-    return sums, (x, kernel, bias, targets, weights, None if recompute else saved)
+def _chunk_fwd(x, kernel, targets, weights, smoothing, dtype, recompute):
+    sums, saved = _forward(x, kernel, targets, weights, smoothing, dtype)
+    return sums, (x, kernel, targets, weights, None if recompute else saved)
 
 
 def _chunk_bwd(smoothing, dtype, recompute, residuals, cotangents):
-    x, kernel, bias, targets, weights, saved = residuals
+    x, kernel, targets, weights, saved = residuals
     if saved is None:
-        saved = _forward(x, kernel, bias, targets, weights, smoothing, dtype)[1]
-    d_logits = _logit_grad(*saved, targets, weights, smoothing, cotangents["loss"])
-    d_logits = d_logits.astype(dtype)
+        saved = _forward(x, kernel, targets, weights, smoothing, dtype)[1]
+    d_logits = _logit_grad(*saved, targets, weights, smoothing,
+                           cotangents["loss"]).astype(dtype)
     d_x = jnp.dot(d_logits, kernel.astype(dtype).T, preferred_element_type=jnp.float32)
     d_kernel = jnp.dot(x.astype(dtype).T, d_logits, preferred_element_type=jnp.float32)
-    d_bias = None if bias is None else d_logits.astype(jnp.float32).sum(axis=0)
-    return (d_x.astype(x.dtype), d_kernel.astype(kernel.dtype),
-            None if bias is None else d_bias.astype(bias.dtype), None, None)
+    return d_x.astype(x.dtype), d_kernel.astype(kernel.dtype), None, None
 
 
 _chunk.defvjp(_chunk_fwd, _chunk_bwd)
@@ -88,18 +96,18 @@ def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | 
       (only ``loss`` carries a gradient; a gold logit tied with the maximum counts as
       correct).
     """
-    hidden = features.shape[-1]
-    x = features.reshape(-1, hidden).astype(jnp.float32)
+    x, kernel = _with_bias(features.reshape(-1, features.shape[-1]).astype(jnp.float32),
+                           kernel, bias)
     weights = mask.reshape(-1).astype(jnp.float32)
     targets = targets.reshape(-1)
     if not 0 < chunk_tokens < len(x):
-        sums = _chunk(x, kernel, bias, targets, weights, label_smoothing, dtype, False)
+        sums = _chunk(x, kernel, targets, weights, label_smoothing, dtype, False)
     else:
         pad = -len(x) % chunk_tokens
         chunks = [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(
             (-1, chunk_tokens) + a.shape[1:]) for a in (x, targets, weights)]
         per_chunk = jax.lax.map(
-            lambda c: _chunk(c[0], kernel, bias, c[1], c[2], label_smoothing, dtype, True),
+            lambda c: _chunk(c[0], kernel, c[1], c[2], label_smoothing, dtype, True),
             tuple(chunks))
         sums = jax.tree.map(jnp.sum, per_chunk)
     return {**sums, "tokens": jnp.sum(weights)}

@@ -121,7 +121,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     start = int(exp.state.step)
 
     step_fn = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
-    rng = jax.random.key(config.seed)
+    rng = jax.random.key(config.seed, impl=config.train.prng_impl)
     evaluator = evaluate.Evaluator(exp, config.eval.train_split)
     train = config.train
     sums, last_time, last_step = {}, time.time(), start

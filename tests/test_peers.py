@@ -1,0 +1,75 @@
+"""The PyTorch reference of the benchmarks (benchmarks/peers) is the same function as
+s2s_jax's model on the same weights, and its searches find the same hypotheses.
+
+Needs the ``peers`` extra (torch); skipped without it.
+"""
+
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the PyTorch reference needs the [peers] extra")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+from peers import torch_search  # noqa: E402
+from peers.torch_seq2seq import TorchSeq2Seq, load_flax_params, loss_fn  # noqa: E402
+from s2s_jax import decoding, losses  # noqa: E402
+from s2s_jax.data.vocab import EOS_ID  # noqa: E402
+from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
+
+MODEL = dict(src_vocab_size=30, tgt_vocab_size=20, cell="lstm", embed_dim=8, hidden_size=16,
+             encoder_layers=2, decoder_layers=2, bidirectional=True, bridge="dense",
+             attention="general", input_feeding=False, tie_embeddings=False, residual=False,
+             reverse_source=False, dropout=0.0)
+
+
+def _models(seed):
+    rng = np.random.default_rng(seed)
+    src = rng.integers(4, 30, (4, 9))
+    src_mask = np.arange(9)[None] < np.array([9, 5, 2, 7])[:, None]
+    src = np.where(src_mask, src, 0)
+    tgt = rng.integers(4, 20, (4, 6))
+    model = Seq2Seq(ModelConfig(**MODEL))
+    params = model.init(jax.random.key(seed), src, src_mask, tgt)["params"]
+    params = jax.tree.map(lambda p: 3 * p, params)  # confident, varied predictions
+    bias = params["decoder"]["output"]["bias"]
+    params["decoder"]["output"]["bias"] = bias.at[EOS_ID].add(4.0)  # some stop early
+    peer = TorchSeq2Seq(MODEL)
+    load_flax_params(peer, params)
+    peer.eval()
+    return model, params, peer, src, src_mask, tgt
+
+
+def test_same_logits_and_loss():
+    model, params, peer, src, src_mask, tgt = _models(0)
+    logits, _ = model.apply({"params": params}, src, src_mask, tgt)
+    tgt_mask = tgt > 0
+    tgt_mask[1, 4:] = False
+    tgt_out = np.where(tgt_mask, tgt, 0)
+    with torch.no_grad():
+        peer_logits = peer(torch.tensor(src), torch.tensor(src_mask), torch.tensor(tgt))
+        peer_loss = loss_fn(peer, {"src": torch.tensor(src), "src_mask": torch.tensor(src_mask),
+                                   "tgt_in": torch.tensor(tgt), "tgt_out": torch.tensor(tgt_out),
+                                   "tgt_mask": torch.tensor(tgt_mask)}, 0.1)
+    np.testing.assert_allclose(peer_logits.numpy(), logits, rtol=1e-4, atol=1e-4)
+    sums = losses.sequence_metrics(logits, tgt_out, tgt_mask, 0.1)
+    np.testing.assert_allclose(float(peer_loss), sums["loss"] / sums["tokens"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
+def test_same_hypotheses(seed, alpha):
+    model, params, peer, src, src_mask, _ = _models(seed)
+    bound = dict(max_len_a=1.0, max_len_b=3)
+    max_len = decoding.max_decode_length(src.shape[1], 1.0, 3)
+    t_src, t_mask = torch.tensor(src), torch.tensor(src_mask)
+    greedy = decoding.greedy(model, params, src, src_mask, **bound).tokens[:, 0]
+    np.testing.assert_array_equal(torch_search.greedy(peer, t_src, t_mask, max_len), greedy)
+    beam = decoding.beam_search(model, params, src, src_mask, beam_size=4, alpha=alpha,
+                                beta=0.0, n_best=1, **bound).tokens[:, 0]
+    np.testing.assert_array_equal(
+        torch_search.beam_search(peer, t_src, t_mask, 4, alpha, max_len), beam)
+    assert (np.asarray(beam) == EOS_ID).any(), "the test should include finished hypotheses"
