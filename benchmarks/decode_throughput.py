@@ -1,14 +1,21 @@
-"""Decoding speed: sentences/s and target tokens/s, greedy and beam search.
+"""Decoding speed: sentences/s and target tokens/s, greedy and beam search, s2s_jax
+against the PyTorch reference (benchmarks/peers) on the same weights.
 
   python benchmarks/decode_throughput.py --config=configs/multi30k.py:en-de \
       --config.data.manual_dir=../shared/data/multi30k --workdir=runs/m30k_en_de
 
 Decodes the whole evaluation split (Multi30k: test_2016_flickr, 1,000 sentences)
 with the workdir's best checkpoint, or with random weights when it has none (the
-speed of a fixed-shape decoder does not depend on the weights, only the output
-lengths do: both are reported). Every shape is compiled before timing. Prints a
-table, then one JSON line.
+output lengths, and so the speed, depend on the weights: it is reported which).
+Every shape is compiled before timing. The PyTorch reference (torch installed, a
+config it supports) gets the same weights and batches, with as many threads as the
+machine has cores; passes alternate between the two and each figure is the faster
+of ``--passes`` passes. Its hypotheses are compared with s2s_jax's. Prints a table,
+then one JSON line.
 """
+
+import os
+import sys
 
 import json
 import time
@@ -26,20 +33,65 @@ from s2s_jax.experiment import Experiment
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_decode", "Checkpoints (optional), caches.")
 flags.DEFINE_list("beam_sizes", ["1", "5"], "Beam sizes to time; 1 means greedy.")
+flags.DEFINE_integer("passes", 2, "Timed passes over the split, per decoder.")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is installed.")
 config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
 
 
-def _decode_split(decode, params, batches, mesh) -> tuple[float, int]:
-    """Seconds to decode all batches, and the target tokens produced (EOS included)."""
-    start, tokens = time.perf_counter(), 0
+def _decode_split(decode, params, batches, mesh) -> tuple[float, list[np.ndarray]]:
+    """Seconds to decode all batches, and the best hypothesis of each valid row."""
+    start, best = time.perf_counter(), []
     for batch in batches:
         arrays = parallel.shard_batch(parallel.process_rows(batch), mesh)
-        best = np.asarray(jax.device_get(decode(params, arrays["src"], arrays["src_mask"]))
-                          .tokens[:, 0])
-        ends = np.where((best == EOS_ID).any(1), (best == EOS_ID).argmax(1) + 1,
-                        (best != PAD_ID).sum(1))
-        tokens += int(ends[batch["valid"]].sum())
-    return time.perf_counter() - start, tokens
+        tokens = jax.device_get(decode(params, arrays["src"], arrays["src_mask"]).tokens)
+        best += list(np.asarray(tokens)[:, 0][batch["valid"]])
+    return time.perf_counter() - start, best
+
+
+def _torch_decoder(exp, beam_size: int):
+    """The PyTorch reference's ``(batch) -> best hypotheses``, or None without torch."""
+    if not FLAGS.torch:
+        return None
+    try:
+        import torch
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from peers import torch_search
+        from peers.torch_seq2seq import TorchSeq2Seq, check_supported, load_flax_params
+    except ImportError:
+        return None
+    model_config = {**exp.config.model.to_dict(), "src_vocab_size": exp.corpus.src_vocab.size,
+                    "tgt_vocab_size": exp.corpus.tgt_vocab.size}
+    check_supported(model_config)
+    torch.set_num_threads(os.cpu_count())
+    peer = TorchSeq2Seq(model_config)
+    load_flax_params(peer, jax.device_get(exp.state.params))
+    peer.eval()
+    ev = exp.config.eval
+
+    def decode(batch):
+        src, mask = torch.from_numpy(batch["src"]).long(), torch.from_numpy(batch["src_mask"])
+        max_len = decoding.max_decode_length(src.shape[1], ev.max_len_a, ev.max_len_b)
+        if beam_size == 1:
+            return torch_search.greedy(peer, src, mask, max_len).numpy()
+        return torch_search.beam_search(peer, src, mask, beam_size, ev.alpha, max_len).numpy()
+    return decode
+
+
+def _torch_split(decode, batches) -> tuple[float, list[np.ndarray]]:
+    start, best = time.perf_counter(), []
+    for batch in batches:
+        best += list(decode(batch)[batch["valid"]])
+    return time.perf_counter() - start, best
+
+
+def _length(tokens: np.ndarray) -> int:
+    """Tokens up to and including EOS (all non-PAD tokens when cut off)."""
+    ends = np.flatnonzero(tokens == EOS_ID)
+    return int(ends[0] + 1) if len(ends) else int((tokens != PAD_ID).sum())
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.array_equal(a[:_length(a)], b[:_length(b)])
 
 
 def main(argv):
@@ -57,21 +109,41 @@ def main(argv):
         with eval_config.unlocked():
             eval_config.decoder = "beam" if beam_size > 1 else "greedy"
             eval_config.beam_size = beam_size
+            eval_config.n_best = 1
         decode = decoding.compile_decoder(exp.model, eval_config)
         compile_seconds, _ = _decode_split(decode, exp.state.params, batches, exp.mesh)
-        seconds, tokens = _decode_split(decode, exp.state.params, batches, exp.mesh)
-        results.append({"decoder": eval_config.decoder, "beam_size": beam_size,
-                        "sentences_per_sec": len(pairs) / seconds,
-                        "tokens_per_sec": tokens / seconds, "seconds": seconds,
-                        "first_pass_seconds": compile_seconds, "target_tokens": tokens})
+        peer = _torch_decoder(exp, beam_size)
+        times = {"s2s_jax": [], "torch": []}
+        for _ in range(FLAGS.passes):
+            seconds, best = _decode_split(decode, exp.state.params, batches, exp.mesh)
+            times["s2s_jax"].append(seconds)
+            if peer:
+                seconds, peer_best = _torch_split(peer, batches)
+                times["torch"].append(seconds)
+        tokens = sum(map(_length, best))
+        for name, seconds in times.items():
+            if not seconds:
+                continue
+            row = {"contestant": name, "decoder": eval_config.decoder, "beam_size": beam_size,
+                   "sentences_per_sec": len(pairs) / min(seconds), "seconds": min(seconds)}
+            if name == "s2s_jax":
+                row.update(tokens_per_sec=tokens / min(seconds), target_tokens=tokens,
+                           first_pass_seconds=compile_seconds)
+            else:
+                row["same_hypotheses"] = float(np.mean(list(map(_same, best, peer_best))))
+                row["speedup_of_s2s_jax"] = min(seconds) / min(times["s2s_jax"])
+            results.append(row)
     print(f"{len(pairs)} sentences of {config.eval.split}, batch {batch_size}, "
           f"{'trained' if trained else 'random'} weights, {jax.device_count()} device(s)")
-    print(f"{'decoder':<8} {'beam':>4} {'sent/s':>9} {'tok/s':>9} {'seconds':>8} "
-          f"{'1st pass':>8}")
+    print(f"{'contestant':<10} {'decoder':<7} {'beam':>4} {'sent/s':>8} {'seconds':>8} "
+          f"{'s2s_jax speed-up':>16} {'same hyps':>9}")
     for r in results:
-        print(f"{r['decoder']:<8} {r['beam_size']:>4} {r['sentences_per_sec']:>9.1f} "
-              f"{r['tokens_per_sec']:>9.0f} {r['seconds']:>8.2f} "
-              f"{r['first_pass_seconds']:>8.2f}")
+        speedup = r.get("speedup_of_s2s_jax")
+        same = r.get("same_hypotheses")
+        print(f"{r['contestant']:<10} {r['decoder']:<7} {r['beam_size']:>4} "
+              f"{r['sentences_per_sec']:>8.1f} {r['seconds']:>8.2f} "
+              f"{'' if speedup is None else f'{speedup:.2f}x':>16} "
+              f"{'' if same is None else f'{same:.1%}':>9}")
     print(json.dumps({"benchmark": "decode_throughput", "split": config.eval.split,
                       "sentences": len(pairs), "trained": trained, "results": results,
                       "devices": jax.device_count(), "jax": jax.__version__}))

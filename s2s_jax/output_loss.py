@@ -20,20 +20,23 @@ import jax.numpy as jnp
 from s2s_jax.models.recurrence import dense
 
 
-def _with_bias(x, kernel, bias):
-    """Folds the bias into the matmul: ``[x, 1] @ [kernel; bias]`` (no extra pass over
-    the ``[n, V]`` logits to add it)."""
+def _with_ones(x):
+    """``[x, 1]``: with the bias as the kernel's last row, the matmul adds it (no extra
+    pass over the ``[n, V]`` logits)."""
+    return jnp.concatenate([x, jnp.ones((len(x), 1), x.dtype)], axis=1)
+
+
+def _logits(x, kernel, bias, dtype):
     if bias is None:
-        return x, kernel
-    ones = jnp.ones((len(x), 1), x.dtype)
-    return (jnp.concatenate([x, ones], axis=1),
-            jnp.concatenate([kernel, bias[None].astype(kernel.dtype)], axis=0))
+        return dense(x, kernel, None, dtype)
+    return dense(_with_ones(x), jnp.concatenate([kernel, bias[None].astype(kernel.dtype)]),
+                 None, dtype)
 
 
-def _forward(x, kernel, targets, weights, smoothing, dtype):
+def _forward(x, kernel, bias, targets, weights, smoothing, dtype):
     """Sums, and what the backward pass needs: the logits, their max and
     ``sum(exp(logits - max))``."""
-    logits = dense(x, kernel, None, dtype)
+    logits = _logits(x, kernel, bias, dtype)
     top = logits.max(axis=-1)
     total = jnp.exp(logits - top[:, None]).sum(axis=-1)
     gold = jnp.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
@@ -55,25 +58,28 @@ def _logit_grad(logits, top, total, targets, weights, smoothing, g):
     return scale * (jnp.exp(logits - top[:, None]) / total[:, None] - q)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _chunk(x, kernel, targets, weights, smoothing, dtype, recompute):
-    return _forward(x, kernel, targets, weights, smoothing, dtype)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _chunk(x, kernel, bias, targets, weights, smoothing, dtype, recompute):
+    return _forward(x, kernel, bias, targets, weights, smoothing, dtype)[0]
 
 
-def _chunk_fwd(x, kernel, targets, weights, smoothing, dtype, recompute):
-    sums, saved = _forward(x, kernel, targets, weights, smoothing, dtype)
-    return sums, (x, kernel, targets, weights, None if recompute else saved)
+def _chunk_fwd(x, kernel, bias, targets, weights, smoothing, dtype, recompute):
+    sums, saved = _forward(x, kernel, bias, targets, weights, smoothing, dtype)
+    return sums, (x, kernel, bias, targets, weights, None if recompute else saved)
 
 
 def _chunk_bwd(smoothing, dtype, recompute, residuals, cotangents):
-    x, kernel, targets, weights, saved = residuals
+    x, kernel, bias, targets, weights, saved = residuals
     if saved is None:
-        saved = _forward(x, kernel, targets, weights, smoothing, dtype)[1]
+        saved = _forward(x, kernel, bias, targets, weights, smoothing, dtype)[1]
     d_logits = _logit_grad(*saved, targets, weights, smoothing,
                            cotangents["loss"]).astype(dtype)
     d_x = jnp.dot(d_logits, kernel.astype(dtype).T, preferred_element_type=jnp.float32)
-    d_kernel = jnp.dot(x.astype(dtype).T, d_logits, preferred_element_type=jnp.float32)
-    return d_x.astype(x.dtype), d_kernel.astype(kernel.dtype), None, None
+    x_ones = x if bias is None else _with_ones(x)
+    d_kernel = jnp.dot(x_ones.astype(dtype).T, d_logits, preferred_element_type=jnp.float32)
+    d_bias = None if bias is None else d_kernel[-1].astype(bias.dtype)
+    d_kernel = d_kernel[:len(kernel)].astype(kernel.dtype)
+    return d_x.astype(x.dtype), d_kernel, d_bias, None, None
 
 
 _chunk.defvjp(_chunk_fwd, _chunk_bwd)
@@ -96,18 +102,17 @@ def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | 
       (only ``loss`` carries a gradient; a gold logit tied with the maximum counts as
       correct).
     """
-    x, kernel = _with_bias(features.reshape(-1, features.shape[-1]).astype(jnp.float32),
-                           kernel, bias)
+    x = features.reshape(-1, features.shape[-1]).astype(jnp.float32)
     weights = mask.reshape(-1).astype(jnp.float32)
     targets = targets.reshape(-1)
     if not 0 < chunk_tokens < len(x):
-        sums = _chunk(x, kernel, targets, weights, label_smoothing, dtype, False)
+        sums = _chunk(x, kernel, bias, targets, weights, label_smoothing, dtype, False)
     else:
         pad = -len(x) % chunk_tokens
         chunks = [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(
             (-1, chunk_tokens) + a.shape[1:]) for a in (x, targets, weights)]
         per_chunk = jax.lax.map(
-            lambda c: _chunk(c[0], kernel, c[1], c[2], label_smoothing, dtype, True),
+            lambda c: _chunk(c[0], kernel, bias, c[1], c[2], label_smoothing, dtype, True),
             tuple(chunks))
         sums = jax.tree.map(jnp.sum, per_chunk)
     return {**sums, "tokens": jnp.sum(weights)}
