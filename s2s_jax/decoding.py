@@ -298,20 +298,25 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
         if attends:
             step_weights = step_weights.reshape(batch_size, beam_size, src_len)
 
-        def extend(log_probs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array,
-                                                  Optional[jax.Array]]:
-            """The K best of ``log_probs [B, K, V]``: their log-probs ``[B, K]``, parent
-            beams ``[B, K]``, tokens ``[B, K, 1 + L]`` and weights ``[B, K, L, S]`` (the
-            parents' histories extended by this step)."""
-            top, index = jax.lax.top_k(log_probs.reshape(batch_size, -1), beam_size)
-            parents = index // vocab_size
+        # One top-k serves both selections: there are at most K EOS candidates (one per
+        # beam), so the 2K best hold the K best and the K best that do not end in EOS.
+        top, index = jax.lax.top_k(candidates.reshape(batch_size, -1), 2 * beam_size)
+
+        def extend(picks: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array,
+                                              Optional[jax.Array]]:
+            """Candidates ``picks [B, K]`` (positions among the 2K best): their log-probs
+            ``[B, K]``, parent beams ``[B, K]``, tokens ``[B, K, 1 + L]`` and weights
+            ``[B, K, L, S]`` (the parents' histories extended by this step)."""
+            picked = jnp.take_along_axis(index, picks, axis=1)
+            parents = picked // vocab_size
             tokens, weights = _gather_beams((beams.alive_tokens, beams.alive_weights), parents)
-            tokens = tokens.at[:, :, i + 1].set(index % vocab_size)
+            tokens = tokens.at[:, :, i + 1].set(picked % vocab_size)
             if attends:
                 weights = weights.at[:, :, i].set(_gather_beams(step_weights, parents))
-            return top, parents, tokens, weights
+            return jnp.take_along_axis(top, picks, axis=1), parents, tokens, weights
 
-        log_prob, _, tokens, weights = extend(candidates)
+        log_prob, _, tokens, weights = extend(
+            jnp.broadcast_to(jnp.arange(beam_size), (batch_size, beam_size)))
         finishes = (tokens[:, :, i + 1] == EOS_ID) | (i == max_len - 1)
         new_scores = jnp.where(finishes, score(log_prob, i + 1, weights), NEG_INF)
         finished_scores, best = jax.lax.top_k(
@@ -320,8 +325,9 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
             lambda old, new: jnp.concatenate([old, new], axis=1),
             (beams.finished_tokens, beams.finished_weights), (tokens[:, :, 1:], weights)), best)
 
+        not_eos_first = jnp.argsort(index % vocab_size == EOS_ID, axis=1, stable=True)
         alive_log_probs, parents, alive_tokens, alive_weights = extend(
-            candidates.at[:, :, EOS_ID].set(NEG_INF))
+            not_eos_first[:, :beam_size])
         decoder_state = _gather_beams(_unflatten_beams(decoder_state, batch_size), parents)
         return _Beams(i + 1, alive_tokens, alive_log_probs, alive_weights, decoder_state,
                       finished_tokens, finished_scores, finished_weights)
