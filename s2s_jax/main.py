@@ -52,7 +52,8 @@ def main(argv):
         parallel.initialize_distributed(FLAGS.config)
         logging.info("config:\n%s", FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
-    except (config_lib.ConfigError, CorpusError) as error:  # the user's input, not a bug
+    except (config_lib.ConfigError, CorpusError,  # the user's input, not a bug
+            train.DivergenceError) as error:  # nor is a diverged run
         sys.exit(f"error: {error}")
 
 
