@@ -112,19 +112,22 @@ class NonFiniteRun:
 
 def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
                num_steps: int) -> None:
-    metrics = losses.summarize(sums)
-    metrics["grad_norm"] = float(sums["grad_norm"]) / max(float(sums["steps"]), 1.0)
-    metrics["skipped"] = float(sums["skipped"])
-    metrics["steps_per_sec"] = steps / seconds
-    metrics["tokens_per_sec"] = float(sums["tokens"]) / seconds
+    """Logs the metrics of the updates applied in the last ``steps`` steps and warns
+    about the skipped ones."""
+    metrics = {"skipped": float(sums["skipped"]), "steps_per_sec": steps / seconds,
+               "tokens_per_sec": float(sums["tokens"]) / seconds}
+    applied = float(sums["steps"])
+    if applied:
+        metrics.update(losses.summarize(sums), grad_norm=float(sums["grad_norm"]) / applied)
     writer.write_scalars(step, {f"train/{k}": v for k, v in metrics.items()})
     eta = (num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
-    logging.info("step %d/%d: loss %.4f, ppl %.2f, %.1f steps/s, ETA %.0f s", step,
-                 num_steps, metrics["loss"], metrics["perplexity"],
-                 metrics["steps_per_sec"], eta)
+    if applied:
+        logging.info("step %d/%d: loss %.4f, ppl %.2f, %.1f steps/s, ETA %.0f s", step,
+                     num_steps, metrics["loss"], metrics["perplexity"],
+                     metrics["steps_per_sec"], eta)
     if metrics["skipped"]:
-        logging.warning("%d of the last %d updates skipped for a non-finite loss or "
-                        "gradient", metrics["skipped"], steps)
+        logging.warning("step %d/%d: %d of the last %d updates skipped for a non-finite "
+                        "loss or gradient", step, num_steps, metrics["skipped"], steps)
 
 
 def _evaluate(evaluator: evaluate.Evaluator, writer, checkpointer, step: int,
