@@ -91,6 +91,7 @@ def test_slurm_job_joins_by_itself_and_sigterm_to_one_process_stops_both(tmp_pat
     stderr = [(tmp_path / f"stderr{rank}.txt").read_text() for rank in range(2)]
     assert [p.returncode for p in processes] == [0, 0], stderr[0][-3000:] + stderr[1][-3000:]
     assert "process 1 of 2, 2 of 4 devices" in stderr[1]
+    assert f"] step 8/{num_steps}:" not in stderr[1]  # INFO lines come from process 0 only
     saved = [re.findall(r"SIGTERM: stopped after saving the checkpoint of step (\d+)", text)
              for text in stderr]
     assert saved[0] == saved[1] and len(saved[0]) == 1, saved
