@@ -87,12 +87,17 @@ class Checkpointer:
 
         # One unnamed item per step, fixed up front: left to Orbax, the mode is
         # guessed from the first step restored, and a damaged one guesses wrong.
+        # Each manager names its own barriers across processes: both save step N
+        # into "N.orbax-checkpoint-tmp" at once, and with the same barrier names
+        # their background threads would meet each other's and hang.
         self._latest = ocp.CheckpointManager(
             os.path.join(workdir, "checkpoints"),
             item_handlers=ocp.StandardCheckpointHandler(),
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
                 cleanup_tmp_directories=True,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    barrier_sync_key_prefix="latest"),
             ),
         )
 
@@ -114,6 +119,8 @@ class Checkpointer:
                     keep_checkpoints_without_metrics=False,
                 ),
                 cleanup_tmp_directories=True,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    barrier_sync_key_prefix="best"),
             ),
         )
         best_step = self._best.best_step()

@@ -1,7 +1,9 @@
 """Multi-host: 2 processes x 2 CPU devices, joined by jax.distributed through
 ``launch/local_multiprocess.sh``, train and evaluate like 1 process x 4 devices; under
 SLURM (emulated) they join by themselves, and SIGTERM to one of them stops both at the
-same step with a checkpoint."""
+same step with a checkpoint. The Checkpointer saves and restores from 2 processes
+(``_save_and_restore`` below, executed as a script in each).
+"""
 
 import glob
 import json
@@ -35,14 +37,16 @@ def _losses(workdir) -> dict[int, float]:
 
 def test_two_processes_match_one_process_with_four_devices(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    two = subprocess.Popen(
-        ["bash", "launch/local_multiprocess.sh", "2", f"--workdir={tmp_path / 'two'}",
-         *FLAGS], cwd=REPO, env=dict(env, PYTHON=sys.executable, DEVICES_PER_PROCESS="2"),
-        stderr=subprocess.PIPE, text=True)
+    with open(tmp_path / "two.log", "w") as log:
+        two = subprocess.Popen(
+            ["bash", "launch/local_multiprocess.sh", "2", f"--workdir={tmp_path / 'two'}",
+             *FLAGS], cwd=REPO, env=dict(env, PYTHON=sys.executable, DEVICES_PER_PROCESS="2"),
+            stdout=subprocess.DEVNULL, stderr=log)
     one = subprocess.run(
         main_command(tmp_path / "one", *FLAGS), cwd=REPO, capture_output=True, text=True,
         env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4"), timeout=600)
-    two_stderr = two.communicate(timeout=600)[1]
+    two.wait(timeout=600)
+    two_stderr = (tmp_path / "two.log").read_text()
     assert two.returncode == 0, two_stderr[-5000:]
     assert one.returncode == 0, one.stderr[-3000:]
     assert "process 1 of 2, 2 of 4 devices" in two_stderr
@@ -98,3 +102,49 @@ def test_slurm_job_joins_by_itself_and_sigterm_to_one_process_stops_both(tmp_pat
     step = int(saved[0][0])
     assert 8 <= step < num_steps
     assert max(int(name) for name in os.listdir(tmp_path / "run" / "checkpoints")) == step
+
+
+def _save_and_restore(coordinator: str, process_id: int, workdir: str) -> dict:
+    """Saves a best and a latest checkpoint at every step, as training does, then
+    restores the latest; returns what one process saw."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.distributed.initialize(coordinator, 2, process_id)
+    from s2s_jax import parallel
+    from s2s_jax.checkpointing import Checkpointer
+
+    state = parallel.replicate({"w": jnp.zeros(1000)}, parallel.make_mesh())
+    checkpointer = Checkpointer(workdir, keep=2)
+    for step in range(1, 21):
+        state = jax.tree.map(lambda x: x + 1, state)
+        checkpointer.save_best(step, state, float(step))
+        checkpointer.save(step, state)
+    checkpointer.wait()
+    restored = checkpointer.restore(jax.tree.map(jnp.zeros_like, state))
+    return {"latest": checkpointer.latest_step(), "best": checkpointer.best_step(),
+            "restored": float(parallel.fetch(restored["w"])[0])}
+
+
+def test_checkpointer_saves_latest_and_best_from_two_processes(tmp_path):
+    coordinator = f"127.0.0.1:{_free_port()}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    processes = [subprocess.Popen([sys.executable, __file__, coordinator, str(rank),
+                                   str(tmp_path)], cwd=REPO, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for rank in range(2)]
+    try:
+        outputs = [process.communicate(timeout=120) for process in processes]
+    finally:  # a hung barrier ignores SIGTERM (JAX's preemption service catches it)
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    for stdout, _ in outputs:
+        assert json.loads(stdout.splitlines()[-1]) == {"latest": 20, "best": 20,
+                                                       "restored": 20.0}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_save_and_restore(sys.argv[1], int(sys.argv[2]), sys.argv[3])))
