@@ -1,6 +1,7 @@
-"""Preemption and crashes through the command line: SIGKILL at a random step and a
-restart end bit-identical to an uninterrupted run; SIGTERM saves and exits 0; a run of
-non-finite steps stops training with an error and keeps the checkpoints."""
+"""Preemption and crashes: SIGTERM is noted until the next step boundary; through the
+command line, SIGKILL at a random step and a restart end bit-identical to an
+uninterrupted run, SIGTERM saves and exits 0, and a run of non-finite steps stops
+training with an error and keeps the checkpoints."""
 
 import os
 import re
@@ -12,6 +13,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from cli_runs import REPO, TINY, main_command, run_main
+
+from s2s_jax.preemption import Preemption
 
 NUM_STEPS = 30
 FLAGS = [*TINY, "--config.data.buckets=((24, 24),)", f"--config.train.num_steps={NUM_STEPS}",
@@ -42,6 +45,15 @@ def _assert_same_state(workdir, expected, context: str) -> None:
         for a, b in zip(jax.tree.leaves(state[key]), jax.tree.leaves(expected[key]),
                         strict=True):
             assert np.array_equal(a, b), f"{key} differ ({context})"
+
+
+def test_sigterm_is_reported_at_the_next_step_and_the_handler_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with Preemption() as preemption:
+        assert not preemption.reached(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert preemption.reached(2)
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.fixture(scope="module")
