@@ -57,7 +57,6 @@ def main(spec_dir: str) -> None:
         return {"compile_seconds": compile_seconds, "programs": len(compiled)}
 
     def run(indices):
-        nonlocal state
         times = []
         for i in indices:
             batch = shard(i)

@@ -9,7 +9,8 @@ owns two `orbax.checkpoint.CheckpointManager`s under a work directory:
 Saves are asynchronous: `save` returns once the arrays have been copied to host
 memory (so the state may be donated or updated right away) and the files are
 written in the background. Orbax writes each step into a temporary directory
-and renames it when complete, so unfinished steps are never reported.
+and renames it when complete, so unfinished steps are never reported; a step
+whose files were damaged later is skipped on restore, for the one before it.
 
 All methods must be called on every JAX process; Orbax coordinates the
 processes and decides which one writes shared files.
@@ -21,7 +22,9 @@ import os
 from typing import Any, Literal
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 PyTree = Any
 
@@ -32,6 +35,14 @@ def _not_orbax_info(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("absl").addFilter(_not_orbax_info)
+_logger = logging.getLogger(__name__)
+
+
+def _on_every_process(ok: bool) -> bool:
+    """Whether `ok` holds on every JAX process, so that all restore the same step."""
+    if jax.process_count() == 1:
+        return ok
+    return bool(multihost_utils.process_allgather(np.array(ok)).all())
 
 
 class Checkpointer:
@@ -74,11 +85,19 @@ class Checkpointer:
         self.best_metric = best_metric
         self.best_mode = best_mode
 
+        # One unnamed item per step, fixed up front: left to Orbax, the mode is
+        # guessed from the first step restored, and a damaged one guesses wrong.
+        # Each manager names its own barriers across processes: both save step N
+        # into "N.orbax-checkpoint-tmp" at once, and with the same barrier names
+        # their background threads would meet each other's and hang.
         self._latest = ocp.CheckpointManager(
             os.path.join(workdir, "checkpoints"),
+            item_handlers=ocp.StandardCheckpointHandler(),
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
                 cleanup_tmp_directories=True,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    barrier_sync_key_prefix="latest"),
             ),
         )
 
@@ -87,6 +106,7 @@ class Checkpointer:
 
         self._best = ocp.CheckpointManager(
             os.path.join(workdir, "best"),
+            item_handlers=ocp.StandardCheckpointHandler(),
             options=ocp.CheckpointManagerOptions(
                 # `best_fn` makes Orbax write the metrics next to each step and
                 # reload them on restart; `BestN` deletes all but the best.
@@ -99,6 +119,8 @@ class Checkpointer:
                     keep_checkpoints_without_metrics=False,
                 ),
                 cleanup_tmp_directories=True,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    barrier_sync_key_prefix="best"),
             ),
         )
         best_step = self._best.best_step()
@@ -180,6 +202,11 @@ class Checkpointer:
     ) -> PyTree:
         """Restores a checkpoint into the structure and shardings of `target`.
 
+        Without `step`, restores the newest checkpoint that can be read: one
+        whose files are corrupt or incomplete is skipped with a warning, and
+        deleted once an older one has been restored (so that training can save
+        its step again).
+
         Args:
             target: Pytree with the wanted structure, shapes, dtypes and
                 shardings, e.g. a freshly initialised `TrainState`. Only its
@@ -192,21 +219,45 @@ class Checkpointer:
 
         Raises:
             FileNotFoundError: If there is no checkpoint (for `step`).
+            RuntimeError: If no checkpoint can be read (e.g. `target` has another
+                structure); the newest checkpoint's error is its cause.
         """
         if which == "latest":
-            manager, default_step = self._latest, self.latest_step()
+            manager, candidates = self._latest, sorted(self._latest.all_steps(), reverse=True)
         elif which == "best":
-            manager, default_step = self._best, self.best_step()
+            best = self.best_step()
+            manager, candidates = self._best, [] if best is None else [best]
         else:
             raise ValueError(f"which must be 'latest' or 'best', got {which!r}.")
-        step = default_step if step is None else step
-        if step is None:
+        if step is not None:
+            if step not in manager.all_steps():
+                raise FileNotFoundError(
+                    f"No checkpoint for step {step} in {manager.directory}; "
+                    f"available steps: {list(manager.all_steps())}."
+                )
+            return self._restore(manager, step, target)
+        if not candidates:
             raise FileNotFoundError(f"No checkpoint found in {manager.directory}.")
-        if step not in manager.all_steps():
-            raise FileNotFoundError(
-                f"No checkpoint for step {step} in {manager.directory}; "
-                f"available steps: {list(manager.all_steps())}."
-            )
+        errors: dict[int, Exception] = {}
+        for candidate in candidates:
+            try:
+                restored, error = self._restore(manager, candidate, target), None
+            except Exception as e:  # noqa: BLE001 - bad files raise many error types
+                restored, error = None, e
+            if _on_every_process(error is None):
+                for unreadable in errors:
+                    manager.delete(unreadable)
+                return restored
+            _logger.warning("Cannot restore checkpoint %s of %s (%s: %s).", candidate,
+                            manager.directory, type(error).__name__, error)
+            errors[candidate] = error
+        raise RuntimeError(
+            f"No checkpoint in {manager.directory} can be restored (steps "
+            f"{list(errors)}); the newest one's error is above."
+        ) from errors[candidates[0]]
+
+    @staticmethod
+    def _restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:
         manager.wait_until_finished()
         abstract_target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         return manager.restore(step, args=ocp.args.StandardRestore(abstract_target))

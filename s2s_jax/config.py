@@ -99,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
     train.keep_checkpoints = 3  # latest checkpoints kept; the best one is kept apart
     train.best_metric = "exact_match"  # eval metric that selects the best checkpoint
     train.best_mode = "max"  # max | min
+    train.max_consecutive_nonfinite = 10  # stop after this many skipped updates in a row
 
     config.eval = evaluation = ml_collections.ConfigDict()
     evaluation.split = "test"  # split decoded by --mode=eval and at the end of training
@@ -116,9 +117,11 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.max_len_b = 10  # (src_len is the padded source length)
     evaluation.checkpoint = "best"  # best | latest | a step number
     evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
+    evaluation.max_input_chars = 10_000  # translate: longer lines are cut (with a warning)
 
     config.distributed = dist = ml_collections.ConfigDict()
-    dist.coordinator_address = ""  # "host:port" to run multi-process; empty: one process
+    dist.coordinator_address = ""  # "host:port": multi-process; "auto": detect (TPU, SLURM,
+    # Open MPI, ...; then num_processes and process_id are ignored); "": one process
     dist.num_processes = 1  # processes in the job
     dist.process_id = 0  # this process's index
 
@@ -168,7 +171,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "model.unroll", "train.num_steps", "train.learning_rate",
               "train.log_every", "train.eval_every", "train.checkpoint_every",
               "train.keep_checkpoints", "train.teacher_forcing_steps",
-              "eval.batch_size")
+              "train.max_consecutive_nonfinite", "eval.batch_size", "eval.max_input_chars")
     _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",
            config.data.tokens_per_batch)
     buckets = config.data.buckets
@@ -212,6 +215,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _check(model.attention_dim % model.num_heads == 0, "model.attention_dim",
                f"must be divisible by model.num_heads={model.num_heads}",
                model.attention_dim)
+    dist = config.distributed
+    if dist.coordinator_address not in ("", "auto"):
+        _check(dist.coordinator_address.rpartition(":")[2].isdigit(),
+               "distributed.coordinator_address", "must be host:port, 'auto' or empty",
+               dist.coordinator_address)
+        _positive(config, "distributed.num_processes")
+        _check(0 <= dist.process_id < dist.num_processes, "distributed.process_id",
+               f"must be in [0, distributed.num_processes={dist.num_processes})",
+               dist.process_id)
 
 
 def check_workdir(workdir: str) -> None:

@@ -24,7 +24,12 @@ from s2s_jax.schedules import create_optimizer
 
 
 class TrainState(train_state.TrainState):
-    """Step, params and optimizer state; randomness is derived from (seed, step)."""
+    """Step, params and optimizer state; randomness is derived from (seed, step).
+
+    ``skipped``: int32 [], updates skipped so far for a non-finite loss or gradient.
+    """
+
+    skipped: jax.Array | int = 0
 
 
 @dataclasses.dataclass
@@ -41,7 +46,7 @@ class Experiment:
     def create(cls, config, workdir: str, corpus: Optional[Corpus] = None,
                steps_per_epoch: int = 1) -> "Experiment":
         """``steps_per_epoch`` matters only to epoch-based learning-rate schedules."""
-        corpus = corpus or load_corpus(config, workdir)
+        corpus = corpus or parallel.process_0_first(load_corpus, config, workdir)
         model = Seq2Seq(ModelConfig(src_vocab_size=corpus.src_vocab.size,
                                     tgt_vocab_size=corpus.tgt_vocab.size,
                                     **config.model.to_dict()))
@@ -65,8 +70,8 @@ class Experiment:
                 else self.checkpointer.latest_step())
         if step is None:
             return False
-        self.state = self.checkpointer.restore(self.state, step=step, which=which)
-        logging.info("restored the %s checkpoint, step %d", which, step)
+        self.state = self.checkpointer.restore(self.state, which=which)
+        logging.info("restored the %s checkpoint, step %d", which, int(self.state.step))
         return True
 
 

@@ -27,12 +27,20 @@ config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/defau
                                 lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 
+
+def _text_file(path: str | None, mode: str, default):
+    """``path``, or ``default`` (stdin / stdout), as UTF-8 text where undecodable bytes
+    become U+FFFD and only "\\n" ends a line (so line numbers match ``wc -l``)."""
+    options = {"encoding": "utf-8", "errors": "replace", "newline": "\n"}
+    if path:
+        return open(path, mode, **options)
+    default.reconfigure(**options)
+    return contextlib.nullcontext(default)
+
+
 def _translate(config, workdir: str) -> None:
-    with contextlib.ExitStack() as files:
-        source = (files.enter_context(open(FLAGS.input, encoding="utf-8"))
-                  if FLAGS.input else sys.stdin)
-        sink = (files.enter_context(open(FLAGS.output, "w", encoding="utf-8"))
-                if FLAGS.output else sys.stdout)
+    with (_text_file(FLAGS.input, "r", sys.stdin) as source,
+          _text_file(FLAGS.output, "w", sys.stdout) as sink):
         translate.run(config, workdir, source, sink)
 
 
@@ -52,7 +60,8 @@ def main(argv):
         parallel.initialize_distributed(FLAGS.config)
         logging.info("config:\n%s", FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
-    except (config_lib.ConfigError, CorpusError) as error:  # the user's input, not a bug
+    except (config_lib.ConfigError, CorpusError,  # the user's input, not a bug
+            train.DivergenceError) as error:  # nor is a diverged run
         sys.exit(f"error: {error}")
 
 

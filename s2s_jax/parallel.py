@@ -6,7 +6,7 @@ one device, on N simulated CPU devices and on several hosts, where every process
 contributes its local rows of the global batch.
 """
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import jax
 import numpy as np
@@ -14,20 +14,49 @@ from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from s2s_jax.config import ConfigError
+
 DATA_AXIS = "data"
+T = TypeVar("T")
 
 
 def initialize_distributed(config) -> None:
-    """Starts JAX's multi-controller runtime when the config asks for it.
+    """Starts JAX's multi-controller runtime when the config asks for it, and leaves
+    INFO logging to process 0 (the others log warnings and errors only).
 
-    ``config.distributed.coordinator_address`` empty means a single process.
+    ``config.distributed.coordinator_address``: "host:port" with ``num_processes`` and
+    ``process_id``; "auto" lets JAX detect them (Cloud TPU, SLURM, Open MPI, Kubernetes,
+    or ``JAX_COORDINATOR_ADDRESS`` ...); empty means a single process.
     """
     dist = config.distributed
-    if dist.coordinator_address:
+    if dist.coordinator_address == "auto":
+        try:
+            jax.distributed.initialize()
+        except ValueError as error:  # no cluster found: a config problem, not a bug
+            raise ConfigError("config.distributed.coordinator_address='auto' found no "
+                              f"cluster to join: {error}") from error
+    elif dist.coordinator_address:
         jax.distributed.initialize(dist.coordinator_address, dist.num_processes,
                                    dist.process_id)
-        logging.info("jax.distributed: process %d of %d", jax.process_index(),
-                     jax.process_count())
+    else:
+        return
+    logging.info("jax.distributed: process %d of %d, %d of %d devices", jax.process_index(),
+                 jax.process_count(), jax.local_device_count(), jax.device_count())
+    if jax.process_index() > 0:
+        logging.set_verbosity(logging.WARNING)
+
+
+def process_0_first(fn: Callable[..., T], *args) -> T:
+    """``fn(*args)`` on process 0, then on the others: files it caches on a shared
+    filesystem (vocabularies, TFDS data) are written once, by process 0, not raced."""
+    if jax.process_count() == 1:
+        return fn(*args)
+    if jax.process_index() == 0:
+        result = fn(*args)
+    multihost_utils.sync_global_devices("s2s_jax: process 0 first")
+    if jax.process_index() > 0:
+        result = fn(*args)
+    return result
 
 
 def make_mesh() -> Mesh:

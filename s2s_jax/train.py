@@ -15,6 +15,7 @@ from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
                                    token_budget_batch_sizes)
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.experiment import Experiment, TrainState
+from s2s_jax.preemption import Preemption
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
@@ -55,7 +56,21 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
     grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
     sums["grad_norm"] = optax.tree.norm(grads)
     sums["steps"] = jnp.ones(())
-    return state.apply_gradients(grads=grads), sums
+    return apply_if_finite(state, grads, sums)
+
+
+def apply_if_finite(state: TrainState, grads, sums: dict) -> tuple[TrainState, dict]:
+    """``state.apply_gradients(grads)``, unless the loss or gradient norm in ``sums`` is
+    not finite: then params and optimizer state stay, ``step`` and ``skipped`` advance,
+    and the step's metric sums are zero but for ``sums["skipped"]`` = 1."""
+    finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(sums["grad_norm"])
+    updated = state.apply_gradients(grads=grads)
+    state = jax.tree.map(functools.partial(jnp.where, finite), updated,
+                         state.replace(step=updated.step))
+    state = state.replace(skipped=state.skipped + jnp.where(finite, 0, 1))
+    sums = {key: jnp.where(finite, value, 0.0) for key, value in sums.items()}
+    sums["skipped"] = jnp.where(finite, 0.0, 1.0)
+    return state, sums
 
 
 def batch_sizes(data) -> int | list[int]:
@@ -70,17 +85,60 @@ def batch_sizes(data) -> int | list[int]:
     return data.batch_size
 
 
+class DivergenceError(RuntimeError):
+    """Too many updates in a row were skipped for a non-finite loss or gradient."""
+
+
+class NonFiniteRun:
+    """Counts consecutive skipped updates, one step late: ``push`` checks the previous
+    step's flag, which is ready by then, and never waits for the step just dispatched."""
+
+    def __init__(self, limit: int):
+        self.limit = limit  # config.train.max_consecutive_nonfinite
+        self.count = 0
+        self._pending: tuple[int, jax.Array] | None = None
+
+    def push(self, step: int, skipped: jax.Array) -> None:
+        """Records ``step``'s ``sums["skipped"]``; raises DivergenceError once ``limit``
+        steps in a row (up to the previous one) were skipped."""
+        previous, self._pending = self._pending, (step, skipped)
+        if previous is not None:
+            self._check(*previous)
+
+    def flush(self) -> None:
+        """Checks the last pushed step."""
+        if self._pending is not None:
+            self._check(*self._pending)
+            self._pending = None
+
+    def _check(self, step: int, skipped: jax.Array) -> None:
+        self.count = self.count + 1 if float(parallel.fetch(skipped)) else 0
+        if self.count >= self.limit:
+            raise DivergenceError(
+                f"training stopped at step {step}: the loss or gradient was not finite "
+                f"at {self.count} steps in a row (config.train.max_consecutive_nonfinite="
+                f"{self.limit}); the checkpoints keep the last finite parameters. Lower "
+                "config.train.learning_rate or check the data.")
+
+
 def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
                num_steps: int) -> None:
-    metrics = losses.summarize(sums)
-    metrics["grad_norm"] = float(sums["grad_norm"]) / float(sums["steps"])
-    metrics["steps_per_sec"] = steps / seconds
-    metrics["tokens_per_sec"] = float(sums["tokens"]) / seconds
+    """Logs the metrics of the updates applied in the last ``steps`` steps and warns
+    about the skipped ones."""
+    metrics = {"skipped": float(sums["skipped"]), "steps_per_sec": steps / seconds,
+               "tokens_per_sec": float(sums["tokens"]) / seconds}
+    applied = float(sums["steps"])
+    if applied:
+        metrics.update(losses.summarize(sums), grad_norm=float(sums["grad_norm"]) / applied)
     writer.write_scalars(step, {f"train/{k}": v for k, v in metrics.items()})
     eta = (num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
-    logging.info("step %d/%d: loss %.4f, ppl %.2f, %.1f steps/s, ETA %.0f s", step,
-                 num_steps, metrics["loss"], metrics["perplexity"],
-                 metrics["steps_per_sec"], eta)
+    if applied:
+        logging.info("step %d/%d: loss %.4f, ppl %.2f, %.1f steps/s, ETA %.0f s", step,
+                     num_steps, metrics["loss"], metrics["perplexity"],
+                     metrics["steps_per_sec"], eta)
+    if metrics["skipped"]:
+        logging.warning("step %d/%d: %d of the last %d updates skipped for a non-finite "
+                        "loss or gradient", step, num_steps, metrics["skipped"], steps)
 
 
 def _evaluate(evaluator: evaluate.Evaluator, writer, checkpointer, step: int,
@@ -100,12 +158,17 @@ def _evaluate(evaluator: evaluate.Evaluator, writer, checkpointer, step: int,
     checkpointer.save_best(step, state, metrics[config.train.best_metric])
 
 
-def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint, then
-    evaluates the best checkpoint on ``config.eval.split`` and returns its metrics."""
+    evaluates the best checkpoint on ``config.eval.split`` and returns its metrics.
+
+    Returns None if SIGTERM stopped training (after saving a checkpoint of the step it
+    stopped at, see ``s2s_jax.preemption``). Raises DivergenceError after
+    ``config.train.max_consecutive_nonfinite`` skipped updates in a row.
+    """
     writer = metric_writers.create_default_writer(
         workdir, just_logging=jax.process_index() > 0)
-    corpus = load_corpus(config, workdir)
+    corpus = parallel.process_0_first(load_corpus, config, workdir)
     examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
     batches = TrainBatches(examples, batch_sizes(config.data), config.data.buckets,
                            config.seed, jax.process_index(), jax.process_count())
@@ -118,33 +181,49 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     exp = Experiment.create(config, workdir, corpus, batches.steps_per_epoch)
     if exp.restore("latest"):
         logging.info("resuming at step %d", int(exp.state.step))
-    start = int(exp.state.step)
+    try:
+        finished = _train(exp, batches, writer)
+    finally:  # a stopped run still completes the checkpoints it started
+        exp.checkpointer.wait()
+        writer.flush()
+    return evaluate.run(config, workdir, exp) if finished else None
 
+
+def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
+    """Trains ``exp.state`` up to ``config.train.num_steps``, evaluating and saving
+    checkpoints on the way; returns False if SIGTERM stopped it."""
+    config = exp.config
+    train = config.train
     step_fn = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
     rng = jax.random.key(config.seed, impl=config.train.prng_impl)
     evaluator = evaluate.Evaluator(exp, config.eval.train_split)
-    train = config.train
+    start = int(exp.state.step)
     sums, last_time, last_step = {}, time.time(), start
-    state = exp.state
+    nonfinite = NonFiniteRun(train.max_consecutive_nonfinite)
     stream = prefetch(batches.iterate(start), config.data.prefetch)
-    for step in range(start + 1, train.num_steps + 1):
-        batch = parallel.shard_batch(next(stream), exp.mesh)
-        state, step_sums = step_fn(state, batch, rng)
-        sums = losses.add(sums, step_sums)
-        if step % train.log_every == 0 or step == train.num_steps:
-            now = time.time()
-            _log_train(writer, step, parallel.fetch(sums), now - last_time,
-                       step - last_step, train.num_steps)
-            sums, last_time, last_step = {}, now, step
-        if step % train.eval_every == 0 or step == train.num_steps:
-            started = time.time()
-            _evaluate(evaluator, writer, exp.checkpointer, step, state, config)
-            last_time += time.time() - started  # steps/s counts training time only
-        if step % train.checkpoint_every == 0 or step == train.num_steps:
-            exp.checkpointer.save(step, state)
+    with Preemption() as preemption:
+        for step in range(start + 1, train.num_steps + 1):
+            batch = parallel.shard_batch(next(stream), exp.mesh)
+            exp.state, step_sums = step_fn(exp.state, batch, rng)
+            nonfinite.push(step, step_sums["skipped"])
+            sums = losses.add(sums, step_sums)
+            if step % train.log_every == 0 or step == train.num_steps:
+                now = time.time()
+                _log_train(writer, step, parallel.fetch(sums), now - last_time,
+                           step - last_step, train.num_steps)
+                sums, last_time, last_step = {}, now, step
+            if preemption.reached(step):
+                exp.checkpointer.save(step, exp.state)
+                logging.warning("SIGTERM: stopped after saving the checkpoint of step %d; "
+                                "the same command resumes", step)
+                return False
+            if step % train.eval_every == 0 or step == train.num_steps:
+                started = time.time()
+                _evaluate(evaluator, writer, exp.checkpointer, step, exp.state, config)
+                last_time += time.time() - started  # steps/s counts training time only
+            if step % train.checkpoint_every == 0 or step == train.num_steps:
+                exp.checkpointer.save(step, exp.state)
+    nonfinite.flush()
     logging.info("compiled train step programs: %d (buckets: %d)",
                  step_fn._cache_size(), len(config.data.buckets))
-    exp.checkpointer.wait()
-    writer.flush()
-    exp.state = state
-    return evaluate.run(config, workdir, exp)
+    return True

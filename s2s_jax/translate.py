@@ -2,9 +2,12 @@
 
 Lines are decoded in batches for speed and written in input order: one output line
 per input line (with ``eval.n_best`` > 1, that many lines ``index ||| translation |||
-score``, Moses style); an empty input line gives an empty output line. A line longer
-than the largest bucket is truncated to it, with a warning on stderr, so no input
-creates a new compiled shape.
+score``, Moses style); an empty input line gives an empty output line, and a line
+break the model writes becomes a space. Any input is safe: a line is read up to
+``eval.max_input_chars`` characters (the rest is skipped), and one longer than the
+largest bucket is truncated to it, both with a warning on stderr; so a batch is never
+larger than ``eval.batch_size`` x the largest bucket, and no input creates a new
+compiled shape. Bytes that are not UTF-8 reach the model as U+FFFD (see ``main``).
 """
 
 import itertools
@@ -22,8 +25,25 @@ from s2s_jax.experiment import Experiment
 Hypotheses = list[tuple[str, float]]  # (translation, score), best first
 
 
+def read_lines(source: TextIO, max_chars: int) -> Iterator[str]:
+    """The lines of ``source``, each cut to ``max_chars`` characters with a warning;
+    the rest of a longer line is skipped in pieces, never held in memory whole."""
+    for number in itertools.count(1):
+        line = source.readline(max_chars)
+        if not line:
+            return
+        skipped, rest = 0, line
+        while rest and not rest.endswith("\n"):
+            rest = source.readline(max_chars)
+            skipped += len(rest.rstrip("\r\n"))
+        if skipped:
+            logging.warning("input line %d has %d characters; reading its first %d",
+                            number, len(line) + skipped, len(line))
+        yield line
+
+
 def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[Hypotheses]:
-    """Yields the n-best translations of each input line, in order."""
+    """Yields the n-best translations of each input line, in order, each on one line."""
     config = experiment.config
     corpus, mesh = experiment.corpus, experiment.mesh
     batch_size = parallel.round_to_devices(config.eval.batch_size, mesh)
@@ -42,7 +62,8 @@ def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[Hy
             decoded = parallel.fetch(decode(params, arrays["src"], arrays["src_mask"]))
             for row, i in enumerate(to_decode):
                 nbest = zip(decoded.tokens[row], decoded.scores[row])
-                outputs[i] = [(corpus.tgt_vocab.decode(tokens), float(score))  # stops at EOS
+                outputs[i] = [(" ".join(corpus.tgt_vocab.decode(tokens).splitlines()),
+                               float(score))  # decode stops at EOS
                               for tokens, score in nbest if np.isfinite(score)]
         yield from outputs
 
@@ -62,7 +83,8 @@ def run(config, workdir: str, source: TextIO = sys.stdin, sink: TextIO = sys.std
     if not experiment.restore(which) and not experiment.restore("latest"):
         raise FileNotFoundError(f"no checkpoint to translate with in {workdir!r}")
     n_best = config.eval.n_best if config.eval.decoder == "beam" else 1
-    for index, hypotheses in enumerate(translate_lines(experiment, source)):
+    lines = read_lines(source, config.eval.max_input_chars)
+    for index, hypotheses in enumerate(translate_lines(experiment, lines)):
         if n_best == 1:
             sink.write(hypotheses[0][0] + "\n")
         else:

@@ -1,6 +1,8 @@
-"""Checkpointer: round trip, retention, best-by-metric, restore errors."""
+"""Checkpointer: round trip, retention, best-by-metric, restore errors, fallback from a
+damaged latest checkpoint."""
 
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -13,9 +15,9 @@ from flax.training import train_state
 from s2s_jax.checkpointing import Checkpointer
 
 
-def _state(seed: int = 0) -> train_state.TrainState:
+def _state(seed: int = 0, features: int = 3) -> train_state.TrainState:
     """A tiny TrainState after one Adam update (non-trivial optimizer state)."""
-    model = nn.Dense(3)
+    model = nn.Dense(features)
     x = jnp.ones((2, 4))
     params = model.init(jax.random.key(seed), x)["params"]
     state = train_state.TrainState.create(apply_fn=model.apply, params=params,
@@ -82,3 +84,59 @@ def test_relative_workdir(tmp_path, monkeypatch):
     ckpt.save(1, _state())
     ckpt.wait()
     assert Checkpointer("run").latest_step() == 1
+
+
+def _files(directory):
+    return [os.path.join(root, name) for root, _, names in os.walk(directory)
+            for name in names]
+
+
+def _truncate_all(step_dir):
+    for path in _files(step_dir):
+        os.truncate(path, os.path.getsize(path) // 2)
+
+
+def _garble_arrays(step_dir):
+    """Overwrites the array data with random bytes; file sizes and metadata stay."""
+    rng = np.random.default_rng(0)
+    for path in _files(step_dir / "default" / "d"):
+        with open(path, "r+b") as f:
+            f.write(rng.bytes(os.path.getsize(path)))
+
+
+def _drop_item(step_dir):
+    """What a copy or sync stopped half-way leaves: the directory, not the arrays."""
+    shutil.rmtree(step_dir / "default")
+
+
+@pytest.mark.parametrize("damage", [_truncate_all, _garble_arrays, _drop_item])
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage, caplog):
+    ckpt = Checkpointer(tmp_path, keep=3)
+    for step in (1, 2):
+        ckpt.save(step, _state(seed=step))
+        ckpt.save_best(step, _state(seed=step), float(step))
+    ckpt.close()
+    damage(tmp_path / "checkpoints" / "2")
+    reopened = Checkpointer(tmp_path, keep=3)
+    assert reopened.latest_step() == 2
+    restored = reopened.restore(_state(seed=9))
+    _assert_equal(restored.params, _state(seed=1).params)
+    _assert_equal(restored.opt_state, _state(seed=1).opt_state)
+    assert "Cannot restore checkpoint 2" in caplog.text
+    # The damaged step is gone, so training saves it again; the best one is untouched.
+    assert reopened.latest_step() == 1
+    assert reopened.save(2, _state(seed=3))
+    reopened.wait()
+    _assert_equal(reopened.restore(_state()).params, _state(seed=3).params)
+    assert reopened.best_step() == 2
+    _assert_equal(reopened.restore(_state(), which="best").params, _state(seed=2).params)
+
+
+def test_checkpoints_of_another_model_are_kept(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    for step in (1, 2):
+        ckpt.save(step, _state(seed=step))
+    ckpt.wait()
+    with pytest.raises(RuntimeError, match=r"can be restored \(steps \[2, 1\]\)"):
+        ckpt.restore(_state(features=5))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]

@@ -3,34 +3,16 @@
 import json
 import os
 import subprocess
-import sys
 
+import numpy as np
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-    "--config=configs/synthetic.py:reversal",
-    "--config.data.train_size=512", "--config.data.eval_size=20",
-    "--config.data.batch_size=32", "--config.eval.batch_size=8",
-    "--config.model.embed_dim=8", "--config.model.hidden_size=16",
-    "--config.model.attention_dim=16",
-    "--config.train.log_every=5", "--config.train.eval_every=10",
-    "--config.train.checkpoint_every=5",
-]
-
-
-def _main(workdir, *flags, stdin=None):
-    """Runs the CLI from the repository root with ``workdir`` given as a relative path."""
-    return subprocess.run(
-        [sys.executable, "-m", "s2s_jax.main",
-         f"--workdir={os.path.relpath(workdir, REPO)}", *flags],
-        cwd=REPO, input=stdin, capture_output=True, text=True, timeout=600)
+from cli_runs import REPO, TINY, main_command, run_main
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli")
-    run = _main(workdir, *TINY, "--config.train.num_steps=10")
+    run = run_main(workdir, *TINY, "--config.train.num_steps=10")
     assert run.returncode == 0, run.stderr[-3000:]
     return workdir, run
 
@@ -53,7 +35,7 @@ def test_eval_mode_reproduces_training_report(trained):
     workdir, _ = trained
     report = workdir / "eval" / "test" / "metrics.json"
     before = json.loads(report.read_text())
-    run = _main(workdir, *TINY, "--mode=eval")
+    run = run_main(workdir, *TINY, "--mode=eval")
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads(report.read_text()) == before
 
@@ -61,7 +43,7 @@ def test_eval_mode_reproduces_training_report(trained):
 def test_translate_mode_maps_lines_to_lines(trained):
     workdir, _ = trained
     lines = ["abc", "", "zyxw", "   ", "q" * 40]
-    run = _main(workdir, *TINY, "--mode=translate", stdin="\n".join(lines) + "\n")
+    run = run_main(workdir, *TINY, "--mode=translate", stdin="\n".join(lines) + "\n")
     assert run.returncode == 0, run.stderr[-3000:]
     outputs = run.stdout.split("\n")[:-1]
     assert len(outputs) == len(lines)
@@ -72,7 +54,7 @@ def test_translate_mode_maps_lines_to_lines(trained):
 def test_translate_files_and_n_best(trained, tmp_path):
     workdir, _ = trained
     (tmp_path / "in.txt").write_text("abc\n\nzyx\n")
-    run = _main(workdir, *TINY, "--mode=translate", f"--input={tmp_path / 'in.txt'}",
+    run = run_main(workdir, *TINY, "--mode=translate", f"--input={tmp_path / 'in.txt'}",
                 f"--output={tmp_path / 'out.txt'}", "--config.eval.decoder=beam",
                 "--config.eval.beam_size=3", "--config.eval.n_best=2")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -82,9 +64,36 @@ def test_translate_files_and_n_best(trained, tmp_path):
     assert scores[0] >= scores[1] and scores[3] >= scores[4]
 
 
+def test_translate_survives_any_input(trained):
+    """Random bytes (invalid UTF-8, NUL, CR, control characters), 10,000- and
+    60,000-character lines, empty and blank lines, no final newline: one output line
+    per input line, and exit 0."""
+    workdir, _ = trained
+    rng = np.random.default_rng(0)
+    lines = [rng.bytes(n).replace(b"\n", b"") for n in rng.integers(0, 300, 60)]
+    lines += [b"", b"   ", b"\t\r", b"\x00\x0b\x0c\x1c\x85", b"\xff\xfe\xc3",
+              "\u2028中文".encode(), b"q" * 10_000, b"ab " * 20_000, b"\r"]
+    order = rng.permutation(len(lines))
+    lines = [lines[i] for i in order]
+    strict_utf8 = dict(os.environ, PYTHONIOENCODING="utf-8")  # as in most UTF-8 locales
+    run = subprocess.run(main_command(workdir, *TINY, "--mode=translate"), cwd=REPO,
+                         input=b"\n".join(lines), env=strict_utf8, capture_output=True,
+                         timeout=600)
+    stderr = run.stderr.decode(errors="replace")
+    assert run.returncode == 0, stderr[-3000:]
+    outputs = run.stdout.decode().split("\n")
+    assert outputs[-1] == "" and len(outputs) - 1 == len(lines)
+    for line, output in zip(lines, outputs):
+        if not line.strip():
+            assert output == ""
+    long_line = 1 + int(np.flatnonzero(order == len(lines) - 2)[0])
+    assert (f"input line {long_line} has 60000 characters; reading its first 10000"
+            in stderr)
+
+
 def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
     workdir, _ = trained
-    run = _main(workdir, *TINY, "--config.train.num_steps=15")
+    run = run_main(workdir, *TINY, "--config.train.num_steps=15")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "resuming at step 10" in run.stderr
     assert "step 15/15" in run.stderr and "step 5/15" not in run.stderr
@@ -95,9 +104,13 @@ def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
     ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
     ("--config.model.attention=luong", "config.model.attention must be one of"),
     ("--config.model.cell=lstn", "config.model.cell must be one of"),
+    ("--config.distributed.coordinator_address=localhost",
+     "config.distributed.coordinator_address must be host:port, 'auto' or empty"),
+    ("--config.distributed.coordinator_address=auto",
+     "config.distributed.coordinator_address='auto' found no cluster to join"),
 ])
 def test_bad_config_stops_before_compute_naming_the_key(tmp_path, flag, message):
-    run = _main(tmp_path / "run", *TINY, flag)
+    run = run_main(tmp_path / "run", *TINY, flag)
     assert run.returncode != 0
     assert message in run.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -106,6 +119,6 @@ def test_bad_config_stops_before_compute_naming_the_key(tmp_path, flag, message)
 def test_unwritable_workdir_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    run = _main(blocker / "run", *TINY)
+    run = run_main(blocker / "run", *TINY)
     assert run.returncode != 0
     assert f"workdir '{os.path.relpath(blocker / 'run', REPO)}' is not writable" in run.stderr

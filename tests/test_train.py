@@ -14,7 +14,7 @@ from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.vocab import CharVocab
 from s2s_jax.experiment import TrainState
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.train import train_step
+from s2s_jax.train import DivergenceError, NonFiniteRun, train_step
 
 
 def _numpy_smoothed_loss(logits, targets, eps):
@@ -120,3 +120,38 @@ def test_gradient_clipping_bounds_the_update():
     delta = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
     assert float(jnp.sqrt(sum(jnp.sum(d ** 2) for d in jax.tree.leaves(delta)))) == (
         pytest.approx(1e-3, rel=1e-3))
+
+
+def _with_nan_outputs(state: TrainState) -> TrainState:
+    """``state`` with a model whose outputs are NaN: what a poisoned batch or an
+    overflow makes of the loss and the gradient."""
+    apply_fn = state.apply_fn
+    return state.replace(apply_fn=lambda *args, **kwargs: jax.tree.map(
+        lambda x: x * jnp.nan, apply_fn(*args, **kwargs)))
+
+
+def test_nonfinite_step_skips_the_update_and_counts_it():
+    state, step, batches = _setup()
+    rng = jax.random.key(0)
+    state, _ = step(state, batches.batch(0), rng)  # Adam moments become non-zero
+    skipped, sums = step(_with_nan_outputs(state), batches.batch(1), rng)
+    assert (int(skipped.step), int(skipped.skipped)) == (2, 1)
+    assert float(sums["skipped"]) == 1.0 and float(sums["loss"]) == 0.0
+    for a, b in zip(jax.tree.leaves((skipped.params, skipped.opt_state)),
+                    jax.tree.leaves((state.params, state.opt_state)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    resumed, sums = step(skipped.replace(apply_fn=state.apply_fn), batches.batch(2), rng)
+    assert float(sums["skipped"]) == 0.0 and int(resumed.skipped) == 1
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(resumed.params),
+                                                        jax.tree.leaves(state.params)))
+
+
+def test_a_run_of_skipped_steps_stops_training():
+    run = NonFiniteRun(limit=3)
+    for step, skipped in enumerate([1.0, 1.0, 0.0, 1.0, 1.0], start=1):
+        run.push(step, jnp.float32(skipped))
+    run.flush()  # the longest run is 2
+    run.push(6, jnp.float32(1.0))
+    with pytest.raises(DivergenceError, match=r"step 6: .* 3 steps in a row \(config.train."
+                                              r"max_consecutive_nonfinite=3\)"):
+        run.push(7, jnp.float32(0.0))  # checks step 6, one step late
