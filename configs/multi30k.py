@@ -65,5 +65,6 @@ def get_config(arg: str = "en-de"):
     config.eval.batch_size = 128
     config.eval.max_len_a = 1.5
     config.eval.max_len_b = 10
+    config.eval.wmt17_bleu = True  # also BLEU as WMT17 scored it (official tok references)
     SIZES[size or "base"](config)
     return config

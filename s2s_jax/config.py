@@ -117,6 +117,7 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.max_len_b = 10  # (src_len is the padded source length)
     evaluation.checkpoint = "best"  # best | latest | a step number
     evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
+    evaluation.wmt17_bleu = False  # also BLEU as WMT17 multimodal scored it (wmt17.py)
     evaluation.max_input_chars = 10_000  # translate: longer lines are cut (with a warning)
 
     config.distributed = dist = ml_collections.ConfigDict()
@@ -131,7 +132,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 # Metrics an evaluation reports (s2s_jax.evaluate), any of which can select the best.
 EVAL_METRICS = ("exact_match", "bleu", "chrf", "loss", "nll", "perplexity",
-                "token_accuracy")
+                "token_accuracy", "bleu_wmt17")
 
 
 def _check(ok: bool, key: str, message: str, value) -> None:
@@ -191,6 +192,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _one_of(config, "train.schedule", LEARNING_RATE_SCHEDULES)
     _one_of(config, "train.best_mode", ("max", "min"))
     _one_of(config, "train.best_metric", EVAL_METRICS)
+    if config.train.best_metric == "bleu_wmt17":
+        _check(config.eval.wmt17_bleu, "eval.wmt17_bleu",
+               "must be True for train.best_metric='bleu_wmt17'", config.eval.wmt17_bleu)
     _one_of(config, "eval.decoder", DECODERS)
     _positive(config, "eval.beam_size", "eval.n_best", "eval.temperature")
     _check(config.eval.n_best <= config.eval.beam_size, "eval.n_best",

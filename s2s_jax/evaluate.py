@@ -17,7 +17,7 @@ import numpy as np
 import sacrebleu
 from absl import logging
 
-from s2s_jax import decoding, losses, parallel, plots
+from s2s_jax import decoding, losses, parallel, plots, wmt17
 from s2s_jax.data.batching import encode_pairs, eval_batches
 from s2s_jax.data.vocab import EOS_ID
 from s2s_jax.experiment import Experiment
@@ -74,6 +74,9 @@ class Evaluator:
         pairs = experiment.corpus.splits[split]
         self.split = split
         self.references = [target for _, target in pairs]
+        # (tokenized references, their origin) for the WMT17 convention, when asked.
+        self.wmt17 = (wmt17.references(config, split, self.references)
+                      if config.eval.wmt17_bleu else None)
         self.empty_sources = [not source.strip() for source, _ in pairs]
         self.examples = encode_pairs(pairs, experiment.corpus.src_vocab,
                                      experiment.corpus.tgt_vocab)
@@ -102,6 +105,9 @@ class Evaluator:
         metrics = losses.summarize(parallel.fetch(sums))
         tokenize = exp.config.data.bleu_tokenize
         metrics.update(score(hypotheses, self.references, tokenize))
+        if self.wmt17:
+            tokenized, origin = self.wmt17
+            metrics.update(wmt17.score(hypotheses, tokenized, exp.config.data.tgt_lang, origin))
         lengths = [len(src) - 1 for src in self.examples.src]  # without EOS
         return EvalResult(metrics, hypotheses, heatmaps,
                           bleu_by_length(lengths, hypotheses, self.references, tokenize))
