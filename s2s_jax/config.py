@@ -64,8 +64,8 @@ def base_config() -> ml_collections.ConfigDict:
     model.residual = False  # residual connections between stacked layers
     model.reverse_source = False  # feed the source reversed (Sutskever et al. 2014)
     model.bridge = "dense"  # encoder final state -> decoder: copy | dense | zeros
-    model.attention = "bahdanau"  # none | bahdanau | dot | general | concat | multihead
-    model.attention_dim = 128  # additive attention hidden size / multi-head width
+    model.attention = "bahdanau"  # none | bahdanau | dot | general | local_p | concat | multihead
+    model.attention_dim = 128  # additive / local-p hidden size, multi-head width
     model.num_heads = 4  # heads of multihead attention
     model.input_feeding = False  # feed the previous attentional vector (Luong et al.)
     model.dropout = 0.1  # embedding, between-layer and output dropout

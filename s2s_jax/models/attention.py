@@ -48,6 +48,7 @@ class Attention(nn.Module):
     num_heads: int = 1
 
     query_is_previous_state = False
+    weights_sum_to_one = True  # False for local-p, whose Gaussian rescales the softmax
 
     def keys(self, memory: jax.Array) -> jax.Array:
         """``[batch, src_len, M] -> keys``; the identity unless a subclass projects."""
@@ -70,6 +71,36 @@ class GeneralAttention(DotAttention):
 
     def keys(self, memory: jax.Array) -> jax.Array:
         return self.w_a(memory)
+
+
+class LocalPredictiveAttention(GeneralAttention):
+    """Luong local-p: general scores inside a window around a predicted position.
+
+    p_t = (S_x - 1) sigmoid(v_p^T tanh(W_p s_t)) for a source of S_x real tokens;
+    a_t(s) = softmax over |s - p_t| <= D of the general scores, times
+    exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D / 2 (Luong et al. 2015, eqs. 9-10).
+    The weights are zero outside the window and do not sum to 1.
+    """
+
+    window: int = 10  # D
+    weights_sum_to_one = False
+
+    def setup(self):
+        super().setup()
+        self.w_p = nn.Dense(self.features, use_bias=False, name="w_p")
+        self.v_p = nn.Dense(1, use_bias=False, name="v_p")
+
+    def __call__(self, query, keys, memory, mask):
+        scores = jnp.einsum("bqd,bsd->bqs", query, keys).astype(jnp.float32)
+        last = mask.sum(axis=-1).astype(jnp.float32)[:, None] - 1.0  # [b, 1]
+        centre = last * jax.nn.sigmoid(self.v_p(jnp.tanh(self.w_p(query)))[..., 0])
+        distance = jnp.arange(mask.shape[-1])[None, None, :] - centre[..., None]  # [b, q, s]
+        inside = (jnp.abs(distance) <= self.window) & mask[:, None, :]
+        weights = jax.nn.softmax(jnp.where(inside, scores, _MASKED_SCORE), axis=-1)
+        sigma = self.window / 2
+        weights = jnp.where(inside, weights * jnp.exp(-distance ** 2 / (2 * sigma ** 2)), 0.0)
+        context = jnp.einsum("bqs,bsm->bqm", weights, memory.astype(jnp.float32))
+        return context, weights
 
 
 class AdditiveAttention(Attention):
@@ -127,6 +158,7 @@ ATTENTIONS: dict[str, type[Attention] | None] = {
     "bahdanau": BahdanauAttention,
     "dot": DotAttention,
     "general": GeneralAttention,
+    "local_p": LocalPredictiveAttention,
     "concat": AdditiveAttention,
     "multihead": MultiHeadDotAttention,
 }
