@@ -76,7 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.train = train = ml_collections.ConfigDict()
     train.num_steps = 3_000  # optimizer steps
-    train.optimizer = "adam"  # adam | sgd
+    train.optimizer = "adam"  # adam | sgd | adadelta (rho 0.95, eps 1e-6, Bahdanau et al.)
     train.learning_rate = 3e-3  # peak learning rate
     train.schedule = "constant"  # constant | step | rsqrt
     train.warmup_steps = 0  # linear warm-up steps (rsqrt schedule; optional otherwise)

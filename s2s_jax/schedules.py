@@ -45,7 +45,8 @@ LEARNING_RATE_SCHEDULES: dict[str, Callable] = {
     "step": _step_decay,
     "rsqrt": _rsqrt,
 }
-OPTIMIZERS: dict[str, Callable] = {"adam": optax.adam, "sgd": optax.sgd}
+OPTIMIZERS: dict[str, Callable] = {"adam": optax.adam, "sgd": optax.sgd,
+                                   "adadelta": lambda lr: optax.adadelta(lr, rho=0.95, eps=1e-6)}
 
 
 def create_optimizer(train, steps_per_epoch: int) -> optax.GradientTransformation:
