@@ -12,13 +12,14 @@ BUCKETS = {
     "dates": ((16, 12), (32, 12)),  # sources up to ~31 chars, targets always 10 (+EOS)
     "addition": ((8, 8), (16, 8)),  # "12345+67890" + EOS; sums have <= 6 digits
     "reversal": ((12, 12), (24, 24)),  # 1..20 letters
+    "copy": ((16, 16), (32, 32), (64, 64)),  # 1..60 letters (the bottleneck study)
 }
 
 
 def get_config(task: str = "dates"):
     config = base_config()
     config.data.source = "synthetic"
-    config.data.task = task  # dates | addition | reversal
+    config.data.task = task  # dates | addition | reversal | copy
     config.data.buckets = BUCKETS.get(task, config.data.buckets)
     config.data.bleu_tokenize = "char"  # outputs are short strings: score characters
     return config

@@ -31,7 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.data = data = ml_collections.ConfigDict()
     data.source = "synthetic"  # synthetic | multi30k | tfds | files (s2s_jax/data/sources.py)
-    data.task = "dates"  # synthetic: dates | addition | reversal
+    data.task = "dates"  # synthetic: dates | addition | reversal | copy
     data.train_size = 50_000  # synthetic: generated training pairs
     data.eval_size = 1_000  # synthetic: validation and test pairs (disjoint from train)
     data.src_lang = "en"  # multi30k / tfds / files: source language code

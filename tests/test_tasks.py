@@ -160,6 +160,12 @@ def test_reversal():
         range(1, tasks.MAX_REVERSAL_LENGTH + 1))
 
 
+def test_copy_has_long_inputs():
+    pairs = tasks.make_splits("copy", 0, {"train": 5000})["train"]
+    assert all(src == tgt and re.fullmatch(r"[a-z]+", src) for src, tgt in pairs)
+    assert {len(src) for src, _ in pairs} == set(range(1, tasks.MAX_COPY_LENGTH + 1))
+
+
 def test_dates_generation_is_fast():
     # 100k pairs must take well under 5 s; 20k here keeps the suite quick.
     start = time.perf_counter()

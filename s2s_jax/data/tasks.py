@@ -154,6 +154,7 @@ def _date_src_chars() -> str:
 
 MAX_ADDITION_DIGITS = 5
 MAX_REVERSAL_LENGTH = 20
+MAX_COPY_LENGTH = 60
 
 
 def _sample_addition(rng: np.random.Generator) -> Pair:
@@ -165,11 +166,21 @@ def _sample_addition(rng: np.random.Generator) -> Pair:
     return f"{numbers[0]}+{numbers[1]}", str(sum(numbers))
 
 
+def _letters(rng: np.random.Generator, max_length: int) -> str:
+    length = int(rng.integers(1, max_length + 1))
+    return "".join(string.ascii_lowercase[i] for i in rng.integers(26, size=length))
+
+
 def _sample_reversal(rng: np.random.Generator) -> Pair:
-    length = int(rng.integers(1, MAX_REVERSAL_LENGTH + 1))
-    letters = rng.integers(26, size=length)
-    text = "".join(string.ascii_lowercase[i] for i in letters)
+    text = _letters(rng, MAX_REVERSAL_LENGTH)
     return text, text[::-1]
+
+
+def _sample_copy(rng: np.random.Generator) -> Pair:
+    """Long inputs for the bottleneck study: a fixed-size context vector must hold
+    up to MAX_COPY_LENGTH letters."""
+    text = _letters(rng, MAX_COPY_LENGTH)
+    return text, text
 
 
 TASKS: dict[str, Task] = {
@@ -178,6 +189,7 @@ TASKS: dict[str, Task] = {
         Task("addition", string.digits + "+", string.digits, _sample_addition),
         Task("reversal", string.ascii_lowercase, string.ascii_lowercase,
              _sample_reversal),
+        Task("copy", string.ascii_lowercase, string.ascii_lowercase, _sample_copy),
     )
 }
 
