@@ -18,7 +18,7 @@ import sacrebleu
 from absl import logging
 
 from s2s_jax import decoding, losses, parallel, plots, wmt17
-from s2s_jax.data.batching import encode_pairs, eval_batches
+from s2s_jax.data.batching import Examples, encode_pairs, eval_batches
 from s2s_jax.data.vocab import EOS_ID
 from s2s_jax.experiment import Experiment
 from s2s_jax.models.seq2seq import Seq2Seq
@@ -80,6 +80,11 @@ class Evaluator:
         self.empty_sources = [not source.strip() for source, _ in pairs]
         self.examples = encode_pairs(pairs, experiment.corpus.src_vocab,
                                      experiment.corpus.tgt_vocab)
+        # Decoded shortest source first: a batch's sentences end at about the same step
+        # and fit the smallest bucket. Results are put back in the split's order.
+        self.order = np.argsort([len(src) for src in self.examples.src], kind="stable")
+        self._by_length = Examples([self.examples.src[i] for i in self.order],
+                                   [self.examples.tgt[i] for i in self.order])
         self.batch_size = parallel.round_to_devices(config.eval.batch_size, experiment.mesh)
         model = experiment.model
         self._metrics = jax.jit(functools.partial(eval_step, model))
@@ -88,20 +93,23 @@ class Evaluator:
     def __call__(self, params: Any, num_heatmaps: int = 0) -> EvalResult:
         exp = self.experiment
         src_vocab, tgt_vocab = exp.corpus.src_vocab, exp.corpus.tgt_vocab
-        sums, hypotheses, heatmaps = {}, [], []
-        for batch in eval_batches(self.examples, self.batch_size, exp.config.data.buckets):
+        sums, hypotheses, heatmaps = {}, [None] * len(self.order), {}
+        positions = iter(self.order)  # the split position of each decoded row
+        for batch in eval_batches(self._by_length, self.batch_size, exp.config.data.buckets):
             arrays = parallel.shard_batch(parallel.process_rows(batch), exp.mesh)
             sums = losses.add(sums, self._metrics(params, arrays))
             decoded = parallel.fetch(self._decode(params, arrays["src"], arrays["src_mask"]))
             for row in np.flatnonzero(batch["valid"]):
+                position = next(positions)
                 tokens = _until_eos(decoded.tokens[row, 0])  # the best hypothesis
-                empty = self.empty_sources[len(hypotheses)]  # empty in, empty out
-                hypotheses.append("" if empty else tgt_vocab.decode(tokens))
-                if len(heatmaps) < num_heatmaps and decoded.weights is not None:
+                empty = self.empty_sources[position]  # empty in, empty out
+                hypotheses[position] = "" if empty else tgt_vocab.decode(tokens)
+                if position < num_heatmaps and decoded.weights is not None:
                     src = batch["src"][row][batch["src_mask"][row]]
                     weights = decoded.weights[row][:len(tokens), :len(src)]
-                    heatmaps.append((weights, [src_vocab.piece(i) for i in src],
-                                     [tgt_vocab.piece(i) for i in tokens]))
+                    heatmaps[position] = (weights, [src_vocab.piece(i) for i in src],
+                                          [tgt_vocab.piece(i) for i in tokens])
+        heatmaps = [heatmaps[position] for position in sorted(heatmaps)]
         metrics = losses.summarize(parallel.fetch(sums))
         tokenize = exp.config.data.bleu_tokenize
         metrics.update(score(hypotheses, self.references, tokenize))
