@@ -7,7 +7,8 @@ against the PyTorch reference (benchmarks/peers) on the same weights.
 Decodes the whole evaluation split (Multi30k: test_2016_flickr, 1,000 sentences)
 with the workdir's best checkpoint, or with random weights when it has none (the
 output lengths, and so the speed, depend on the weights: it is reported which).
-Every shape is compiled before timing. The PyTorch reference (torch installed, a
+Sentences are batched shortest first, as s2s_jax's evaluation does. Every shape is
+compiled before timing. The PyTorch reference (torch installed, a
 config it supports) gets the same weights and batches, with as many threads as the
 machine has cores; passes alternate between the two and each figure is the faster
 of ``--passes`` passes. Its hypotheses are compared with s2s_jax's. Prints a table,
@@ -26,7 +27,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from s2s_jax import decoding, parallel
-from s2s_jax.data.batching import encode_pairs, eval_batches
+from s2s_jax.data.batching import Examples, encode_pairs, eval_batches
 from s2s_jax.data.vocab import EOS_ID, PAD_ID
 from s2s_jax.experiment import Experiment
 
@@ -101,6 +102,8 @@ def main(argv):
     trained = exp.restore("best") or exp.restore("latest")
     pairs = exp.corpus.splits[config.eval.split]
     examples = encode_pairs(pairs, exp.corpus.src_vocab, exp.corpus.tgt_vocab)
+    order = np.argsort([len(src) for src in examples.src], kind="stable")
+    examples = Examples([examples.src[i] for i in order], [examples.tgt[i] for i in order])
     batch_size = parallel.round_to_devices(config.eval.batch_size, exp.mesh)
     batches = list(eval_batches(examples, batch_size, config.data.buckets))
     results = []
