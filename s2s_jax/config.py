@@ -98,6 +98,7 @@ def base_config() -> ml_collections.ConfigDict:
     train.checkpoint_every = 500  # steps between checkpoints (and at the end)
     train.keep_checkpoints = 3  # latest checkpoints kept; the best one is kept apart
     train.best_metric = "exact_match"  # eval metric that selects the best checkpoint
+    train.early_stopping_evals = 0  # > 0: stop when this many evaluations bring no new best
     train.best_mode = "max"  # max | min
     train.max_consecutive_nonfinite = 10  # stop after this many skipped updates in a row
 
@@ -199,7 +200,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive(config, "eval.beam_size", "eval.n_best", "eval.temperature")
     _check(config.eval.n_best <= config.eval.beam_size, "eval.n_best",
            f"must be <= eval.beam_size={config.eval.beam_size}", config.eval.n_best)
-    for key in ("eval.alpha", "eval.beta", "eval.top_k", "train.loss_chunk_tokens"):
+    for key in ("eval.alpha", "eval.beta", "eval.top_k", "train.loss_chunk_tokens",
+                "train.early_stopping_evals"):
         _check(_get(config, key) >= 0, key, "must be >= 0", _get(config, key))
     if config.model.attention == "none":
         _check(config.eval.beta == 0, "eval.beta",

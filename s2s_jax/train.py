@@ -189,6 +189,14 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     return evaluate.run(config, workdir, exp) if finished else None
 
 
+def _no_progress(checkpointer, step: int, train) -> bool:
+    """Early stopping: ``train.early_stopping_evals`` evaluations since the best one.
+    Derived from the best checkpoint's step, so a resumed run counts the same."""
+    best = checkpointer.best_step()
+    return bool(train.early_stopping_evals) and best is not None and (
+        step - best >= train.early_stopping_evals * train.eval_every)
+
+
 def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
     """Trains ``exp.state`` up to ``config.train.num_steps``, evaluating and saving
     checkpoints on the way; returns False if SIGTERM stopped it."""
@@ -221,6 +229,12 @@ def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
                 started = time.time()
                 _evaluate(evaluator, writer, exp.checkpointer, step, exp.state, config)
                 last_time += time.time() - started  # steps/s counts training time only
+                if _no_progress(exp.checkpointer, step, train):
+                    exp.checkpointer.save(step, exp.state)
+                    logging.info("early stopping at step %d: no better %s in %d evaluations "
+                                 "(best at step %d)", step, train.best_metric,
+                                 train.early_stopping_evals, exp.checkpointer.best_step())
+                    break
             if step % train.checkpoint_every == 0 or step == train.num_steps:
                 exp.checkpointer.save(step, exp.state)
     nonfinite.flush()

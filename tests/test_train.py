@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from s2s_jax import losses, schedules
+from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.config import base_config
 from s2s_jax.data.batching import TrainBatches, encode_pairs
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.vocab import CharVocab
 from s2s_jax.experiment import TrainState
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.train import DivergenceError, NonFiniteRun, train_step
+from s2s_jax.train import DivergenceError, NonFiniteRun, train_and_evaluate, train_step
 
 
 def _numpy_smoothed_loss(logits, targets, eps):
@@ -155,3 +156,20 @@ def test_a_run_of_skipped_steps_stops_training():
     with pytest.raises(DivergenceError, match=r"step 6: .* 3 steps in a row \(config.train."
                                               r"max_consecutive_nonfinite=3\)"):
         run.push(7, jnp.float32(0.0))  # checks step 6, one step late
+
+
+def test_early_stopping_after_evaluations_without_a_new_best(tmp_path):
+    """With a zero learning rate no evaluation after the first is better: training
+    stops at the evaluation ``early_stopping_evals`` after it, with a checkpoint."""
+    config = base_config()
+    config.data.update(task="reversal", train_size=300, eval_size=20, batch_size=16,
+                       buckets=((24, 24),))
+    config.model.update(embed_dim=8, hidden_size=16, attention_dim=16)
+    config.train.update(num_steps=60, eval_every=10, checkpoint_every=1000, log_every=10,
+                        learning_rate=0.0, early_stopping_evals=2, best_metric="loss",
+                        best_mode="min")
+    config.eval.update(num_heatmaps=0)
+    train_and_evaluate(config, str(tmp_path))
+    checkpointer = Checkpointer(str(tmp_path), best_metric="loss", best_mode="min")
+    assert checkpointer.best_step() == 10
+    assert checkpointer.latest_step() == 30
