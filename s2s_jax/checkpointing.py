@@ -190,6 +190,10 @@ class Checkpointer:
         """Returns the latest finished (or in-flight) step, or None."""
         return self._latest.latest_step()
 
+    def steps(self) -> list[int]:
+        """The steps of the kept latest checkpoints, oldest first."""
+        return sorted(self._latest.all_steps())
+
     def best_step(self) -> int | None:
         """Returns the step of the best checkpoint, or None."""
         return self._best.best_step()

@@ -117,6 +117,7 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.max_len_a = 1.0  # output length bound a * src_len + b
     evaluation.max_len_b = 10  # (src_len is the padded source length)
     evaluation.checkpoint = "best"  # best | latest | a step number
+    evaluation.average_checkpoints = 0  # > 1: the mean parameters of the latest N instead
     evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
     evaluation.wmt17_bleu = False  # also BLEU as WMT17 multimodal scored it (wmt17.py)
     evaluation.max_input_chars = 10_000  # translate: longer lines are cut (with a warning)
@@ -193,6 +194,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _one_of(config, "train.schedule", LEARNING_RATE_SCHEDULES)
     _one_of(config, "train.best_mode", ("max", "min"))
     _one_of(config, "train.best_metric", EVAL_METRICS)
+    _check(config.eval.average_checkpoints <= config.train.keep_checkpoints,
+           "eval.average_checkpoints", f"must be <= train.keep_checkpoints="
+           f"{config.train.keep_checkpoints} (the checkpoints kept)",
+           config.eval.average_checkpoints)
     if config.train.best_metric == "bleu_wmt17":
         _check(config.eval.wmt17_bleu, "eval.wmt17_bleu",
                "must be True for train.best_metric='bleu_wmt17'", config.eval.wmt17_bleu)

@@ -159,7 +159,9 @@ def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[s
     """``--mode=eval``: restore ``config.eval.checkpoint`` and score ``config.eval.split``."""
     experiment = experiment or Experiment.create(config, workdir)
     which = config.eval.checkpoint
-    if not experiment.restore(which) and not experiment.restore("latest"):
+    if config.eval.average_checkpoints > 1:
+        experiment.restore_average(config.eval.average_checkpoints)
+    elif not experiment.restore(which) and not experiment.restore("latest"):
         raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
     step = int(experiment.state.step)
     result = Evaluator(experiment, config.eval.split)(experiment.state.params,

@@ -74,6 +74,19 @@ class Experiment:
         logging.info("restored the %s checkpoint, step %d", which, int(self.state.step))
         return True
 
+    def restore_average(self, count: int) -> list[int]:
+        """Replaces ``state`` by the latest checkpoint with its parameters replaced by
+        the mean of the latest ``count`` checkpoints' parameters; returns their steps."""
+        steps = self.checkpointer.steps()[-count:]
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint to average in {self.workdir!r}")
+        states = [self.checkpointer.restore(self.state, step=step) for step in steps]
+        mean = jax.tree.map(lambda *leaves: sum(leaves) / len(leaves),
+                            *[s.params for s in states])
+        self.state = states[-1].replace(params=mean)
+        logging.info("averaged the parameters of checkpoints %s", steps)
+        return steps
+
 
 def initial_state(config, model: Seq2Seq, tx: optax.GradientTransformation,
                   mesh: Mesh) -> TrainState:

@@ -13,6 +13,8 @@ from flax import linen as nn
 from flax.training import train_state
 
 from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.config import base_config
+from s2s_jax.experiment import Experiment
 
 
 def _state(seed: int = 0, features: int = 3) -> train_state.TrainState:
@@ -140,3 +142,20 @@ def test_checkpoints_of_another_model_are_kept(tmp_path):
     with pytest.raises(RuntimeError, match=r"can be restored \(steps \[2, 1\]\)"):
         ckpt.restore(_state(features=5))
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+
+
+def test_experiment_averages_the_latest_checkpoints(tmp_path):
+    config = base_config()
+    config.data.update(task="reversal", train_size=50, eval_size=5)
+    config.model.update(embed_dim=4, hidden_size=8, attention_dim=8)
+    exp = Experiment.create(config, str(tmp_path))
+    base = exp.state
+    for k, step in enumerate((10, 20, 30, 40)):  # keep_checkpoints = 3: 20, 30, 40 stay
+        scaled = base.replace(step=step, params=jax.tree.map(lambda p: p * (k + 1),
+                                                             base.params))
+        exp.checkpointer.save(step, scaled)
+    exp.checkpointer.wait()
+    assert exp.restore_average(3) == [20, 30, 40]
+    for got, want in zip(jax.tree.leaves(exp.state.params), jax.tree.leaves(base.params)):
+        np.testing.assert_allclose(got, 3.0 * np.asarray(want), rtol=1e-6, atol=1e-7)
+    assert int(exp.state.step) == 40

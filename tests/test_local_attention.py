@@ -1,7 +1,6 @@
 """Tests for Luong's local-p attention against a float64 numpy version of eqs. 9-10."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from s2s_jax.models.attention import ATTENTIONS, LocalPredictiveAttention
