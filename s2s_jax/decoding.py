@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from s2s_jax import reductions
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from s2s_jax.models.seq2seq import DecoderState, Memory, Seq2Seq
 
@@ -150,7 +151,7 @@ def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
     Returns:
       ``Decoded`` with N = 1.
     """
-    return _step_loop(model, params, src, src_mask, lambda i, logits: jnp.argmax(logits, -1),
+    return _step_loop(model, params, src, src_mask, lambda i, logits: reductions.argmax(logits),
                       max_len_a, max_len_b)
 
 

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from s2s_jax import reductions
+
 
 def token_losses(logits: jax.Array, targets: jax.Array,
                  label_smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
@@ -33,7 +35,7 @@ def sequence_metrics(logits: jax.Array, targets: jax.Array, mask: jax.Array,
     """
     weights = mask.astype(jnp.float32)
     loss, nll = token_losses(logits, targets, label_smoothing)
-    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    correct = (reductions.argmax(logits) == targets).astype(jnp.float32)
     return {
         "loss": jnp.sum(loss * weights),
         "nll": jnp.sum(nll * weights),

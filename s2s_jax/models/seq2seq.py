@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax import struct
 
+from s2s_jax import reductions
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS, Carry, Kernel
 from s2s_jax.models.recurrence import dense
@@ -309,7 +310,7 @@ class Decoder(nn.Module):
             if sample:
                 predicted = jax.random.categorical(module.make_rng("sample"), logits)
             else:
-                predicted = jnp.argmax(logits, axis=-1)
+                predicted = reductions.argmax(logits)
             return (state, predicted.astype(tgt_in.dtype)), (logits, weights)
 
         scan = nn.scan(body, variable_broadcast="params",
