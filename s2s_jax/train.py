@@ -64,10 +64,10 @@ def apply_if_finite(state: TrainState, grads, sums: dict) -> tuple[TrainState, d
     not finite: then params and optimizer state stay, ``step`` and ``skipped`` advance,
     and the step's metric sums are zero but for ``sums["skipped"]`` = 1."""
     finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(sums["grad_norm"])
-    updated = state.apply_gradients(grads=grads)
-    state = jax.tree.map(functools.partial(jnp.where, finite), updated,
-                         state.replace(step=updated.step))
-    state = state.replace(skipped=state.skipped + jnp.where(finite, 0, 1))
+    # A conditional, not a select: the skipped branch costs no pass over the state.
+    state = jax.lax.cond(
+        finite, lambda: state.apply_gradients(grads=grads),
+        lambda: state.replace(step=state.step + 1, skipped=state.skipped + 1))
     sums = {key: jnp.where(finite, value, 0.0) for key, value in sums.items()}
     sums["skipped"] = jnp.where(finite, 0.0, 1.0)
     return state, sums
