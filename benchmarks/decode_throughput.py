@@ -15,10 +15,9 @@ of ``--passes`` passes. Its hypotheses are compared with s2s_jax's. Prints a tab
 then one JSON line.
 """
 
+import json
 import os
 import sys
-
-import json
 import time
 
 import jax
@@ -27,8 +26,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from s2s_jax import decoding, parallel
-from s2s_jax.data.batching import Examples, encode_pairs, eval_batches
-from s2s_jax.data.vocab import EOS_ID, PAD_ID
+from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.experiment import Experiment
 
 FLAGS = flags.FLAGS
@@ -85,16 +83,6 @@ def _torch_split(decode, batches) -> tuple[float, list[np.ndarray]]:
     return time.perf_counter() - start, best
 
 
-def _length(tokens: np.ndarray) -> int:
-    """Tokens up to and including EOS (all non-PAD tokens when cut off)."""
-    ends = np.flatnonzero(tokens == EOS_ID)
-    return int(ends[0] + 1) if len(ends) else int((tokens != PAD_ID).sum())
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return np.array_equal(a[:_length(a)], b[:_length(b)])
-
-
 def main(argv):
     del argv
     config = FLAGS.config
@@ -102,8 +90,7 @@ def main(argv):
     trained = exp.restore("best") or exp.restore("latest")
     pairs = exp.corpus.splits[config.eval.split]
     examples = encode_pairs(pairs, exp.corpus.src_vocab, exp.corpus.tgt_vocab)
-    order = np.argsort([len(src) for src in examples.src], kind="stable")
-    examples = Examples([examples.src[i] for i in order], [examples.tgt[i] for i in order])
+    _, examples = sort_by_source_length(examples)
     batch_size = parallel.round_to_devices(config.eval.batch_size, exp.mesh)
     batches = list(eval_batches(examples, batch_size, config.data.buckets))
     results = []
@@ -123,7 +110,7 @@ def main(argv):
             if peer:
                 seconds, peer_best = _torch_split(peer, batches)
                 times["torch"].append(seconds)
-        tokens = sum(map(_length, best))
+        tokens = sum(len(decoding.until_eos(b)) for b in best)
         for name, seconds in times.items():
             if not seconds:
                 continue
@@ -133,7 +120,9 @@ def main(argv):
                 row.update(tokens_per_sec=tokens / min(seconds), target_tokens=tokens,
                            first_pass_seconds=compile_seconds)
             else:
-                row["same_hypotheses"] = float(np.mean(list(map(_same, best, peer_best))))
+                row["same_hypotheses"] = float(np.mean([
+                    np.array_equal(decoding.until_eos(a), decoding.until_eos(b))
+                    for a, b in zip(best, peer_best)]))
                 row["speedup_of_s2s_jax"] = min(seconds) / min(times["s2s_jax"])
             results.append(row)
     print(f"{len(pairs)} sentences of {config.eval.split}, batch {batch_size}, "

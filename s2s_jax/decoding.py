@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from s2s_jax import reductions
@@ -51,6 +52,13 @@ class Decoded:
     tokens: jax.Array
     scores: jax.Array
     weights: Optional[jax.Array]
+
+
+def until_eos(tokens: np.ndarray) -> np.ndarray:
+    """One hypothesis of ``Decoded.tokens`` up to and including its EOS (all of it when
+    the length bound cut it off)."""
+    ends = np.flatnonzero(tokens == EOS_ID)
+    return tokens[:ends[0] + 1] if len(ends) else tokens
 
 
 def max_decode_length(src_len: int, a: float, b: int) -> int:

@@ -18,8 +18,7 @@ import sacrebleu
 from absl import logging
 
 from s2s_jax import decoding, losses, parallel, plots, wmt17
-from s2s_jax.data.batching import Examples, encode_pairs, eval_batches
-from s2s_jax.data.vocab import EOS_ID
+from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.experiment import Experiment
 from s2s_jax.models.seq2seq import Seq2Seq
 
@@ -59,12 +58,6 @@ def bleu_by_length(lengths: list[int], hypotheses: list[str], references: list[s
     return rows
 
 
-def _until_eos(ids: np.ndarray) -> np.ndarray:
-    """Token ids up to and including the first EOS."""
-    ends = np.flatnonzero(ids == EOS_ID)
-    return ids[:ends[0] + 1] if len(ends) else ids
-
-
 class Evaluator:
     """Scores parameters on one split of the experiment's corpus."""
 
@@ -82,9 +75,7 @@ class Evaluator:
                                      experiment.corpus.tgt_vocab)
         # Decoded shortest source first: a batch's sentences end at about the same step
         # and fit the smallest bucket. Results are put back in the split's order.
-        self.order = np.argsort([len(src) for src in self.examples.src], kind="stable")
-        self._by_length = Examples([self.examples.src[i] for i in self.order],
-                                   [self.examples.tgt[i] for i in self.order])
+        self.order, self._by_length = sort_by_source_length(self.examples)
         self.batch_size = parallel.round_to_devices(config.eval.batch_size, experiment.mesh)
         model = experiment.model
         self._metrics = jax.jit(functools.partial(eval_step, model))
@@ -101,7 +92,7 @@ class Evaluator:
             decoded = parallel.fetch(self._decode(params, arrays["src"], arrays["src_mask"]))
             for row in np.flatnonzero(batch["valid"]):
                 position = next(positions)
-                tokens = _until_eos(decoded.tokens[row, 0])  # the best hypothesis
+                tokens = decoding.until_eos(decoded.tokens[row, 0])  # the best hypothesis
                 empty = self.empty_sources[position]  # empty in, empty out
                 hypotheses[position] = "" if empty else tgt_vocab.decode(tokens)
                 if position < num_heatmaps and decoded.weights is not None:

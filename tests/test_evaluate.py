@@ -5,7 +5,7 @@ import numpy as np
 from s2s_jax import decoding, parallel
 from s2s_jax.config import base_config
 from s2s_jax.data.batching import encode_source, pad_source_batch
-from s2s_jax.evaluate import Evaluator, _until_eos
+from s2s_jax.evaluate import Evaluator
 from s2s_jax.experiment import Experiment
 
 
@@ -26,7 +26,7 @@ def test_hypotheses_come_back_in_the_split_order(tmp_path):
                                  config.data.buckets)
         arrays = parallel.shard_batch(batch, exp.mesh)
         alone = decode(exp.state.params, arrays["src"], arrays["src_mask"]).tokens[0, 0]
-        assert result.hypotheses[position] == vocab.decode(_until_eos(np.asarray(alone)))
+        assert result.hypotheses[position] == vocab.decode(decoding.until_eos(np.asarray(alone)))
     # Heatmaps are those of the split's first sentences, in order.
     assert [len(h[1]) for h in result.heatmaps] == [
         len(source) + 1 for source, _ in exp.corpus.splits["test"][:3]]

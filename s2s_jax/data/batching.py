@@ -42,6 +42,15 @@ class Examples:
         return len(self.src)
 
 
+def sort_by_source_length(examples: Examples) -> tuple[np.ndarray, Examples]:
+    """The examples shortest source first (stable), and ``order``: position k of the
+    result is ``examples[order[k]]``. Batched this way, sentences end decoding at about
+    the same step and fit the smallest bucket."""
+    order = np.argsort([len(src) for src in examples.src], kind="stable")
+    return order, Examples([examples.src[i] for i in order],
+                           [examples.tgt[i] for i in order])
+
+
 def encode_source(text: str, vocab: Vocab) -> np.ndarray:
     """Returns int32 [length + 1]: the ids of `text` followed by EOS_ID."""
     return np.array(vocab.encode(text) + [EOS_ID], np.int32)
