@@ -9,7 +9,6 @@ of the batch stream alone; and the tokens/s of the compiled train step (median o
 timed steps after compiling every bucket shape). Prints a table, then one JSON line.
 """
 
-import functools
 import json
 import time
 
@@ -22,7 +21,7 @@ from s2s_jax import parallel
 from s2s_jax.data.batching import TrainBatches, encode_pairs, prefetch
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.experiment import Experiment
-from s2s_jax.train import batch_sizes, train_step
+from s2s_jax.train import batch_sizes, jit_train_step
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_input", "Vocabulary / TFDS cache.")
@@ -51,8 +50,8 @@ def main(argv):
     pipeline_tokens_per_sec = tokens / pipeline_seconds
 
     exp = Experiment.create(config, FLAGS.workdir, corpus, batches.steps_per_epoch)
-    step = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
-    rng, state = jax.random.key(0), exp.state
+    step, rng = jit_train_step(config)
+    state = exp.state
     compiled = set()
     stream = prefetch(batches.iterate(0), config.data.prefetch)
     start = time.perf_counter()

@@ -7,7 +7,6 @@ compiles ``s2s_jax.train.train_step`` once per batch shape, then times steps on 
 batches of SPEC_DIR/batches.npz when the driver asks.
 """
 
-import functools
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from s2s_jax import parallel
 from s2s_jax.experiment import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.schedules import create_optimizer
-from s2s_jax.train import train_step
+from s2s_jax.train import jit_train_step
 
 
 def main(spec_dir: str) -> None:
@@ -36,8 +35,7 @@ def main(spec_dir: str) -> None:
                                 **config.model.to_dict()))
     mesh = parallel.make_mesh()
     state = initial_state(config, model, create_optimizer(config.train, spec["steps_per_epoch"]), mesh)
-    rng = jax.random.key(config.seed, impl=config.train.prng_impl)
-    step_fn = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
+    step_fn, rng = jit_train_step(config)
     compiled, compile_seconds = {}, {}
 
     def shard(i):

@@ -12,7 +12,6 @@ grow linearly with length, and remat should lower it. Prints a table, then one J
 line.
 """
 
-import functools
 import json
 import time
 
@@ -25,7 +24,7 @@ from s2s_jax import parallel
 from s2s_jax.experiment import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.schedules import create_optimizer
-from s2s_jax.train import train_step
+from s2s_jax.train import jit_train_step
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["25", "50", "100", "200"], "Source = target lengths.")
@@ -50,8 +49,7 @@ def _measure(config, length: int) -> dict:
     mesh = parallel.make_mesh()
     state = initial_state(config, model, create_optimizer(config.train, 1), mesh)
     batch = parallel.shard_batch(_batch(length, np.random.default_rng(length)), mesh)
-    rng = jax.random.key(config.seed, impl=config.train.prng_impl)
-    step = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
+    step, rng = jit_train_step(config)
     start = time.perf_counter()
     compiled = step.lower(state, batch, rng).compile()
     compile_seconds = time.perf_counter() - start

@@ -2,6 +2,7 @@
 
 import functools
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +58,13 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
     sums["grad_norm"] = optax.tree.norm(grads)
     sums["steps"] = jnp.ones(())
     return apply_if_finite(state, grads, sums)
+
+
+def jit_train_step(config) -> tuple[Callable, jax.Array]:
+    """``train_step`` jitted for ``config`` (the state donated), and the run's PRNG key
+    (``config.train.prng_impl``): what training and the benchmarks run."""
+    step = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
+    return step, jax.random.key(config.seed, impl=config.train.prng_impl)
 
 
 def apply_if_finite(state: TrainState, grads, sums: dict) -> tuple[TrainState, dict]:
@@ -202,8 +210,7 @@ def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
     checkpoints on the way; returns False if SIGTERM stopped it."""
     config = exp.config
     train = config.train
-    step_fn = jax.jit(functools.partial(train_step, config=config), donate_argnums=(0,))
-    rng = jax.random.key(config.seed, impl=config.train.prng_impl)
+    step_fn, rng = jit_train_step(config)
     evaluator = evaluate.Evaluator(exp, config.eval.train_split)
     start = int(exp.state.step)
     sums, last_time, last_step = {}, time.time(), start
