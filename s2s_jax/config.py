@@ -99,6 +99,9 @@ def base_config() -> ml_collections.ConfigDict:
     train.keep_checkpoints = 3  # latest checkpoints kept; the best one is kept apart
     train.best_metric = "exact_match"  # eval metric that selects the best checkpoint
     train.early_stopping_evals = 0  # > 0: stop when this many evaluations bring no new best
+    # > 0: stop at the first log step after this many minutes since the command started
+    # (then evaluate, save, and score the test split); a resumed run starts a new clock.
+    train.time_budget_minutes = 0.0
     train.best_mode = "max"  # max | min
     train.max_consecutive_nonfinite = 10  # stop after this many skipped updates in a row
 
@@ -175,6 +178,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "train.log_every", "train.eval_every", "train.checkpoint_every",
               "train.keep_checkpoints", "train.teacher_forcing_steps",
               "train.max_consecutive_nonfinite", "eval.batch_size", "eval.max_input_chars")
+    _check(config.train.time_budget_minutes >= 0, "train.time_budget_minutes",
+           "must be >= 0", config.train.time_budget_minutes)
     _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",
            config.data.tokens_per_batch)
     buckets = config.data.buckets

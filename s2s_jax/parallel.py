@@ -99,6 +99,13 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, replicated(mesh))
 
 
+def process_0_decides(flag: bool) -> bool:
+    """Process 0's ``flag`` on every process (for decisions from a local clock)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.broadcast_one_to_all(np.array(flag)))
+
+
 def fetch(tree: Any) -> Any:
     """Global arrays -> numpy on every process (all-gathers across hosts)."""
     if jax.process_count() > 1:

@@ -174,6 +174,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     stopped at, see ``s2s_jax.preemption``). Raises DivergenceError after
     ``config.train.max_consecutive_nonfinite`` skipped updates in a row.
     """
+    deadline = time.monotonic() + 60 * config.train.time_budget_minutes
     writer = metric_writers.create_default_writer(
         workdir, just_logging=jax.process_index() > 0)
     corpus = parallel.process_0_first(load_corpus, config, workdir)
@@ -190,7 +191,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     if exp.restore("latest"):
         logging.info("resuming at step %d", int(exp.state.step))
     try:
-        finished = _train(exp, batches, writer)
+        finished = _train(exp, batches, writer, deadline)
     finally:  # a stopped run still completes the checkpoints it started
         exp.checkpointer.wait()
         writer.flush()
@@ -205,9 +206,16 @@ def _no_progress(checkpointer, step: int, train) -> bool:
         step - best >= train.early_stopping_evals * train.eval_every)
 
 
-def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
-    """Trains ``exp.state`` up to ``config.train.num_steps``, evaluating and saving
-    checkpoints on the way; returns False if SIGTERM stopped it."""
+def _out_of_time(train, deadline: float) -> bool:
+    """Whether ``train.time_budget_minutes`` (if any) ran out, on process 0's clock."""
+    return bool(train.time_budget_minutes) and parallel.process_0_decides(
+        time.monotonic() >= deadline)
+
+
+def _train(exp: Experiment, batches: TrainBatches, writer, deadline: float) -> bool:
+    """Trains ``exp.state`` up to ``config.train.num_steps`` or the ``deadline``
+    (``time.monotonic()``, with a time budget), evaluating and saving checkpoints on
+    the way; returns False if SIGTERM stopped it."""
     config = exp.config
     train = config.train
     step_fn, rng = jit_train_step(config)
@@ -222,7 +230,12 @@ def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
             exp.state, step_sums = step_fn(exp.state, batch, rng)
             nonfinite.push(step, step_sums["skipped"])
             sums = losses.add(sums, step_sums)
-            if step % train.log_every == 0 or step == train.num_steps:
+            last = step == train.num_steps
+            if step % train.log_every == 0 and not last and _out_of_time(train, deadline):
+                logging.info("time budget of %g minutes spent: training stops at step %d",
+                             train.time_budget_minutes, step)
+                last = True
+            if step % train.log_every == 0 or last:
                 now = time.time()
                 _log_train(writer, step, parallel.fetch(sums), now - last_time,
                            step - last_step, train.num_steps)
@@ -232,7 +245,7 @@ def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
                 logging.warning("SIGTERM: stopped after saving the checkpoint of step %d; "
                                 "the same command resumes", step)
                 return False
-            if step % train.eval_every == 0 or step == train.num_steps:
+            if step % train.eval_every == 0 or last:
                 started = time.time()
                 _evaluate(evaluator, writer, exp.checkpointer, step, exp.state, config)
                 last_time += time.time() - started  # steps/s counts training time only
@@ -242,8 +255,10 @@ def _train(exp: Experiment, batches: TrainBatches, writer) -> bool:
                                  "(best at step %d)", step, train.best_metric,
                                  train.early_stopping_evals, exp.checkpointer.best_step())
                     break
-            if step % train.checkpoint_every == 0 or step == train.num_steps:
+            if step % train.checkpoint_every == 0 or last:
                 exp.checkpointer.save(step, exp.state)
+            if last:
+                break
     nonfinite.flush()
     logging.info("compiled train step programs: %d (buckets: %d)",
                  step_fn._cache_size(), len(config.data.buckets))

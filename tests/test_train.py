@@ -173,3 +173,19 @@ def test_early_stopping_after_evaluations_without_a_new_best(tmp_path):
     checkpointer = Checkpointer(str(tmp_path), best_metric="loss", best_mode="min")
     assert checkpointer.best_step() == 10
     assert checkpointer.latest_step() == 30
+
+
+def test_time_budget_stops_at_the_first_log_step_after_it(tmp_path):
+    """A spent budget stops training at the next log step, which is then evaluated
+    and saved like a last step, and the test split is still scored."""
+    config = base_config()
+    config.data.update(task="reversal", train_size=300, eval_size=20, batch_size=16,
+                       buckets=((24, 24),))
+    config.model.update(embed_dim=8, hidden_size=16, attention_dim=16)
+    config.train.update(num_steps=1000, eval_every=500, checkpoint_every=500, log_every=7,
+                        time_budget_minutes=1e-6)
+    config.eval.update(num_heatmaps=0)
+    metrics = train_and_evaluate(config, str(tmp_path))
+    checkpointer = Checkpointer(str(tmp_path), best_metric="exact_match")
+    assert checkpointer.latest_step() == 7 and checkpointer.best_step() == 7
+    assert "bleu" in metrics
