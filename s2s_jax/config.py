@@ -119,6 +119,10 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.sample_seed = 0  # sample: random seed
     evaluation.max_len_a = 1.0  # output length bound a * src_len + b
     evaluation.max_len_b = 10  # (src_len is the padded source length)
+    # Non-empty: before scoring eval.split, choose eval.beam_size and eval.alpha among
+    # these on eval.train_split by train.best_metric (s2s_jax/tuning.py).
+    evaluation.tune_beam_sizes = ()
+    evaluation.tune_alphas = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     evaluation.checkpoint = "best"  # best | latest | a step number
     evaluation.average_checkpoints = 0  # > 1: the mean parameters of the latest N instead
     evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
@@ -178,6 +182,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "train.log_every", "train.eval_every", "train.checkpoint_every",
               "train.keep_checkpoints", "train.teacher_forcing_steps",
               "train.max_consecutive_nonfinite", "eval.batch_size", "eval.max_input_chars")
+    tune = config.eval
+    _check(all(isinstance(k, int) and k > 0 for k in tune.tune_beam_sizes),
+           "eval.tune_beam_sizes", "must hold positive beam sizes", tune.tune_beam_sizes)
+    _check(not tune.tune_beam_sizes or len(tune.tune_alphas) > 0, "eval.tune_alphas",
+           "must not be empty when eval.tune_beam_sizes is set", tune.tune_alphas)
     _check(config.train.time_budget_minutes >= 0, "train.time_budget_minutes",
            "must be >= 0", config.train.time_budget_minutes)
     _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",

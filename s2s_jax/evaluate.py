@@ -17,7 +17,7 @@ import numpy as np
 import sacrebleu
 from absl import logging
 
-from s2s_jax import decoding, losses, parallel, plots, wmt17
+from s2s_jax import decoding, losses, parallel, plots, tuning, wmt17
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.experiment import Experiment
 from s2s_jax.models.seq2seq import Seq2Seq
@@ -155,6 +155,9 @@ def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[s
     elif not experiment.restore(which) and not experiment.restore("latest"):
         raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
     step = int(experiment.state.step)
+    if config.eval.tune_beam_sizes:
+        config, _ = tuning.choose_decoding(experiment, Evaluator)
+        experiment = dataclasses.replace(experiment, config=config)
     result = Evaluator(experiment, config.eval.split)(experiment.state.params,
                                                      config.eval.num_heatmaps)
     directory = os.path.join(workdir, "eval", config.eval.split)
