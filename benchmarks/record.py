@@ -29,7 +29,10 @@ def _machine() -> str:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             pass
-    cpu = platform.processor() or platform.machine()
+    cpu = platform.machine()
+    if os.path.exists("/proc/cpuinfo"):  # the model: results differ between machines
+        models = re.findall(r"^model name\s*:\s*(.+)$", open("/proc/cpuinfo").read(), re.M)
+        cpu = models[0] if models else cpu
     return (f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores, "
             f"Python {platform.python_version()}; {', '.join(versions)}")
 
