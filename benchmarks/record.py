@@ -37,13 +37,25 @@ def _machine() -> str:
             f"Python {platform.python_version()}; {', '.join(versions)}")
 
 
-def _section(name: str, command: list[str], output: str) -> str:
+def _commit() -> str:
+    """The checkout's commit, "+changes" when tracked files other than RESULTS.md
+    differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True,
+                              cwd=os.path.dirname(RESULTS)).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = [line for line in git("status", "--porcelain", "--untracked-files=no").split("\n")
+               if line and not line.endswith("RESULTS.md")]
+    return commit + ("+changes" if changed else "")
+
+
+def _section(name: str, command: list[str], output: str, commit: str) -> str:
     lines = output.rstrip("\n").split("\n")
     json.loads(lines[-1])  # a benchmark ends with its JSON line
     table = "\n".join(lines[:-1])
     today = datetime.date.today().isoformat()
     return (f"<!-- BEGIN {name} -->\n## {name}\n\n"
-            f"Measured {today} on {_machine()}.\n\n"
+            f"Measured {today} at commit {commit} on {_machine()}.\n\n"
             f"```bash\n{shlex.join(command)}\n```\n\n"
             f"```\n{table}\n```\n\n```json\n{lines[-1]}\n```\n<!-- END {name} -->\n")
 
@@ -52,12 +64,13 @@ def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[2] != "--":
         sys.exit(__doc__)
     name, command = argv[1], argv[3:]
+    commit = _commit()  # before the run: what was measured
     run = subprocess.run(command, capture_output=True, text=True, check=False)
     sys.stderr.write(run.stderr[-5000:])
     print(run.stdout, end="")
     if run.returncode:
         sys.exit(f"benchmark failed with exit code {run.returncode}; RESULTS.md unchanged")
-    section = _section(name, command, run.stdout)
+    section = _section(name, command, run.stdout, commit)
     text = open(RESULTS, encoding="utf-8").read() if os.path.exists(RESULTS) else (
         "# Benchmark results\n\nEvery section below is written by `benchmarks/record.py` "
         "from the output of the command it shows.\n\n")
