@@ -84,7 +84,7 @@ def main(argv):
         "best_step": test["step"], "decoding": chosen, "val_metric": grid["metric"],
         "test_bleu_wmt17": test["bleu_wmt17"], "test_bleu_cased": test["bleu"],
         "test_chrf": test["chrf"], "bleu_signature": test["bleu_signature"],
-        "bleu_wmt17_signature": test.get("bleu_wmt17_signature"),
+        "bleu_wmt17_signature": test["bleu_wmt17_signature"],
         "target_bleu_wmt17": target,
         "met": None if target is None else test["bleu_wmt17"] >= target}))
 

@@ -182,11 +182,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "train.log_every", "train.eval_every", "train.checkpoint_every",
               "train.keep_checkpoints", "train.teacher_forcing_steps",
               "train.max_consecutive_nonfinite", "eval.batch_size", "eval.max_input_chars")
-    tune = config.eval
-    _check(all(isinstance(k, int) and k > 0 for k in tune.tune_beam_sizes),
-           "eval.tune_beam_sizes", "must hold positive beam sizes", tune.tune_beam_sizes)
-    _check(not tune.tune_beam_sizes or len(tune.tune_alphas) > 0, "eval.tune_alphas",
-           "must not be empty when eval.tune_beam_sizes is set", tune.tune_alphas)
+    beam_sizes, alphas = config.eval.tune_beam_sizes, config.eval.tune_alphas
+    _check(all(isinstance(k, int) and k > 0 for k in beam_sizes),
+           "eval.tune_beam_sizes", "must hold positive beam sizes", beam_sizes)
+    _check(not beam_sizes or len(alphas) > 0, "eval.tune_alphas",
+           "must not be empty when eval.tune_beam_sizes is set", alphas)
     _check(config.train.time_budget_minutes >= 0, "train.time_budget_minutes",
            "must be >= 0", config.train.time_budget_minutes)
     _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",

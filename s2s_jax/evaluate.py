@@ -156,7 +156,7 @@ def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[s
         raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
     step = int(experiment.state.step)
     if config.eval.tune_beam_sizes:
-        config, _ = tuning.choose_decoding(experiment, Evaluator)
+        config = tuning.choose_decoding(experiment, Evaluator)
         experiment = dataclasses.replace(experiment, config=config)
     result = Evaluator(experiment, config.eval.split)(experiment.state.params,
                                                      config.eval.num_heatmaps)

@@ -26,10 +26,11 @@ def _with_beam(config, beam_size: int, alpha: float):
     return config
 
 
-def choose_decoding(experiment: Experiment, evaluator: Callable) -> tuple:
+def choose_decoding(experiment: Experiment, evaluator: Callable):
     """Decodes the validation split with the experiment's parameters at every grid
-    point (``evaluator(experiment, split)(params).metrics``, evaluate.Evaluator); returns the config with the best (beam size, alpha) and the grid's rows
-    ``{"beam_size", "alpha", <metric>}``, also written to
+    point (``evaluator(experiment, split)(params).metrics``: evaluate.Evaluator) and
+    returns the config with the best (beam size, alpha). The grid's rows
+    ``{"beam_size", "alpha", <metric>}`` go to
     ``<workdir>/eval/<train_split>/decoding_grid.json``."""
     config = experiment.config
     metric, mode = config.train.best_metric, config.train.best_mode
@@ -51,4 +52,4 @@ def choose_decoding(experiment: Experiment, evaluator: Callable) -> tuple:
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "decoding_grid.json"), "w") as f:
             json.dump({"metric": metric, "chosen": best, "grid": rows}, f, indent=2)
-    return _with_beam(config, best["beam_size"], best["alpha"]), rows
+    return _with_beam(config, best["beam_size"], best["alpha"])
