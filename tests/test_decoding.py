@@ -240,6 +240,25 @@ def test_attention_of_a_hypothesis_is_what_decoding_it_attended(overrides):
     assert decoding.attention_of(without_attention, its_params, src, src_mask, tokens) is None
 
 
+def test_the_loop_drops_finished_sentences_and_keeps_their_results():
+    """Sentence r needs ``needs[r]`` steps; each step counts itself and writes the batch
+    size it ran in. Counts must be exact, and the last sentences must end in a batch of
+    B / 16 rows."""
+    needs = np.random.default_rng(0).permutation(np.arange(1, 33) * 3)  # B = 32
+    rows = (jnp.zeros(32, jnp.int32), jnp.asarray(needs), jnp.zeros(32, jnp.int32))
+
+    def step(i, rows, context):
+        count, need, _ = rows
+        return count + (count < need), need, jnp.full(len(count), len(count)) + context
+
+    count, _, size = jax.jit(lambda rows: decoding._while_dropping_finished(
+        step, lambda rows: rows[0] < rows[1], rows, jnp.zeros(32, jnp.int32),
+        max_len=1000))(rows)
+    np.testing.assert_array_equal(count, needs)
+    assert size[np.argmax(needs)] == 32 >> decoding.MAX_HALVINGS
+    assert size[np.argmin(needs)] == 32
+
+
 def test_invalid_beam_options():
     src, src_mask = _sources([2], 2)
     model, params = _model(0, "none")
