@@ -8,10 +8,13 @@ Three decoders, each one ``lax.while_loop`` that runs inside ``jax.jit`` and ret
 * ``beam_search``: beam search with the GNMT length and coverage penalties.
 
 Greedy decoding and sampling are one loop (``_step_loop``) with different token
-choices; it stops once every sentence has produced EOS. Beam search stops once no alive
-hypothesis can beat the finished ones. The output length bound is ``a * src_len + b``
-tokens, EOS included, where ``src_len`` is the padded source length (a static shape, so
-nothing recompiles). ``compile_decoder`` builds the decoder an eval config names.
+choices; a sentence is finished once it has produced EOS. In beam search a sentence is
+finished once no alive hypothesis can beat its finished ones. As sentences finish, the
+loop goes on with the unfinished ones in a batch half as large
+(``_while_dropping_finished``), so finished sentences stop costing compute. The output
+length bound is ``a * src_len + b`` tokens, EOS included, where ``src_len`` is the
+padded source length (a static shape, so nothing recompiles). ``compile_decoder`` builds the decoder an eval config names, and
+``attention_of`` gives the attention heatmap of any hypothesis.
 """
 
 import functools
@@ -45,13 +48,10 @@ class Decoded:
       scores: ``[B, N]`` float32: the GNMT score for beam search (``gnmt_score``), the
         model's log P(Y|X) for greedy decoding and sampling. Beam slots beyond the
         number of distinct hypotheses the search can form score -inf.
-      weights: ``[B, L, S]`` attention weights of the best hypothesis, zero after its
-        last token; None for a model without attention.
     """
 
     tokens: jax.Array
     scores: jax.Array
-    weights: Optional[jax.Array]
 
 
 def until_eos(tokens: np.ndarray) -> np.ndarray:
@@ -70,32 +70,32 @@ def length_penalty(length: jax.Array | int, alpha: float) -> jax.Array:
     return ((5.0 + jnp.asarray(length, jnp.float32)) / 6.0) ** alpha
 
 
-def coverage_penalty(weights: jax.Array, src_mask: jax.Array, beta: float) -> jax.Array:
+def coverage_penalty(coverage: jax.Array, src_mask: jax.Array, beta: float) -> jax.Array:
     """GNMT ``cp(X; Y) = beta * sum_i log(min(sum_j a_ij, 1))`` over real source tokens i.
 
     Args:
-      weights: ``[..., L, S]`` attention weights a_ji of each target step j (zero at
-        steps not taken).
-      src_mask: ``[..., S]``, broadcastable to ``weights`` without its L axis.
+      coverage: ``[..., S]`` the attention each source token received, summed over the
+        target steps j: ``sum_j a_ij``.
+      src_mask: ``[..., S]``, broadcastable to ``coverage``.
       beta: the penalty's weight.
 
     Returns:
       ``[...]``, zero or negative.
     """
-    coverage = jnp.minimum(weights.sum(axis=-2), 1.0)
+    coverage = jnp.minimum(coverage, 1.0)
     return beta * jnp.sum(jnp.where(src_mask, jnp.log(coverage), 0.0), axis=-1)
 
 
-def gnmt_score(log_prob: jax.Array, length: jax.Array | int, weights: Optional[jax.Array],
+def gnmt_score(log_prob: jax.Array, length: jax.Array | int, coverage: Optional[jax.Array],
                src_mask: jax.Array, *, alpha: float, beta: float) -> jax.Array:
     """``log P(Y|X) / lp(Y) + cp(X; Y)`` (Wu et al. 2016, eq. 14), shaped like ``log_prob``.
 
-    ``weights`` and ``src_mask`` are as in ``coverage_penalty``; they are not read when
-    ``beta`` is 0 (weights may then be None).
+    ``coverage`` and ``src_mask`` are as in ``coverage_penalty``; they are not read when
+    ``beta`` is 0 (coverage may then be None).
     """
     score = log_prob / length_penalty(length, alpha)
     if beta:
-        score = score + coverage_penalty(weights, src_mask, beta)
+        score = score + coverage_penalty(coverage, src_mask, beta)
     return score
 
 
@@ -113,6 +113,57 @@ def _start(model: Seq2Seq, params: Any, src: jax.Array,
     return step, state, memory, weights is not None
 
 
+# A decoding batch is halved at most this many times as its sentences finish: a few
+# loop sizes, each compiled once.
+MAX_HALVINGS = 4
+
+
+def _while_dropping_finished(step: Callable[[jax.Array, Any, Any], Any],
+                             unfinished: Callable[[Any], jax.Array], rows: Any, context: Any,
+                             max_len: int) -> Any:
+    """A ``lax.while_loop`` over the sentences of a batch that drops the finished ones.
+
+    Runs ``rows = step(i, rows, context)`` for i = 0, 1, ... while i < ``max_len`` and a
+    sentence is unfinished, like one loop over the whole batch. But once at most half of
+    the rows are unfinished, it gathers those into a batch half as large and goes on
+    with that (at most ``MAX_HALVINGS`` times, down to B / 16 rows): finished sentences
+    stop costing compute, as when PyTorch toolkits drop them, and every shape stays
+    static (one loop per size). This changes no result as long as rows do not interact,
+    a finished sentence stays finished and ``step`` changes none of its results.
+
+    Args:
+      step: ``(i, rows, context) -> rows``.
+      unfinished: ``rows -> [b]`` bool, per sentence.
+      rows: the loop state, leaves ``[B, ...]``.
+      context: what ``step`` reads per sentence (the encoder's memory), leaves ``[B, ...]``.
+      max_len: the most steps.
+
+    Returns:
+      ``rows`` at the end, in the batch's order.
+    """
+    batch_size = jax.tree.leaves(rows)[0].shape[0]
+    smallest = max(1, batch_size >> MAX_HALVINGS)
+    final, original, size, i = rows, jnp.arange(batch_size), batch_size, jnp.int32(0)
+    while True:
+        half = size // 2 if size // 2 >= smallest else 0  # 0: the last loop
+
+        def cond(loop, half=half):
+            i, rows = loop
+            return (i < max_len) & (jnp.sum(unfinished(rows)) > half)
+
+        def body(loop, context=context):
+            i, rows = loop
+            return i + 1, step(i, rows, context)
+
+        i, rows = jax.lax.while_loop(cond, body, (i, rows))
+        final = jax.tree.map(lambda whole, part: whole.at[original].set(part), final, rows)
+        if not half:
+            return final
+        keep = jnp.argsort(~unfinished(rows), stable=True)[:half]  # the unfinished first
+        rows, context, original = jax.tree.map(lambda x: x[keep], (rows, context, original))
+        size = half
+
+
 def _step_loop(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
                choose: TokenChoice, max_len_a: float, max_len_b: int) -> Decoded:
     """Feeds each sentence the token ``choose`` picks until every sentence has produced EOS.
@@ -121,29 +172,23 @@ def _step_loop(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
     """
     batch_size, src_len = src.shape
     max_len = max_decode_length(src_len, max_len_a, max_len_b)
-    step, state, memory, attends = _start(model, params, src, src_mask)
-    weights = jnp.zeros((batch_size, max_len, src_len), jnp.float32) if attends else None
-    init = (0, state, jnp.full((batch_size,), BOS_ID, jnp.int32),
+    step, state, memory, _ = _start(model, params, src, src_mask)
+    init = (state, jnp.full((batch_size,), BOS_ID, jnp.int32),
             jnp.zeros((batch_size,), bool), jnp.full((batch_size, max_len), PAD_ID, jnp.int32),
-            jnp.zeros((batch_size,), jnp.float32), weights)
+            jnp.zeros((batch_size,), jnp.float32))
 
-    def cond(loop):
-        i, _, _, done, _, _, _ = loop
-        return (i < max_len) & ~jnp.all(done)
-
-    def body(loop):
-        i, state, token, done, tokens, log_prob, weights = loop
-        state, logits, step_weights = step(state, token, memory)
+    def body(i, loop, memory):
+        state, token, done, tokens, log_prob = loop
+        state, logits, _ = step(state, token, memory)
         token = jnp.where(done, PAD_ID, choose(i, logits).astype(jnp.int32))
         token_log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), token[:, None], axis=1)
         log_prob = log_prob + jnp.where(done, 0.0, token_log_prob[:, 0])
         tokens = tokens.at[:, i].set(token)
-        if weights is not None:
-            weights = weights.at[:, i].set(jnp.where(done[:, None], 0.0, step_weights))
-        return i + 1, state, token, done | (token == EOS_ID), tokens, log_prob, weights
+        return state, token, done | (token == EOS_ID), tokens, log_prob
 
-    _, _, _, _, tokens, log_prob, weights = jax.lax.while_loop(cond, body, init)
-    return Decoded(tokens[:, None], log_prob[:, None], weights)
+    _, _, _, tokens, log_prob = _while_dropping_finished(
+        body, lambda loop: ~loop[2], init, memory, max_len)
+    return Decoded(tokens[:, None], log_prob[:, None])
 
 
 def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
@@ -219,24 +264,21 @@ class _Beams:
     """Beam search loop state: K alive and N finished hypotheses per sentence.
 
     Attributes:
-      length: tokens generated so far, i.e. the next target position i.
       alive_tokens: ``[B, K, 1 + L]``, BOS then the tokens so far (PAD from 1 + i on).
       alive_log_probs: ``[B, K]`` log P(prefix|X), -inf for empty slots.
-      alive_weights: ``[B, K, L, S]`` attention histories, or None.
+      alive_coverage: ``[B, K, S]`` attention weights summed over each prefix's steps,
+        for the coverage penalty; None without it.
       decoder_state: the DecoderState after each alive prefix, leaves ``[B, K, ...]``.
       finished_tokens: ``[B, N, L]``, EOS included, PAD after.
       finished_scores: ``[B, N]`` GNMT scores, best first, -inf for empty slots.
-      finished_weights: ``[B, N, L, S]``, or None.
     """
 
-    length: jax.Array
     alive_tokens: jax.Array
     alive_log_probs: jax.Array
-    alive_weights: Optional[jax.Array]
+    alive_coverage: Optional[jax.Array]
     decoder_state: DecoderState
     finished_tokens: jax.Array
     finished_scores: jax.Array
-    finished_weights: Optional[jax.Array]
 
 
 def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
@@ -256,11 +298,11 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
     Finished hypotheses are never extended and keep their score; the N best are kept.
     Ranking candidates by log-probability rather than score changes nothing for the
     length penalty (they have one length) and makes beam size 1 equal greedy decoding
-    when alpha = beta = 0. The loop stops once, for every sentence, the best alive
-    log-probability divided by the largest length penalty, lp(L), is below the worst
-    kept finished score: log-probabilities only decrease, lp(|Y|) <= lp(L) for
-    alpha >= 0 and the coverage penalty is <= 0, so no alive hypothesis could enter
-    the N best any more, and stopping early changes no result.
+    when alpha = beta = 0. A sentence is finished once its best alive log-probability
+    divided by the largest length penalty, lp(L), is below its worst kept finished
+    score: log-probabilities only decrease, lp(|Y|) <= lp(L) for alpha >= 0 and the
+    coverage penalty is <= 0, so no alive hypothesis could enter the N best any more,
+    and dropping the sentence changes no result.
 
     Args:
       model, params, src, src_mask, max_len_a, max_len_b: as for ``greedy``.
@@ -284,77 +326,88 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
     if beta and not attends:
         raise ValueError(f"the coverage penalty (beta={beta}) needs attention weights, and "
                          "the model has none (attention 'none'): set beta to 0")
-    memory = _flatten_beams(_repeat_beams(memory, beam_size))  # once, for every step
-    mask = src_mask[:, None, :]
-    score = functools.partial(gnmt_score, src_mask=mask, alpha=alpha, beta=beta)
+    # The memory of each beam, copied once for every step: leaves [B, K, ...].
+    context = (_repeat_beams(memory, beam_size), src_mask[:, None, :])
 
-    def zero_weights(k: int) -> Optional[jax.Array]:
-        return jnp.zeros((batch_size, k, max_len, src_len), jnp.float32) if attends else None
-
-    def cond(beams: _Beams) -> jax.Array:
+    def unfinished(beams: _Beams) -> jax.Array:
         best_alive = beams.alive_log_probs.max(axis=1) / length_penalty(max_len, alpha)
-        done = best_alive < beams.finished_scores[:, -1]
-        return (beams.length < max_len) & ~jnp.all(done)
+        return ~(best_alive < beams.finished_scores[:, -1])
 
-    def body(beams: _Beams) -> _Beams:
-        i = beams.length
+    def body(i: jax.Array, beams: _Beams, context) -> _Beams:
+        memory, mask = context
+        rows = len(beams.alive_log_probs)  # B, or fewer once sentences finish
         decoder_state, logits, step_weights = step(
             _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1),
-            memory)
-        log_probs = jax.nn.log_softmax(logits).reshape(batch_size, beam_size, -1)
+            _flatten_beams(memory))
+        log_probs = jax.nn.log_softmax(logits).reshape(rows, beam_size, -1)
         vocab_size = log_probs.shape[-1]
         candidates = beams.alive_log_probs[:, :, None] + log_probs  # [B, K, V]
-        if attends:
-            step_weights = step_weights.reshape(batch_size, beam_size, src_len)
+        coverage = None
+        if beta:  # the coverage after this step of each alive prefix
+            coverage = beams.alive_coverage + step_weights.reshape(rows, beam_size, src_len)
 
         # One top-k serves both selections: there are at most K EOS candidates (one per
         # beam), so the 2K best hold the K best and the K best that do not end in EOS.
-        top, index = jax.lax.top_k(candidates.reshape(batch_size, -1), 2 * beam_size)
+        top, index = jax.lax.top_k(candidates.reshape(rows, -1), 2 * beam_size)
 
         def extend(picks: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array,
                                               Optional[jax.Array]]:
             """Candidates ``picks [B, K]`` (positions among the 2K best): their log-probs
-            ``[B, K]``, parent beams ``[B, K]``, tokens ``[B, K, 1 + L]`` and weights
-            ``[B, K, L, S]`` (the parents' histories extended by this step)."""
+            ``[B, K]``, parent beams ``[B, K]``, tokens ``[B, K, 1 + L]`` and coverage
+            ``[B, K, S]`` (None without the coverage penalty)."""
             picked = jnp.take_along_axis(index, picks, axis=1)
             parents = picked // vocab_size
-            tokens, weights = _gather_beams((beams.alive_tokens, beams.alive_weights), parents)
+            tokens, picked_coverage = _gather_beams((beams.alive_tokens, coverage), parents)
             tokens = tokens.at[:, :, i + 1].set(picked % vocab_size)
-            if attends:
-                weights = weights.at[:, :, i].set(_gather_beams(step_weights, parents))
-            return jnp.take_along_axis(top, picks, axis=1), parents, tokens, weights
+            return jnp.take_along_axis(top, picks, axis=1), parents, tokens, picked_coverage
 
-        log_prob, _, tokens, weights = extend(
-            jnp.broadcast_to(jnp.arange(beam_size), (batch_size, beam_size)))
+        log_prob, _, tokens, new_coverage = extend(
+            jnp.broadcast_to(jnp.arange(beam_size), (rows, beam_size)))
         finishes = (tokens[:, :, i + 1] == EOS_ID) | (i == max_len - 1)
-        new_scores = jnp.where(finishes, score(log_prob, i + 1, weights), NEG_INF)
+        new_scores = jnp.where(finishes, gnmt_score(log_prob, i + 1, new_coverage, mask,
+                                                    alpha=alpha, beta=beta), NEG_INF)
         finished_scores, best = jax.lax.top_k(
             jnp.concatenate([beams.finished_scores, new_scores], axis=1), n_best)
-        finished_tokens, finished_weights = _gather_beams(jax.tree.map(
-            lambda old, new: jnp.concatenate([old, new], axis=1),
-            (beams.finished_tokens, beams.finished_weights), (tokens[:, :, 1:], weights)), best)
+        finished_tokens = _gather_beams(
+            jnp.concatenate([beams.finished_tokens, tokens[:, :, 1:]], axis=1), best)
 
         not_eos_first = jnp.argsort(index % vocab_size == EOS_ID, axis=1, stable=True)
-        alive_log_probs, parents, alive_tokens, alive_weights = extend(
+        alive_log_probs, parents, alive_tokens, alive_coverage = extend(
             not_eos_first[:, :beam_size])
-        decoder_state = _gather_beams(_unflatten_beams(decoder_state, batch_size), parents)
-        return _Beams(i + 1, alive_tokens, alive_log_probs, alive_weights, decoder_state,
-                      finished_tokens, finished_scores, finished_weights)
+        decoder_state = _gather_beams(_unflatten_beams(decoder_state, rows), parents)
+        return _Beams(alive_tokens, alive_log_probs, alive_coverage, decoder_state,
+                      finished_tokens, finished_scores)
 
     init = _Beams(
-        length=jnp.zeros((), jnp.int32),
         alive_tokens=jnp.full((batch_size, beam_size, 1 + max_len), PAD_ID,
                               jnp.int32).at[:, :, 0].set(BOS_ID),
         alive_log_probs=jnp.where(jnp.arange(beam_size) == 0, 0.0,
                                   jnp.full((batch_size, beam_size), NEG_INF)),
-        alive_weights=zero_weights(beam_size),
+        alive_coverage=jnp.zeros((batch_size, beam_size, src_len)) if beta else None,
         decoder_state=_repeat_beams(state, beam_size),
         finished_tokens=jnp.full((batch_size, n_best, max_len), PAD_ID, jnp.int32),
-        finished_scores=jnp.full((batch_size, n_best), NEG_INF),
-        finished_weights=zero_weights(n_best))
-    beams = jax.lax.while_loop(cond, body, init)
-    best_weights = None if beams.finished_weights is None else beams.finished_weights[:, 0]
-    return Decoded(beams.finished_tokens, beams.finished_scores, best_weights)
+        finished_scores=jnp.full((batch_size, n_best), NEG_INF))
+    beams = _while_dropping_finished(body, unfinished, init, context, max_len)
+    return Decoded(beams.finished_tokens, beams.finished_scores)
+
+
+def attention_of(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
+                 tokens: jax.Array) -> Optional[jax.Array]:
+    """The attention heatmap of hypotheses: the weights the decoder gives the source at
+    each step while it reads ``tokens`` (teacher-forced), which are the weights it gave
+    while it decoded them; decoders need not keep histories.
+
+    Args:
+      model, params, src, src_mask: as for ``greedy``.
+      tokens: ``[B, L]`` one hypothesis per sentence (``Decoded.tokens[:, 0]``).
+
+    Returns:
+      ``[B, L, S]``: row j holds the weights with which token j was predicted. None for a
+      model without attention.
+    """
+    tgt_in = jnp.concatenate([jnp.full_like(tokens[:, :1], BOS_ID), tokens[:, :-1]], axis=1)
+    _, weights = model.apply({"params": params}, src, src_mask, tgt_in)
+    return weights
 
 
 class DecoderSpec(NamedTuple):

@@ -80,25 +80,33 @@ class Evaluator:
         model = experiment.model
         self._metrics = jax.jit(functools.partial(eval_step, model))
         self._decode = decoding.compile_decoder(model, config.eval)
+        self._attention = jax.jit(functools.partial(decoding.attention_of, model))
 
     def __call__(self, params: Any, num_heatmaps: int = 0) -> EvalResult:
         exp = self.experiment
         src_vocab, tgt_vocab = exp.corpus.src_vocab, exp.corpus.tgt_vocab
         sums, hypotheses, heatmaps = {}, [None] * len(self.order), {}
-        positions = iter(self.order)  # the split position of each decoded row
+        decoded_rows = 0  # self.order[k] is the split position of the k-th decoded row
         for batch in eval_batches(self._by_length, self.batch_size, exp.config.data.buckets):
             arrays = parallel.shard_batch(parallel.process_rows(batch), exp.mesh)
             sums = losses.add(sums, self._metrics(params, arrays))
-            decoded = parallel.fetch(self._decode(params, arrays["src"], arrays["src_mask"]))
-            for row in np.flatnonzero(batch["valid"]):
-                position = next(positions)
+            decoded = self._decode(params, arrays["src"], arrays["src_mask"])
+            rows = np.flatnonzero(batch["valid"])
+            positions = self.order[decoded_rows:decoded_rows + len(rows)]
+            decoded_rows += len(rows)
+            attention = None  # [B, L, S], for a batch that holds a heatmap's sentence
+            if np.any(positions < num_heatmaps):
+                attention = parallel.fetch(self._attention(
+                    params, arrays["src"], arrays["src_mask"], decoded.tokens[:, 0]))
+            decoded = parallel.fetch(decoded)
+            for row, position in zip(rows, positions):
                 tokens = decoding.until_eos(decoded.tokens[row, 0])  # the best hypothesis
                 empty = self.empty_sources[position]  # empty in, empty out
                 hypotheses[position] = "" if empty else tgt_vocab.decode(tokens)
-                if position < num_heatmaps and decoded.weights is not None:
+                if position < num_heatmaps and attention is not None:
                     src = batch["src"][row][batch["src_mask"][row]]
-                    weights = decoded.weights[row][:len(tokens), :len(src)]
-                    heatmaps[position] = (weights, [src_vocab.piece(i) for i in src],
+                    heatmaps[position] = (attention[row][:len(tokens), :len(src)],
+                                          [src_vocab.piece(i) for i in src],
                                           [tgt_vocab.piece(i) for i in tokens])
         heatmaps = [heatmaps[position] for position in sorted(heatmaps)]
         metrics = losses.summarize(parallel.fetch(sums))

@@ -118,7 +118,6 @@ def test_beam_of_one_equals_greedy():
         expected, decoded = greedy(params, src, src_mask), beam(params, src, src_mask)
         np.testing.assert_array_equal(decoded.tokens, expected.tokens)
         np.testing.assert_allclose(decoded.scores, expected.scores, **TOL)
-        np.testing.assert_allclose(decoded.weights, expected.weights, **TOL)
         ends.update((np.asarray(expected.tokens)[:, 0] == EOS_ID).any(axis=1).tolist())
     assert ends == {True, False}  # sentences that reach EOS and sentences cut off
 
@@ -139,9 +138,6 @@ def test_beam_search_is_independent_of_batch_composition():
         for other, other_row in ((together, row), (reversed_wider, len(lengths) - 1 - row)):
             np.testing.assert_array_equal(other.tokens[other_row], alone.tokens[0])
             np.testing.assert_allclose(other.scores[other_row], alone.scores[0], **TOL)
-            np.testing.assert_allclose(other.weights[other_row, :, :5], alone.weights[0],
-                                       **TOL)
-    assert not np.any(reversed_wider.weights[:, :, 5:])
 
 
 class _MarkovChain(nn.Module):
@@ -185,7 +181,6 @@ def test_beam_search_on_a_markov_chain_by_hand(alpha, expected):
     tokens, score = expected
     np.testing.assert_array_equal(decoded.tokens[0, 0], tokens)
     np.testing.assert_allclose(decoded.scores[0, 0], score, **TOL)
-    assert decoded.weights is None
 
 
 def test_length_and_coverage_penalties_by_hand():
@@ -193,12 +188,12 @@ def test_length_and_coverage_penalties_by_hand():
     np.testing.assert_allclose(decoding.length_penalty(3, 0.0), 1.0)
     # Two target steps over three source positions, the last one padding: coverage is
     # (1.1, 0.4), capped at 1 -> log 1 + log 0.4.
-    weights = jnp.array([[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
+    coverage = jnp.array([[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]]).sum(axis=0)
     mask = jnp.array([True, True, False])
-    np.testing.assert_allclose(decoding.coverage_penalty(weights, mask, 0.2),
+    np.testing.assert_allclose(decoding.coverage_penalty(coverage, mask, 0.2),
                                0.2 * np.log(0.4), rtol=1e-6)
     np.testing.assert_allclose(
-        decoding.gnmt_score(jnp.float32(-2.0), 3, weights, mask, alpha=0.6, beta=0.2),
+        decoding.gnmt_score(jnp.float32(-2.0), 3, coverage, mask, alpha=0.6, beta=0.2),
         -2.0 / (8 / 6) ** 0.6 + 0.2 * np.log(0.4), rtol=1e-6)
     np.testing.assert_allclose(
         decoding.gnmt_score(jnp.float32(-2.0), 3, None, mask, alpha=0.6, beta=0.0),
@@ -217,13 +212,51 @@ def test_finished_hypotheses_end_at_eos_and_the_n_best_are_distinct_and_sorted()
     assert finished[:, :, :-1].any()  # some hypotheses finish before the bound
     after_eos = np.cumsum(finished, axis=-1) - finished > 0
     assert np.all(decoded.tokens[after_eos] == PAD_ID)
-    ends = np.where(finished[:, 0].any(axis=-1), finished[:, 0].argmax(axis=-1) + 1,
-                    max_len)
-    for row, end in enumerate(ends):
+    for row in range(len(src)):
         assert len({tuple(hypothesis) for hypothesis in decoded.tokens[row]}) == 4
-        assert not np.any(decoded.weights[row, end:])
     assert np.all(np.isfinite(decoded.scores))
     assert np.all(np.diff(decoded.scores, axis=1) <= 0)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(attention="general"), dict(attention="bahdanau"),
+    dict(attention="general", input_feeding=True)])
+def test_attention_of_a_hypothesis_is_what_decoding_it_attended(overrides):
+    """The heatmap of greedy's hypotheses, by one teacher-forced pass, against the weights
+    ``decode_step`` returns when it is fed the same tokens one step at a time."""
+    model, params = _model(0, eos_bias=1.0, **overrides)
+    src, src_mask = _sources([5, 3, 1, 4], 5)
+    tokens = decoding.greedy(model, params, src, src_mask, max_len_a=1.0, max_len_b=2).tokens
+    tokens = tokens[:, 0]
+    heatmap = decoding.attention_of(model, params, src, src_mask, tokens)
+    variables = {"params": params}
+    state, memory = model.apply(variables, src, src_mask, method="encode")
+    token = jnp.full(len(src), BOS_ID)
+    for j in range(tokens.shape[1]):
+        state, _, weights = model.apply(variables, state, token, memory, method="decode_step")
+        np.testing.assert_allclose(heatmap[:, j], weights, **TOL)
+        token = tokens[:, j]
+    without_attention, its_params = _model(0, "none")
+    assert decoding.attention_of(without_attention, its_params, src, src_mask, tokens) is None
+
+
+def test_the_loop_drops_finished_sentences_and_keeps_their_results():
+    """Sentence r needs ``needs[r]`` steps; each step counts itself and writes the batch
+    size it ran in. Counts must be exact, and the last sentences must end in a batch of
+    B / 16 rows."""
+    needs = np.random.default_rng(0).permutation(np.arange(1, 33) * 3)  # B = 32
+    rows = (jnp.zeros(32, jnp.int32), jnp.asarray(needs), jnp.zeros(32, jnp.int32))
+
+    def step(i, rows, context):
+        count, need, _ = rows
+        return count + (count < need), need, jnp.full(len(count), len(count)) + context
+
+    count, _, size = jax.jit(lambda rows: decoding._while_dropping_finished(
+        step, lambda rows: rows[0] < rows[1], rows, jnp.zeros(32, jnp.int32),
+        max_len=1000))(rows)
+    np.testing.assert_array_equal(count, needs)
+    assert size[np.argmax(needs)] == 32 >> decoding.MAX_HALVINGS
+    assert size[np.argmin(needs)] == 32
 
 
 def test_invalid_beam_options():
