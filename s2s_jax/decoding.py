@@ -13,8 +13,9 @@ finished once no alive hypothesis can beat its finished ones. As sentences finis
 loop goes on with the unfinished ones in a batch half as large
 (``_while_dropping_finished``), so finished sentences stop costing compute. The output
 length bound is ``a * src_len + b`` tokens, EOS included, where ``src_len`` is the
-padded source length (a static shape, so nothing recompiles). ``compile_decoder`` builds the decoder an eval config names, and
-``attention_of`` gives the attention heatmap of any hypothesis.
+padded source length (a static shape, so nothing recompiles). ``compile_decoder``
+builds the decoder an eval config names, and ``attention_of`` gives the attention
+heatmap of any hypothesis.
 """
 
 import functools
