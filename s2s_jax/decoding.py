@@ -148,11 +148,11 @@ def _while_dropping_finished(step: Callable[[jax.Array, Any, Any], Any],
     while True:
         half = size // 2 if size // 2 >= smallest else 0  # 0: the last loop
 
-        def cond(loop, half=half):
+        def cond(loop):  # traced at once by while_loop: this iteration's half and context
             i, rows = loop
             return (i < max_len) & (jnp.sum(unfinished(rows)) > half)
 
-        def body(loop, context=context):
+        def body(loop):
             i, rows = loop
             return i + 1, step(i, rows, context)
 
