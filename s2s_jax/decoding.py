@@ -308,7 +308,8 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
     Args:
       model, params, src, src_mask, max_len_a, max_len_b: as for ``greedy``.
       beam_size: K, hypotheses kept alive per sentence.
-      alpha: length penalty exponent, >= 0 (0: none).
+      alpha: length penalty exponent, >= 0 (0: none); a float or a traced scalar, so
+        that one compiled search serves every alpha (``compile_decoder``).
       beta: coverage penalty weight, >= 0 (0: none); > 0 needs a model with attention.
       n_best: N <= K, hypotheses returned per sentence.
 
@@ -318,7 +319,7 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"beam search needs 1 <= n_best <= beam_size, got n_best={n_best}, "
                          f"beam_size={beam_size}")
-    if alpha < 0 or beta < 0:
+    if beta < 0 or (isinstance(alpha, (int, float)) and alpha < 0):
         raise ValueError(f"beam search needs alpha >= 0 and beta >= 0, got alpha={alpha}, "
                          f"beta={beta}")
     batch_size, src_len = src.shape
@@ -412,18 +413,28 @@ def attention_of(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Arra
 
 
 class DecoderSpec(NamedTuple):
-    """A decoder and the eval config fields it takes by keyword, besides the length bound."""
+    """A decoder and the eval config fields it takes by keyword, besides the length bound:
+    ``options`` are compiled in (each value compiles its own decoder), ``traced`` are
+    passed as float32 scalars (one compiled decoder serves every value)."""
 
     decode: Callable[..., Decoded]
     options: tuple[str, ...]
+    traced: tuple[str, ...] = ()
     random: bool = False  # takes a PRNG key after src_mask
 
 
 DECODERS = {
     "greedy": DecoderSpec(greedy, ()),
-    "beam": DecoderSpec(beam_search, ("beam_size", "alpha", "beta", "n_best")),
+    "beam": DecoderSpec(beam_search, ("beam_size", "beta", "n_best"), traced=("alpha",)),
     "sample": DecoderSpec(sample, ("temperature", "top_k"), random=True),
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(model: Seq2Seq, decoder: str, options: tuple[tuple[str, Any], ...]) -> Callable:
+    """The jitted decoder for these compiled-in options, shared by every caller: the
+    Evaluators of a beam-search grid reuse one compilation per beam size."""
+    return jax.jit(functools.partial(DECODERS[decoder].decode, model, **dict(options)))
 
 
 def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, jax.Array],
@@ -439,11 +450,12 @@ def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, ja
         raise ValueError(f"unknown decoder {eval_config.decoder!r}; choose from "
                          f"{sorted(DECODERS)}")
     spec = DECODERS[eval_config.decoder]
-    options = {name: getattr(eval_config, name)
-               for name in spec.options + ("max_len_a", "max_len_b")}
-    decode = jax.jit(functools.partial(spec.decode, model, **options))
+    options = tuple((name, getattr(eval_config, name))
+                    for name in spec.options + ("max_len_a", "max_len_b"))
+    decode = _jitted(model, eval_config.decoder, options)
+    traced = {name: jnp.float32(getattr(eval_config, name)) for name in spec.traced}
     if not spec.random:
-        return decode
+        return lambda params, src, src_mask: decode(params, src, src_mask, **traced)
     seed, calls = jax.random.key(eval_config.sample_seed), itertools.count()
     return lambda params, src, src_mask: decode(
-        params, src, src_mask, jax.random.fold_in(seed, next(calls)))
+        params, src, src_mask, jax.random.fold_in(seed, next(calls)), **traced)

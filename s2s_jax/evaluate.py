@@ -82,15 +82,20 @@ class Evaluator:
         self._decode = decoding.compile_decoder(model, config.eval)
         self._attention = jax.jit(functools.partial(decoding.attention_of, model))
 
-    def __call__(self, params: Any, num_heatmaps: int = 0) -> EvalResult:
+    def __call__(self, params: Any, num_heatmaps: int = 0,
+                 eval_config: Optional[Any] = None) -> EvalResult:
+        """Scores ``params``, decoding as ``eval_config`` says (default ``config.eval``:
+        the tuning grid passes each of its points)."""
         exp = self.experiment
+        decode = (self._decode if eval_config is None
+                  else decoding.compile_decoder(exp.model, eval_config))
         src_vocab, tgt_vocab = exp.corpus.src_vocab, exp.corpus.tgt_vocab
         sums, hypotheses, heatmaps = {}, [None] * len(self.order), {}
         decoded_rows = 0  # self.order[k] is the split position of the k-th decoded row
         for batch in eval_batches(self._by_length, self.batch_size, exp.config.data.buckets):
             arrays = parallel.shard_batch(parallel.process_rows(batch), exp.mesh)
             sums = losses.add(sums, self._metrics(params, arrays))
-            decoded = self._decode(params, arrays["src"], arrays["src_mask"])
+            decoded = decode(params, arrays["src"], arrays["src_mask"])
             rows = np.flatnonzero(batch["valid"])
             positions = self.order[decoded_rows:decoded_rows + len(rows)]
             decoded_rows += len(rows)
@@ -164,7 +169,8 @@ def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[s
         raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
     step = int(experiment.state.step)
     if config.eval.tune_beam_sizes:
-        config = tuning.choose_decoding(experiment, Evaluator)
+        validation = Evaluator(experiment, config.eval.train_split)
+        config = tuning.choose_decoding(experiment, validation)
         experiment = dataclasses.replace(experiment, config=config)
     result = Evaluator(experiment, config.eval.split)(experiment.state.params,
                                                      config.eval.num_heatmaps)

@@ -4,11 +4,11 @@ With ``config.eval.tune_beam_sizes`` set, ``evaluate.run`` first decodes
 ``config.eval.train_split`` (Multi30k: ``val``) with beam search at every
 (beam size, alpha) of ``tune_beam_sizes`` x ``tune_alphas``, keeps the pair that scores
 best on ``config.train.best_metric`` (the metric that chose the checkpoint), and only
-then scores ``config.eval.split`` with it.
+then scores ``config.eval.split`` with it. The grid shares one Evaluator, and alpha is
+a traced argument of the compiled search, so the grid compiles one search per beam size.
 """
 
 import copy
-import dataclasses
 import itertools
 import json
 import os
@@ -28,9 +28,9 @@ def _with_beam(config, beam_size: int, alpha: float):
 
 def choose_decoding(experiment: Experiment, evaluator: Callable):
     """Decodes the validation split with the experiment's parameters at every grid
-    point (``evaluator(experiment, split)(params).metrics``: evaluate.Evaluator) and
-    returns the config with the best (beam size, alpha). The grid's rows
-    ``{"beam_size", "alpha", <metric>}`` go to
+    point (``evaluator(params, eval_config=...).metrics``: an evaluate.Evaluator of
+    ``config.eval.train_split``) and returns the config with the best (beam size,
+    alpha). The grid's rows ``{"beam_size", "alpha", <metric>}`` go to
     ``<workdir>/eval/<train_split>/decoding_grid.json``."""
     config = experiment.config
     metric, mode = config.train.best_metric, config.train.best_mode
@@ -38,8 +38,8 @@ def choose_decoding(experiment: Experiment, evaluator: Callable):
     rows = []
     for beam_size, alpha in itertools.product(config.eval.tune_beam_sizes,
                                               config.eval.tune_alphas):
-        trial = dataclasses.replace(experiment, config=_with_beam(config, beam_size, alpha))
-        value = evaluator(trial, split)(experiment.state.params).metrics[metric]
+        trial = _with_beam(config, beam_size, alpha).eval
+        value = evaluator(experiment.state.params, eval_config=trial).metrics[metric]
         rows.append({"beam_size": beam_size, "alpha": alpha, metric: value})
         logging.info("%s, beam %d, alpha %.2f: %s %.2f", split, beam_size, alpha, metric,
                      value)

@@ -89,8 +89,10 @@ EXHAUSTIVE_LEN, EXHAUSTIVE_BEAM, N_BEST = 3, TGT_V * (TGT_V - 1) ** 2, 5
     ("bahdanau", 0.6, 0.4), ("general", 0.0, 1.0)])
 def test_wide_beam_equals_exhaustive_search(attention, alpha, beta):
     model = _model(0, attention, eos_bias=1.0)[0]
-    decode = _jit(decoding.beam_search, model, beam_size=EXHAUSTIVE_BEAM, alpha=alpha,
-                  beta=beta, n_best=N_BEST, max_len_a=0.0, max_len_b=EXHAUSTIVE_LEN)
+    # As evaluation compiles it: alpha is traced (beta and the sizes are compiled in).
+    decode = decoding.compile_decoder(model, types.SimpleNamespace(
+        decoder="beam", beam_size=EXHAUSTIVE_BEAM, alpha=alpha, beta=beta, n_best=N_BEST,
+        max_len_a=0.0, max_len_b=EXHAUSTIVE_LEN))
     outputs, lengths = _all_outputs(EXHAUSTIVE_LEN)
     src, src_mask = _sources([4, 2], 4)
     for seed in range(3):

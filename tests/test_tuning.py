@@ -3,13 +3,15 @@
 import dataclasses
 import json
 
-from s2s_jax import evaluate, tuning
+import jax
+
+from s2s_jax import decoding, evaluate, tuning
 from s2s_jax.config import base_config
 from s2s_jax.evaluate import Evaluator
 from s2s_jax.experiment import Experiment
 
 
-def test_the_best_validation_pair_decodes_the_test_split(tmp_path):
+def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, request):
     config = base_config()
     config.data.update(task="reversal", train_size=100, eval_size=24, buckets=((24, 24),))
     config.model.update(embed_dim=16, hidden_size=32, attention_dim=16)
@@ -21,7 +23,21 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path):
     exp.checkpointer.save(0, exp.state)
     exp.checkpointer.wait()
 
+    traced = []  # beam search's options, once per compilation
+
+    def beam_search(*args, **options):
+        traced.append((options["beam_size"], options["alpha"]))
+        return decoding.beam_search(*args, **options)
+
+    monkeypatch.setitem(decoding.DECODERS, "beam",
+                        decoding.DECODERS["beam"]._replace(decode=beam_search))
+    decoding._jitted.cache_clear()  # compiled decoders are shared: start and end afresh
+    request.addfinalizer(decoding._jitted.cache_clear)
     metrics = evaluate.run(config, workdir)
+    # alpha is traced: one compilation per beam size (one bucket) serves the whole grid
+    # and then the test split.
+    assert [beam_size for beam_size, _ in traced] == [1, 3]
+    assert all(isinstance(alpha, jax.core.Tracer) for _, alpha in traced)
 
     with open(tmp_path / "eval" / "validation" / "decoding_grid.json") as f:
         grid = json.load(f)
