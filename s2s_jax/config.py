@@ -187,6 +187,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "eval.tune_beam_sizes", "must hold positive beam sizes", beam_sizes)
     _check(not beam_sizes or len(alphas) > 0, "eval.tune_alphas",
            "must not be empty when eval.tune_beam_sizes is set", alphas)
+    _check(all(alpha >= 0 for alpha in alphas), "eval.tune_alphas",
+           "must hold alphas >= 0", alphas)
     _check(config.train.time_budget_minutes >= 0, "train.time_budget_minutes",
            "must be >= 0", config.train.time_budget_minutes)
     _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",

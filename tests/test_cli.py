@@ -105,6 +105,7 @@ def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
     ("--config.model.attention=luong", "config.model.attention must be one of"),
     ("--config.model.cell=lstn", "config.model.cell must be one of"),
     ("--config.train.time_budget_minutes=-1", "config.train.time_budget_minutes must be >= 0"),
+    ("--config.eval.tune_alphas=(0.6,-1.0)", "config.eval.tune_alphas must hold alphas >= 0"),
     ("--config.distributed.coordinator_address=localhost",
      "config.distributed.coordinator_address must be host:port, 'auto' or empty"),
     ("--config.distributed.coordinator_address=auto",
