@@ -31,13 +31,23 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
 
     monkeypatch.setitem(decoding.DECODERS, "beam",
                         decoding.DECODERS["beam"]._replace(decode=beam_search))
-    decoding._jitted.cache_clear()  # compiled decoders are shared: start and end afresh
-    request.addfinalizer(decoding._jitted.cache_clear)
+    metric_traces = []  # the teacher-forced metrics, once per compilation
+    original_eval_step = evaluate.eval_step
+
+    def eval_step(*args):
+        metric_traces.append(args[-1]["src"].shape)
+        return original_eval_step(*args)
+
+    monkeypatch.setattr(evaluate, "eval_step", eval_step)
+    for cache in (decoding._jitted, evaluate._jitted):  # shared compilations: start and
+        cache.cache_clear()  # end afresh
+        request.addfinalizer(cache.cache_clear)
     metrics = evaluate.run(config, workdir)
     # alpha is traced: one compilation per beam size (one bucket) serves the whole grid
-    # and then the test split.
+    # and then the test split; the validation and test Evaluators share the metrics'.
     assert [beam_size for beam_size, _ in traced] == [1, 3]
     assert all(isinstance(alpha, jax.core.Tracer) for _, alpha in traced)
+    assert metric_traces == [(8, 24)]
 
     with open(tmp_path / "eval" / "validation" / "decoding_grid.json") as f:
         grid = json.load(f)
