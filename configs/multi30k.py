@@ -8,7 +8,7 @@ Offline, from a local copy of the official files:
 Online, leave manual_dir empty and the official files are downloaded once.
 A size can follow the pair: ``configs/multi30k.py:en-de,large`` is the larger model
 of the performance benchmarks (2-layer bidirectional encoder, 2-layer decoder,
-hidden 512, 16k subwords).
+hidden 512, 16k subwords, 4k-token batches).
 """
 
 from s2s_jax.config import base_config
@@ -16,6 +16,7 @@ from s2s_jax.config import base_config
 
 def _large(config):
     config.data.vocab_size = 16_000
+    config.data.tokens_per_batch = 4_096  # the performance benchmarks' batch
     model = config.model
     model.embed_dim = model.hidden_size = 512
     model.encoder_layers = model.decoder_layers = 2
