@@ -431,10 +431,12 @@ DECODERS = {
 
 
 @functools.lru_cache(maxsize=64)
-def _jitted(model: Seq2Seq, decoder: str, options: tuple[tuple[str, Any], ...]) -> Callable:
-    """The jitted decoder for these compiled-in options, shared by every caller: the
-    Evaluators of a beam-search grid reuse one compilation per beam size."""
-    return jax.jit(functools.partial(DECODERS[decoder].decode, model, **dict(options)))
+def jitted(function: Callable, model: Seq2Seq,
+           options: tuple[tuple[str, Any], ...] = ()) -> Callable:
+    """``function(model, ..., **options)`` jitted once and shared by every caller: the
+    Evaluators of a beam-search grid reuse one decoder compilation per beam size, and
+    the training loop's, the grid's and the test split's Evaluators one of the metrics."""
+    return jax.jit(functools.partial(function, model, **dict(options)))
 
 
 def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, jax.Array],
@@ -452,7 +454,7 @@ def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, ja
     spec = DECODERS[eval_config.decoder]
     options = tuple((name, getattr(eval_config, name))
                     for name in spec.options + ("max_len_a", "max_len_b"))
-    decode = _jitted(model, eval_config.decoder, options)
+    decode = jitted(spec.decode, model, options)
     traced = {name: jnp.float32(getattr(eval_config, name)) for name in spec.traced}
     if not spec.random:
         return lambda params, src, src_mask: decode(params, src, src_mask, **traced)

@@ -7,10 +7,9 @@ write ``hypotheses.txt``, ``metrics.json`` and ``attention_*.png`` into
 """
 
 import dataclasses
-import functools
 import json
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -29,13 +28,6 @@ def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
                             batch["tgt_in"])
     mask = batch["tgt_mask"] & batch["valid"][:, None]
     return losses.sequence_metrics(logits, batch["tgt_out"], mask)
-
-
-@functools.lru_cache(maxsize=16)
-def _jitted(function: Callable, model: Seq2Seq) -> Callable:
-    """``function`` with ``model`` bound, jitted once per model: every Evaluator (the
-    training loop's, the tuning grid's, the test split's) reuses the compilations."""
-    return jax.jit(functools.partial(function, model))
 
 
 @dataclasses.dataclass
@@ -85,9 +77,9 @@ class Evaluator:
         self.order, self._by_length = sort_by_source_length(self.examples)
         self.batch_size = parallel.round_to_devices(config.eval.batch_size, experiment.mesh)
         model = experiment.model
-        self._metrics = _jitted(eval_step, model)
+        self._metrics = decoding.jitted(eval_step, model)
         self._decode = decoding.compile_decoder(model, config.eval)
-        self._attention = _jitted(decoding.attention_of, model)
+        self._attention = decoding.jitted(decoding.attention_of, model)
 
     def __call__(self, params: Any, num_heatmaps: int = 0,
                  eval_config: Optional[Any] = None) -> EvalResult:

@@ -39,9 +39,8 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
         return original_eval_step(*args)
 
     monkeypatch.setattr(evaluate, "eval_step", eval_step)
-    for cache in (decoding._jitted, evaluate._jitted):  # shared compilations: start and
-        cache.cache_clear()  # end afresh
-        request.addfinalizer(cache.cache_clear)
+    decoding.jitted.cache_clear()  # compilations are shared: start and end afresh
+    request.addfinalizer(decoding.jitted.cache_clear)
     metrics = evaluate.run(config, workdir)
     # alpha is traced: one compilation per beam size (one bucket) serves the whole grid
     # and then the test split; the validation and test Evaluators share the metrics'.
