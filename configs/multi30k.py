@@ -47,7 +47,7 @@ def get_config(arg: str = "en-de"):
     model = config.model
     model.embed_dim = 256
     model.hidden_size = 384  # per encoder direction and decoder: 0.77x the steps/s of
-    # 256 and better val BLEU at every point of the hour
+    # 256, ahead on val BLEU from ~20 minutes in, and a plateau 1 BLEU higher
     model.bidirectional = True
     model.bridge = "dense"
     model.attention = "general"  # Luong; no input feeding -> whole-target fast path
@@ -61,7 +61,7 @@ def get_config(arg: str = "en-de"):
     train.time_budget_minutes = 52.0
     train.learning_rate = 1e-3
     train.schedule = "step"
-    train.decay_start_epoch = 8.0  # the hour holds ~14 epochs: halve at 8, 10, 12, 14
+    train.decay_start_epoch = 8.0  # the hour holds ~13 epochs: halve at 8, 10, 12
     train.decay_every_epochs = 2.0
     train.label_smoothing = 0.1
     train.eval_every = 1_000  # greedy BLEU on val, about every 7 minutes
