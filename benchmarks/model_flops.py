@@ -4,7 +4,8 @@ Counts the multiply-adds of the matrix products (2 FLOPs each) over real tokens 
 padding, recomputation and elementwise work (gates, softmax) are not model FLOPs.
 A training step is 3x the forward pass (the backward pass costs two forward passes).
 Covers what the benchmarks run: LSTM/GRU/RNN cells, (bi)directional stacked
-encoder, dense bridge, Luong attention without input feeding, untied output layer.
+encoder, dense bridge, Luong attention with or without input feeding, untied output
+layer.
 """
 
 import numpy as np
@@ -22,16 +23,17 @@ def forward_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -
 
     ``model`` is ``config.model`` as a dict plus ``tgt_vocab_size``.
     """
-    if model["input_feeding"] or model["attention"] not in ("general", "dot", "none"):
-        raise ValueError("model_flops covers Luong dot/general attention without input "
-                         f"feeding, not {model['attention']!r}/{model['input_feeding']}")
+    if model["attention"] not in ("general", "dot", "none"):
+        raise ValueError(f"model_flops covers Luong dot/general attention, not "
+                         f"{model['attention']!r}")
     emb, hid, gates = model["embed_dim"], model["hidden_size"], GATES[model["cell"]]
     directions = 2 if model["bidirectional"] else 1
     mem = directions * hid
     src, tgt = np.asarray(src_tokens, np.float64), np.asarray(tgt_tokens, np.float64)
     per_src = sum(directions * _recurrent(emb if i == 0 else mem, hid, gates)
                   for i in range(model["encoder_layers"]))
-    per_tgt = sum(_recurrent(emb if i == 0 else hid, hid, gates)
+    feed = hid if model["input_feeding"] else 0  # the last attentional vector, fed in
+    per_tgt = sum(_recurrent(emb + feed if i == 0 else hid, hid, gates)
                   for i in range(model["decoder_layers"]))
     per_tgt += 2 * hid * model["tgt_vocab_size"]  # output layer
     per_sentence = 0.0
