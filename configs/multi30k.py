@@ -20,7 +20,7 @@ def _large(config):
     model = config.model
     model.embed_dim = model.hidden_size = 512
     model.encoder_layers = model.decoder_layers = 2
-    model.input_feeding = False  # the PyTorch reference's decoder: one fused nn.LSTM
+    model.input_feeding = False  # the model of its earlier figures
 
 
 SIZES = {"base": lambda config: None, "large": _large}

@@ -26,25 +26,27 @@ MODEL = dict(src_vocab_size=30, tgt_vocab_size=20, cell="lstm", embed_dim=8, hid
              reverse_source=False, dropout=0.0)
 
 
-def _models(seed):
+def _models(seed, input_feeding=False):
     rng = np.random.default_rng(seed)
     src = rng.integers(4, 30, (4, 9))
     src_mask = np.arange(9)[None] < np.array([9, 5, 2, 7])[:, None]
     src = np.where(src_mask, src, 0)
     tgt = rng.integers(4, 20, (4, 6))
-    model = Seq2Seq(ModelConfig(**MODEL))
+    config = dict(MODEL, input_feeding=input_feeding)
+    model = Seq2Seq(ModelConfig(**config))
     params = model.init(jax.random.key(seed), src, src_mask, tgt)["params"]
     params = jax.tree.map(lambda p: 3 * p, params)  # confident, varied predictions
     bias = params["decoder"]["output"]["bias"]
     params["decoder"]["output"]["bias"] = bias.at[EOS_ID].add(4.0)  # some stop early
-    peer = TorchSeq2Seq(MODEL)
+    peer = TorchSeq2Seq(config)
     load_flax_params(peer, params)
     peer.eval()
     return model, params, peer, src, src_mask, tgt
 
 
-def test_same_logits_and_loss():
-    model, params, peer, src, src_mask, tgt = _models(0)
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_same_logits_and_loss(input_feeding):
+    model, params, peer, src, src_mask, tgt = _models(0, input_feeding)
     logits, _ = model.apply({"params": params}, src, src_mask, tgt)
     tgt_mask = tgt > 0
     tgt_mask[1, 4:] = False
@@ -59,10 +61,10 @@ def test_same_logits_and_loss():
     np.testing.assert_allclose(float(peer_loss), sums["loss"] / sums["tokens"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed, input_feeding", [(0, False), (1, False), (2, True)])
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
-def test_same_hypotheses(seed, alpha):
-    model, params, peer, src, src_mask, _ = _models(seed)
+def test_same_hypotheses(seed, input_feeding, alpha):
+    model, params, peer, src, src_mask, _ = _models(seed, input_feeding)
     bound = dict(max_len_a=1.0, max_len_b=3)
     max_len = decoding.max_decode_length(src.shape[1], 1.0, 3)
     t_src, t_mask = torch.tensor(src), torch.tensor(src_mask)

@@ -3,9 +3,11 @@
 JoeyNMT, OpenNMT-py and the PyTorch tutorials run the encoder as one fused
 ``torch.nn.LSTM`` over a packed padded batch (oneDNN kernels on CPU) and, for Luong
 attention without input feeding, the decoder as another fused ``nn.LSTM`` over the
-whole target, attending afterwards. This module does exactly that, for the subset of
-s2s_jax configs the benchmarks use: LSTM cells, bidirectional encoder, dense bridge,
-``general`` attention, no input feeding, untied output layer.
+whole target, attending afterwards. With input feeding the decoder is a loop of
+one-step ``nn.LSTM`` calls, each fed the last attentional vector (OpenNMT-py's
+``InputFeedRNNDecoder``). This module does exactly that, for the subset of s2s_jax
+configs the benchmarks use: LSTM cells, bidirectional encoder, dense bridge,
+``general`` attention, untied output layer.
 
 The layer for layer correspondence with ``s2s_jax.models.seq2seq.Seq2Seq`` is exact, so
 ``load_flax_params`` gives the same function (tests and decode benchmarks rely on it):
@@ -26,7 +28,7 @@ MASKED_SCORE = -1e9  # as s2s_jax.models.attention
 def check_supported(model: dict) -> None:
     """Raises ValueError for an s2s_jax model config this reference does not build."""
     wanted = {"cell": "lstm", "bidirectional": True, "bridge": "dense",
-              "attention": "general", "input_feeding": False, "tie_embeddings": False,
+              "attention": "general", "tie_embeddings": False,
               "residual": False, "reverse_source": False}
     wrong = {k: model[k] for k, v in wanted.items() if model[k] != v}
     if wrong:
@@ -51,7 +53,9 @@ class TorchSeq2Seq(nn.Module):
                                dropout=drop if enc_layers > 1 else 0.0)
         self.bridge = nn.ModuleList(nn.Linear(4 * hid, hid) for _ in range(2 * dec_layers))
         self.tgt_embed = nn.Embedding(model["tgt_vocab_size"], emb)
-        self.decoder = nn.LSTM(emb, hid, dec_layers, batch_first=True,
+        self.input_feeding = model["input_feeding"]
+        feed = hid if self.input_feeding else 0  # the last attentional vector
+        self.decoder = nn.LSTM(emb + feed, hid, dec_layers, batch_first=True,
                                dropout=drop if dec_layers > 1 else 0.0)
         self.w_a = nn.Linear(2 * hid, hid, bias=False)
         self.combine = nn.Linear(3 * hid, hid, bias=False)
@@ -59,8 +63,9 @@ class TorchSeq2Seq(nn.Module):
         self.dropout = nn.Dropout(drop)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor):
-        """``src [B, S]`` -> decoder state ``(h, c)`` each ``[layers, B, H]``, memory
-        ``[B, S, 2H]`` and attention keys ``[B, S, H]``."""
+        """``src [B, S]`` -> decoder state ``(h, c)`` each ``[layers, B, H]`` (and the
+        fed attentional vector ``[1, B, H]`` with input feeding), memory ``[B, S, 2H]``
+        and attention keys ``[B, S, H]``."""
         x = self.dropout(self.src_embed(src))
         lengths = src_mask.sum(1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -69,17 +74,31 @@ class TorchSeq2Seq(nn.Module):
         top = torch.cat([h[-2], h[-1], c[-2], c[-1]], dim=-1)
         carries = [torch.tanh(layer(top)) for layer in self.bridge]
         state = (torch.stack(carries[0::2]), torch.stack(carries[1::2]))
+        if self.input_feeding:
+            state += (torch.zeros_like(state[0][:1]),)
         return state, memory, self.w_a(memory)
+
+    def _attend(self, out, memory, keys, src_mask):
+        """Decoder outputs ``[B, T, H]`` -> attentional vectors ``[B, T, H]``."""
+        scores = torch.bmm(out, keys.transpose(1, 2))
+        scores = scores.masked_fill(~src_mask[:, None, :], MASKED_SCORE)
+        context = torch.bmm(torch.softmax(scores, dim=-1), memory)
+        return self.dropout(torch.tanh(self.combine(torch.cat([context, out], -1))))
 
     def decode(self, state, tgt_in: torch.Tensor, memory, keys, src_mask):
         """``tgt_in [B, T]`` -> logits ``[B, T, V]`` and the new state."""
         x = self.dropout(self.tgt_embed(tgt_in))
-        out, state = self.decoder(x, state)
-        scores = torch.bmm(out, keys.transpose(1, 2))
-        scores = scores.masked_fill(~src_mask[:, None, :], MASKED_SCORE)
-        context = torch.bmm(torch.softmax(scores, dim=-1), memory)
-        features = self.dropout(torch.tanh(self.combine(torch.cat([context, out], -1))))
-        return self.output(features), state
+        if not self.input_feeding:
+            out, state = self.decoder(x, state)
+            return self.output(self._attend(out, memory, keys, src_mask)), state
+        h, c, feed = state
+        steps = []
+        for t in range(x.shape[1]):
+            step_in = torch.cat([x[:, t:t + 1], feed.transpose(0, 1)], -1)
+            out, (h, c) = self.decoder(step_in, (h, c))
+            steps.append(self._attend(out, memory, keys, src_mask))
+            feed = steps[-1].transpose(0, 1)
+        return self.output(torch.cat(steps, 1)), (h, c, feed)
 
     def forward(self, src, src_mask, tgt_in):
         state, memory, keys = self.encode(src, src_mask)
