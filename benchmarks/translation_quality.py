@@ -11,7 +11,8 @@ decoding) is the one a user runs:
       --config.data.manual_dir=<manual_dir> --workdir=<workdir> [--override ...]
 
 Reported: wall-clock minutes, steps and epochs trained, the checkpoint kept (best
-val BLEU), the beam chosen on val, and test BLEU as WMT17 scored it (lowercased,
+val BLEU), the parameters chosen on val (that checkpoint's or a mean of the latest
+checkpoints'), the beam chosen on val, and test BLEU as WMT17 scored it (lowercased,
 Moses-tokenized, against the official references: the figure the published systems
 report, see s2s_jax/wmt17.py), sacrebleu's cased BLEU and chrF. The target is the
 best published single RNN system the issue names. Prints a table, then one JSON line.
@@ -41,6 +42,10 @@ flags.DEFINE_multi_string("override", [], "Extra --config.x=y flags for the run.
 TARGETS = {"en-de": 39.0, "en-fr": 59.0, "de-en": 40.0}
 
 
+def _parameters(steps: list[int]) -> str:
+    return f"step {steps[0]}" if len(steps) == 1 else f"mean of steps {', '.join(map(str, steps))}"
+
+
 def main(argv):
     del argv
     workdir = os.path.abspath(FLAGS.workdir)
@@ -67,6 +72,7 @@ def main(argv):
         ("wall clock, one command (min)", f"{minutes:.1f}"),
         ("steps trained (epochs)", f"{steps} ({steps / steps_per_epoch:.1f})"),
         ("checkpoint kept (best val)", f"step {test['step']}"),
+        ("parameters chosen on val", _parameters(test["parameters_of_steps"])),
         ("beam chosen on val", f"{chosen['beam_size']}, alpha {chosen['alpha']}"
                                f" (val {grid['metric']} {chosen[grid['metric']]:.2f})"),
         ("test BLEU, WMT17 convention", f"{test['bleu_wmt17']:.2f}"),
@@ -81,7 +87,8 @@ def main(argv):
     print(json.dumps({
         "benchmark": "translation_quality", "pair": FLAGS.pair, "command": command[1:],
         "wall_clock_minutes": minutes, "steps": steps, "epochs": steps / steps_per_epoch,
-        "best_step": test["step"], "decoding": chosen, "val_metric": grid["metric"],
+        "best_step": test["step"], "parameters_of_steps": test["parameters_of_steps"],
+        "decoding": chosen, "val_metric": grid["metric"],
         "test_bleu_wmt17": test["bleu_wmt17"], "test_bleu_cased": test["bleu"],
         "test_chrf": test["chrf"], "bleu_signature": test["bleu_signature"],
         "bleu_wmt17_signature": test["bleu_wmt17_signature"],

@@ -68,7 +68,8 @@ def get_config(arg: str = "en-de"):
     train.decay_every_epochs = 2.0  # (7, 8.5, 10 measured no better: 38.81 en-de)
     train.label_smoothing = 0.1
     train.eval_every = 1_000  # greedy BLEU on val, about every 8 minutes
-    train.checkpoint_every = 1_000
+    train.checkpoint_every = 500  # the latest 4 span the last ~1,500 steps (past
+    train.keep_checkpoints = 4  # both decays): the means eval.tune_average_checkpoints tries
     train.best_metric = "bleu_wmt17"  # selects the checkpoint and the beam settings
 
     config.eval.split = "test"  # test_2016_flickr
@@ -76,6 +77,7 @@ def get_config(arg: str = "en-de"):
     config.eval.batch_size = 128
     config.eval.max_len_a = 1.5
     config.eval.max_len_b = 10
+    config.eval.tune_average_checkpoints = (2, 3, 4)  # or the best checkpoint, on val
     config.eval.tune_beam_sizes = (4, 8)  # chosen on val after training, with ...
     config.eval.tune_alphas = (0.2, 0.6, 1.0, 1.4)  # ... the length penalty
     config.eval.wmt17_bleu = True  # also BLEU as WMT17 scored it (official tok references)

@@ -125,6 +125,9 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.tune_alphas = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     evaluation.checkpoint = "best"  # best | latest | a step number
     evaluation.average_checkpoints = 0  # > 1: the mean parameters of the latest N instead
+    # Non-empty: before the beam, keep the checkpoint's parameters or the mean of the
+    # latest N for an N among these, whichever decodes eval.train_split best (tuning.py).
+    evaluation.tune_average_checkpoints = ()
     evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
     evaluation.wmt17_bleu = False  # also BLEU as WMT17 multimodal scored it (wmt17.py)
     evaluation.max_input_chars = 10_000  # translate: longer lines are cut (with a warning)
@@ -214,6 +217,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "eval.average_checkpoints", f"must be <= train.keep_checkpoints="
            f"{config.train.keep_checkpoints} (the checkpoints kept)",
            config.eval.average_checkpoints)
+    for count in config.eval.tune_average_checkpoints:
+        _check(2 <= count <= config.train.keep_checkpoints, "eval.tune_average_checkpoints",
+               f"each must be in [2, train.keep_checkpoints={config.train.keep_checkpoints}]",
+               config.eval.tune_average_checkpoints)
+    _check(not (config.eval.tune_average_checkpoints and config.eval.average_checkpoints > 1),
+           "eval.tune_average_checkpoints", "chooses the average itself: leave "
+           "eval.average_checkpoints at 0", config.eval.tune_average_checkpoints)
     if config.train.best_metric == "bleu_wmt17":
         _check(config.eval.wmt17_bleu, "eval.wmt17_bleu",
                "must be True for train.best_metric='bleu_wmt17'", config.eval.wmt17_bleu)

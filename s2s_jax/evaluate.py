@@ -138,17 +138,19 @@ def score(hypotheses: list[str], references: list[str], tokenize: str) -> dict[s
     }
 
 
-def write_report(result: EvalResult, directory: str, step: Optional[int] = None) -> None:
+def write_report(result: EvalResult, directory: str, step: Optional[int] = None,
+                 parameters_of_steps: Optional[list[int]] = None) -> None:
     """hypotheses.txt (one line per source line), metrics.json (with BLEU by source
-    length), bleu_by_length.png and attention_<i>.png."""
+    length and the checkpoint steps whose mean parameters were scored, if given),
+    bleu_by_length.png and attention_<i>.png."""
     if jax.process_index() != 0:
         return
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "hypotheses.txt"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in result.hypotheses)
     with open(os.path.join(directory, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"step": step, **result.metrics, "bleu_by_length": result.bleu_by_length},
-                  f, indent=2)
+        json.dump({"step": step, "parameters_of_steps": parameters_of_steps,
+                   **result.metrics, "bleu_by_length": result.bleu_by_length}, f, indent=2)
     rows = [row for row in result.bleu_by_length if row["sentences"]]
     plots.bleu_by_length([f"{r['bucket']} ({r['sentences']})" for r in rows],
                          {"model": [r["bleu"] for r in rows]},
@@ -163,18 +165,23 @@ def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[s
     experiment = experiment or Experiment.create(config, workdir)
     which = config.eval.checkpoint
     if config.eval.average_checkpoints > 1:
-        experiment.restore_average(config.eval.average_checkpoints)
-    elif not experiment.restore(which) and not experiment.restore("latest"):
+        steps = experiment.restore_average(config.eval.average_checkpoints)
+    elif experiment.restore(which) or experiment.restore("latest"):
+        steps = [int(experiment.state.step)]
+    else:
         raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
     step = int(experiment.state.step)
-    if config.eval.tune_beam_sizes:
+    if config.eval.tune_average_checkpoints or config.eval.tune_beam_sizes:
         validation = Evaluator(experiment, config.eval.train_split)
+    if config.eval.tune_average_checkpoints:
+        experiment, steps = tuning.choose_parameters(experiment, validation)
+    if config.eval.tune_beam_sizes:
         config = tuning.choose_decoding(experiment, validation)
         experiment = dataclasses.replace(experiment, config=config)
     result = Evaluator(experiment, config.eval.split)(experiment.state.params,
                                                      config.eval.num_heatmaps)
     directory = os.path.join(workdir, "eval", config.eval.split)
-    write_report(result, directory, step)
+    write_report(result, directory, step, parameters_of_steps=steps)
     logging.info("%s at step %d: %s", config.eval.split, step,
                  {k: v for k, v in result.metrics.items() if not k.endswith("signature")})
     logging.info("wrote %s", directory)

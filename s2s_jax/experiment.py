@@ -77,15 +77,24 @@ class Experiment:
     def restore_average(self, count: int) -> list[int]:
         """Replaces ``state`` by the latest checkpoint with its parameters replaced by
         the mean of the latest ``count`` checkpoints' parameters; returns their steps."""
+        steps, params = self.latest_params(count)
+        self.state = self.checkpointer.restore(self.state, step=steps[-1]).replace(
+            params=mean_params(params))
+        logging.info("averaged the parameters of checkpoints %s", steps)
+        return steps
+
+    def latest_params(self, count: int) -> tuple[list[int], list[Any]]:
+        """The steps and parameters of the latest ``count`` checkpoints, oldest first."""
         steps = self.checkpointer.steps()[-count:]
         if not steps:
             raise FileNotFoundError(f"no checkpoint to average in {self.workdir!r}")
-        states = [self.checkpointer.restore(self.state, step=step) for step in steps]
-        mean = jax.tree.map(lambda *leaves: sum(leaves) / len(leaves),
-                            *[s.params for s in states])
-        self.state = states[-1].replace(params=mean)
-        logging.info("averaged the parameters of checkpoints %s", steps)
-        return steps
+        return steps, [self.checkpointer.restore(self.state, step=step).params
+                       for step in steps]
+
+
+def mean_params(params: list[Any]) -> Any:
+    """The element-wise mean of parameter trees of one structure."""
+    return jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *params)
 
 
 def initial_state(config, model: Seq2Seq, tx: optax.GradientTransformation,

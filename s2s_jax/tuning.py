@@ -1,6 +1,11 @@
-"""Beam size and length penalty chosen on the validation split, never on the test set.
+"""Parameters, beam size and length penalty chosen on the validation split, never on
+the test set.
 
-With ``config.eval.tune_beam_sizes`` set, ``evaluate.run`` first decodes
+With ``config.eval.tune_average_checkpoints`` set, ``evaluate.run`` first decodes
+``config.eval.train_split`` greedily with the evaluated checkpoint's parameters and
+with the mean parameters of the latest N checkpoints for each N given, and keeps what
+scores best on ``config.train.best_metric`` (the checkpoint itself on a tie).
+With ``config.eval.tune_beam_sizes`` set, it then decodes
 ``config.eval.train_split`` (Multi30k: ``val``) with beam search at every
 (beam size, alpha) of ``tune_beam_sizes`` x ``tune_alphas``, keeps the pair that scores
 best on ``config.train.best_metric`` (the metric that chose the checkpoint), and only
@@ -9,6 +14,7 @@ a traced argument of the compiled search, so the grid compiles one search per be
 """
 
 import copy
+import dataclasses
 import itertools
 import json
 import os
@@ -17,13 +23,41 @@ from typing import Callable
 import jax
 from absl import logging
 
-from s2s_jax.experiment import Experiment
+from s2s_jax.experiment import Experiment, mean_params
 
 
 def _with_beam(config, beam_size: int, alpha: float):
     config = copy.deepcopy(config)
     config.eval.decoder, config.eval.beam_size, config.eval.alpha = "beam", beam_size, alpha
     return config
+
+
+def choose_parameters(experiment: Experiment,
+                      evaluator: Callable) -> tuple[Experiment, list[int]]:
+    """The experiment with the parameters that decode the validation split best
+    (``evaluator(params).metrics``, greedy or as ``config.eval`` says) among its own
+    and the means of the latest N checkpoints, N in ``eval.tune_average_checkpoints``;
+    and the steps whose parameters it holds. The rows ``{"steps", <metric>}`` go to
+    ``<workdir>/eval/<train_split>/parameters.json``."""
+    config = experiment.config
+    metric, mode = config.train.best_metric, config.train.best_mode
+    counts = sorted(set(config.eval.tune_average_checkpoints))
+    steps, latest = experiment.latest_params(counts[-1])
+    candidates = [([int(experiment.state.step)], experiment.state.params)]
+    candidates += [(steps[-n:], mean_params(latest[-n:])) for n in counts if n <= len(steps)]
+    rows = []
+    for averaged, params in candidates:
+        rows.append({"steps": averaged, metric: evaluator(params).metrics[metric]})
+        logging.info("%s, parameters of steps %s: %s %.2f", config.eval.train_split,
+                     averaged, metric, rows[-1][metric])
+    pick = max if mode == "max" else min  # the first of equals: the checkpoint itself
+    chosen = pick(range(len(rows)), key=lambda i: rows[i][metric])
+    logging.info("chosen on %s: parameters of steps %s", config.eval.train_split,
+                 rows[chosen]["steps"])
+    _write(experiment, "parameters.json",
+           {"metric": metric, "chosen": rows[chosen], "candidates": rows})
+    state = experiment.state.replace(params=candidates[chosen][1])
+    return dataclasses.replace(experiment, state=state), rows[chosen]["steps"]
 
 
 def choose_decoding(experiment: Experiment, evaluator: Callable):
@@ -47,9 +81,14 @@ def choose_decoding(experiment: Experiment, evaluator: Callable):
     best = pick(rows, key=lambda row: row[metric])
     logging.info("chosen on %s: beam %d, alpha %.2f (%s %.2f)", split, best["beam_size"],
                  best["alpha"], metric, best[metric])
-    if jax.process_index() == 0:
-        directory = os.path.join(experiment.workdir, "eval", split)
-        os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "decoding_grid.json"), "w") as f:
-            json.dump({"metric": metric, "chosen": best, "grid": rows}, f, indent=2)
+    _write(experiment, "decoding_grid.json", {"metric": metric, "chosen": best, "grid": rows})
     return _with_beam(config, best["beam_size"], best["alpha"])
+
+
+def _write(experiment: Experiment, name: str, report: dict) -> None:
+    """``report`` as ``<workdir>/eval/<train_split>/<name>``, from process 0."""
+    if jax.process_index() == 0:
+        directory = os.path.join(experiment.workdir, "eval", experiment.config.eval.train_split)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, name), "w") as f:
+            json.dump(report, f, indent=2)

@@ -106,6 +106,8 @@ def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
     ("--config.model.cell=lstn", "config.model.cell must be one of"),
     ("--config.train.time_budget_minutes=-1", "config.train.time_budget_minutes must be >= 0"),
     ("--config.eval.tune_alphas=(0.6,-1.0)", "config.eval.tune_alphas must hold alphas >= 0"),
+    ("--config.eval.tune_average_checkpoints=(2,9)",
+     "config.eval.tune_average_checkpoints each must be in [2, train.keep_checkpoints=3]"),
     ("--config.distributed.coordinator_address=localhost",
      "config.distributed.coordinator_address must be host:port, 'auto' or empty"),
     ("--config.distributed.coordinator_address=auto",

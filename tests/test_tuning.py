@@ -1,11 +1,15 @@
-"""Beam size and alpha are chosen on the validation split, then used on the test split."""
+"""Parameters (a checkpoint or a mean of the latest), beam size and alpha are chosen
+on the validation split, then used on the test split."""
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import jax
+import numpy as np
+import pytest
 
-from s2s_jax import decoding, evaluate, tuning
+from s2s_jax import decoding, evaluate, experiment, tuning
 from s2s_jax.config import base_config
 from s2s_jax.evaluate import Evaluator
 from s2s_jax.experiment import Experiment
@@ -63,3 +67,67 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
     chosen = grid["chosen"]
     assert chosen["chrf"] == max(row["chrf"] for row in grid["grid"])
     assert metrics["chrf"] == chrf(chosen["beam_size"], chosen["alpha"], "test")
+
+
+def _experiment_with_scaled_checkpoints(tmp_path):
+    """Checkpoints 10..40 hold the initial parameters times 1..4; step 40 is restored."""
+    config = base_config()
+    config.data.update(task="reversal", train_size=50, eval_size=5)
+    config.model.update(embed_dim=4, hidden_size=8, attention_dim=8)
+    config.train.update(keep_checkpoints=4, best_metric="chrf")
+    config.eval.update(tune_average_checkpoints=(2, 3, 4))
+    exp = Experiment.create(config, str(tmp_path))
+    base = exp.state.params
+    for scale, step in enumerate((10, 20, 30, 40), start=1):
+        exp.checkpointer.save(step, exp.state.replace(
+            step=step, params=jax.tree.map(lambda p, s=scale: p * s, base)))
+    exp.checkpointer.wait()
+    exp.restore("40")
+    return exp, base
+
+
+def _scale(params, base) -> float:
+    """The factor between ``params`` and ``base`` (their largest entry)."""
+    index = np.argmax(np.abs(base["decoder"]["output"]["kernel"]))
+    return float(np.ravel(params["decoder"]["output"]["kernel"])[index]
+                 / np.ravel(base["decoder"]["output"]["kernel"])[index])
+
+
+@pytest.mark.parametrize("best_scale, steps", [(3.0, [20, 30, 40]), (2.5, [10, 20, 30, 40]),
+                                                (4.2, [40]), (None, [40])])
+def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_scale, steps):
+    exp, base = _experiment_with_scaled_checkpoints(tmp_path)
+    scored = []  # the scale of each candidate, in the order scored
+
+    def evaluator(params):  # best at best_scale; None: a tie everywhere
+        scored.append(_scale(params, base))
+        chrf = 0.0 if best_scale is None else -abs(scored[-1] - best_scale)
+        return SimpleNamespace(metrics={"chrf": chrf})
+
+    chosen, chosen_steps = tuning.choose_parameters(exp, evaluator)
+    np.testing.assert_allclose(scored, [4.0, 3.5, 3.0, 2.5], rtol=1e-6)
+    assert chosen_steps == steps
+    np.testing.assert_allclose(_scale(chosen.state.params, base),
+                               np.mean([s // 10 for s in steps]), rtol=1e-6)
+    assert int(chosen.state.step) == 40 and int(exp.state.step) == 40
+    with open(tmp_path / "eval" / "validation" / "parameters.json") as f:
+        report = json.load(f)
+    assert [row["steps"] for row in report["candidates"]] == [
+        [40], [30, 40], [20, 30, 40], [10, 20, 30, 40]]
+    assert report["chosen"]["steps"] == steps
+
+
+def test_evaluation_scores_the_chosen_mean_on_the_test_split(tmp_path):
+    exp, _ = _experiment_with_scaled_checkpoints(tmp_path)
+    config = exp.config
+    config.eval.update(num_heatmaps=0, checkpoint="40")
+    config.train.best_mode = "min"  # untrained: the lowest chrF is a mean's, not step 40's
+    metrics = evaluate.run(config, str(tmp_path))
+    with open(tmp_path / "eval" / "validation" / "parameters.json") as f:
+        chosen = json.load(f)["chosen"]
+    assert len(chosen["steps"]) > 1
+    with open(tmp_path / "eval" / "test" / "metrics.json") as f:
+        assert json.load(f)["parameters_of_steps"] == chosen["steps"]
+    _, latest = exp.latest_params(len(chosen["steps"]))
+    params = experiment.mean_params(latest)
+    assert metrics["chrf"] == Evaluator(exp, "test")(params).metrics["chrf"]
