@@ -71,13 +71,15 @@ def get_config(arg: str = "en-de"):
     train.checkpoint_every = 500  # the latest 4 span the last ~1,500 steps (past
     train.keep_checkpoints = 4  # both decays): the means eval.tune_average_checkpoints tries
     train.best_metric = "bleu_wmt17"  # selects the checkpoint and the beam settings
+    train.keep_best_checkpoints = 3  # by val BLEU: the means eval.tune_average_best tries
 
     config.eval.split = "test"  # test_2016_flickr
     config.eval.train_split = "validation"  # val
     config.eval.batch_size = 128
     config.eval.max_len_a = 1.5
     config.eval.max_len_b = 10
-    config.eval.tune_average_checkpoints = (2, 3, 4)  # or the best checkpoint, on val
+    config.eval.tune_average_checkpoints = (2, 3, 4)  # or the best checkpoint, or the
+    config.eval.tune_average_best = (2, 3)  # mean of the best 2 or 3: chosen on val
     config.eval.tune_beam_sizes = (4, 8)  # chosen on val after training, with ...
     config.eval.tune_alphas = (0.2, 0.6, 1.0, 1.4)  # ... the length penalty
     config.eval.wmt17_bleu = True  # also BLEU as WMT17 scored it (official tok references)

@@ -50,7 +50,7 @@ class Checkpointer:
 
     Usage::
 
-        ckpt = Checkpointer(workdir, keep=3, best_metric="bleu")
+        ckpt = Checkpointer(workdir, keep=3, best_metric="bleu", keep_best=1)
         if ckpt.latest_step() is not None:
             state = ckpt.restore(state)
         ...
@@ -66,6 +66,7 @@ class Checkpointer:
         keep: int = 3,
         best_metric: str = "bleu",
         best_mode: Literal["max", "min"] = "max",
+        keep_best: int = 1,
     ):
         """Creates (or reopens) the checkpoint directories under `workdir`.
 
@@ -76,6 +77,7 @@ class Checkpointer:
             best_metric: Name of the metric stored with the best checkpoint.
             best_mode: Whether a larger ("max") or smaller ("min") metric value
                 is better.
+            keep_best: Number of best checkpoints to keep in `best/`.
         """
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}.")
@@ -84,6 +86,7 @@ class Checkpointer:
             workdir = os.path.abspath(workdir)
         self.best_metric = best_metric
         self.best_mode = best_mode
+        self.keep_best = keep_best
 
         # One unnamed item per step, fixed up front: left to Orbax, the mode is
         # guessed from the first step restored, and a damaged one guesses wrong.
@@ -109,13 +112,13 @@ class Checkpointer:
             item_handlers=ocp.StandardCheckpointHandler(),
             options=ocp.CheckpointManagerOptions(
                 # `best_fn` makes Orbax write the metrics next to each step and
-                # reload them on restart; `BestN` deletes all but the best.
+                # reload them on restart; `BestN` deletes all but the best n.
                 best_fn=metric_fn,
                 best_mode=best_mode,
                 preservation_policy=ocp.checkpoint_managers.BestN(
                     get_metric_fn=metric_fn,
                     reverse=best_mode == "min",
-                    n=1,
+                    n=keep_best,
                     keep_checkpoints_without_metrics=False,
                 ),
                 cleanup_tmp_directories=True,
@@ -123,10 +126,9 @@ class Checkpointer:
                     barrier_sync_key_prefix="best"),
             ),
         )
-        best_step = self._best.best_step()
-        self._best_value: float | None = (
-            None if best_step is None else metric_fn(self._best.metrics(best_step))
-        )
+        # The metric of each kept best checkpoint by step, read back from disk once.
+        self._best_values: dict[int, float] = {
+            step: metric_fn(self._best.metrics(step)) for step in self._best.all_steps()}
 
     def save(self, step: int, state: PyTree, *, force: bool = False) -> bool:
         """Starts an asynchronous save of `state` as the latest checkpoint.
@@ -144,10 +146,11 @@ class Checkpointer:
         )
 
     def save_best(self, step: int, state: PyTree, metric_value: float) -> bool:
-        """Saves `state` as the best checkpoint if `metric_value` improves.
+        """Saves `state` among the best checkpoints if `metric_value` is better
+        than the worst of the `keep_best` kept (or fewer are kept).
 
-        The best value so far is read back from disk on construction, so
-        improvements are judged across restarts.
+        The kept values are read back from disk, so they are judged across
+        restarts.
 
         Args:
             step: Training step the metric was measured at.
@@ -158,8 +161,11 @@ class Checkpointer:
             Whether `state` was saved (non-finite values are never saved).
         """
         metric_value = float(metric_value)
-        if not math.isfinite(metric_value) or not self._improves(metric_value):
+        values = list(self.best_values().values())
+        if not math.isfinite(metric_value) or (
+                len(values) >= self.keep_best and not self._better(metric_value, values[-1])):
             return False
+        self._best_values.pop(step, None)
         if step in self._best.all_steps():
             # After resuming from an older checkpoint the same step can be
             # reached again; Orbax refuses to overwrite an existing step.
@@ -171,20 +177,19 @@ class Checkpointer:
             metrics={self.best_metric: metric_value},
             force=True,  # Bypass the policy that steps must increase.
         )
-        self._best_value = metric_value
+        self._best_values[step] = metric_value
+        self._best_values = dict(list(self.best_values().items())[:self.keep_best])
         return True
 
-    def _improves(self, metric_value: float) -> bool:
-        if self._best_value is None:
-            return True
-        if self.best_mode == "max":
-            return metric_value > self._best_value
-        return metric_value < self._best_value
+    def _better(self, value: float, than: float) -> bool:
+        return value > than if self.best_mode == "max" else value < than
 
-    @property
-    def best_value(self) -> float | None:
-        """The metric value of the best checkpoint, or None if there is none."""
-        return self._best_value
+    def best_values(self) -> dict[int, float]:
+        """The metric value of each kept best checkpoint by step, the best first
+        (among equals the later step first: the one Orbax's `BestN` keeps)."""
+        sign = -1 if self.best_mode == "max" else 1
+        return dict(sorted(self._best_values.items(),
+                           key=lambda item: (sign * item[1], -item[0])))
 
     def latest_step(self) -> int | None:
         """Returns the latest finished (or in-flight) step, or None."""
@@ -196,7 +201,7 @@ class Checkpointer:
 
     def best_step(self) -> int | None:
         """Returns the step of the best checkpoint, or None."""
-        return self._best.best_step()
+        return next(iter(self.best_values()), None)
 
     def restore(
         self,

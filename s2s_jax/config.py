@@ -96,7 +96,8 @@ def base_config() -> ml_collections.ConfigDict:
     train.log_every = 100  # steps between training log lines
     train.eval_every = 1_000  # steps between evaluations (and at the end)
     train.checkpoint_every = 500  # steps between checkpoints (and at the end)
-    train.keep_checkpoints = 3  # latest checkpoints kept; the best one is kept apart
+    train.keep_checkpoints = 3  # latest checkpoints kept; the best are kept apart:
+    train.keep_best_checkpoints = 1  # best checkpoints kept, by train.best_metric
     train.best_metric = "exact_match"  # eval metric that selects the best checkpoint
     train.early_stopping_evals = 0  # > 0: stop when this many evaluations bring no new best
     # > 0: stop at the first log step after this many minutes since the command started
@@ -126,8 +127,9 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.checkpoint = "best"  # best | latest | a step number
     evaluation.average_checkpoints = 0  # > 1: the mean parameters of the latest N instead
     # Non-empty: before the beam, keep the checkpoint's parameters or the mean of the
-    # latest N for an N among these, whichever decodes eval.train_split best (tuning.py).
+    # latest N for an N among these, whichever decodes eval.train_split best (tuning.py),
     evaluation.tune_average_checkpoints = ()
+    evaluation.tune_average_best = ()  # ... or of the best N (train.keep_best_checkpoints)
     evaluation.num_heatmaps = 2  # attention heatmaps written per evaluation
     evaluation.wmt17_bleu = False  # also BLEU as WMT17 multimodal scored it (wmt17.py)
     evaluation.max_input_chars = 10_000  # translate: longer lines are cut (with a warning)
@@ -183,7 +185,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "model.decoder_layers", "model.attention_dim", "model.num_heads",
               "model.unroll", "train.num_steps", "train.learning_rate",
               "train.log_every", "train.eval_every", "train.checkpoint_every",
-              "train.keep_checkpoints", "train.teacher_forcing_steps",
+              "train.keep_checkpoints", "train.keep_best_checkpoints",
+              "train.teacher_forcing_steps",
               "train.max_consecutive_nonfinite", "eval.batch_size", "eval.max_input_chars")
     beam_sizes, alphas = config.eval.tune_beam_sizes, config.eval.tune_alphas
     _check(all(isinstance(k, int) and k > 0 for k in beam_sizes),
@@ -217,13 +220,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "eval.average_checkpoints", f"must be <= train.keep_checkpoints="
            f"{config.train.keep_checkpoints} (the checkpoints kept)",
            config.eval.average_checkpoints)
-    for count in config.eval.tune_average_checkpoints:
-        _check(2 <= count <= config.train.keep_checkpoints, "eval.tune_average_checkpoints",
-               f"each must be in [2, train.keep_checkpoints={config.train.keep_checkpoints}]",
-               config.eval.tune_average_checkpoints)
-    _check(not (config.eval.tune_average_checkpoints and config.eval.average_checkpoints > 1),
-           "eval.tune_average_checkpoints", "chooses the average itself: leave "
-           "eval.average_checkpoints at 0", config.eval.tune_average_checkpoints)
+    for key, kept in (("eval.tune_average_checkpoints", "train.keep_checkpoints"),
+                      ("eval.tune_average_best", "train.keep_best_checkpoints")):
+        counts, most = _get(config, key), _get(config, kept)
+        _check(all(2 <= n <= most for n in counts), key, f"each must be in [2, {kept}={most}]",
+               counts)
+        _check(not (counts and config.eval.average_checkpoints > 1), key,
+               "chooses the average itself: leave eval.average_checkpoints at 0", counts)
     if config.train.best_metric == "bleu_wmt17":
         _check(config.eval.wmt17_bleu, "eval.wmt17_bleu",
                "must be True for train.best_metric='bleu_wmt17'", config.eval.wmt17_bleu)

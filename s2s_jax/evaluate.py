@@ -171,9 +171,10 @@ def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[s
     else:
         raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
     step = int(experiment.state.step)
-    if config.eval.tune_average_checkpoints or config.eval.tune_beam_sizes:
+    averages = config.eval.tune_average_checkpoints + config.eval.tune_average_best
+    if averages or config.eval.tune_beam_sizes:
         validation = Evaluator(experiment, config.eval.train_split)
-    if config.eval.tune_average_checkpoints:
+    if averages:
         experiment, steps = tuning.choose_parameters(experiment, validation)
     if config.eval.tune_beam_sizes:
         config = tuning.choose_decoding(experiment, validation)

@@ -55,7 +55,8 @@ class Experiment:
         state = initial_state(config, model, tx, mesh)
         checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints,
                                     best_metric=config.train.best_metric,
-                                    best_mode=config.train.best_mode)
+                                    best_mode=config.train.best_mode,
+                                    keep_best=config.train.keep_best_checkpoints)
         return cls(config, workdir, corpus, model, mesh, state, checkpointer)
 
     def restore(self, which: str = "latest") -> bool:
@@ -77,19 +78,18 @@ class Experiment:
     def restore_average(self, count: int) -> list[int]:
         """Replaces ``state`` by the latest checkpoint with its parameters replaced by
         the mean of the latest ``count`` checkpoints' parameters; returns their steps."""
-        steps, params = self.latest_params(count)
-        self.state = self.checkpointer.restore(self.state, step=steps[-1]).replace(
-            params=mean_params(params))
-        logging.info("averaged the parameters of checkpoints %s", steps)
-        return steps
-
-    def latest_params(self, count: int) -> tuple[list[int], list[Any]]:
-        """The steps and parameters of the latest ``count`` checkpoints, oldest first."""
         steps = self.checkpointer.steps()[-count:]
         if not steps:
             raise FileNotFoundError(f"no checkpoint to average in {self.workdir!r}")
-        return steps, [self.checkpointer.restore(self.state, step=step).params
-                       for step in steps]
+        self.state = self.checkpointer.restore(self.state, step=steps[-1]).replace(
+            params=mean_params(self.params_of(steps)))
+        logging.info("averaged the parameters of checkpoints %s", steps)
+        return steps
+
+    def params_of(self, steps: list[int], which: str = "latest") -> list[Any]:
+        """The parameters of these checkpoints of ``checkpoints/`` (latest) or ``best/``."""
+        return [self.checkpointer.restore(self.state, step=step, which=which).params
+                for step in steps]
 
 
 def mean_params(params: list[Any]) -> Any:

@@ -1,10 +1,11 @@
 """Parameters, beam size and length penalty chosen on the validation split, never on
 the test set.
 
-With ``config.eval.tune_average_checkpoints`` set, ``evaluate.run`` first decodes
-``config.eval.train_split`` greedily with the evaluated checkpoint's parameters and
-with the mean parameters of the latest N checkpoints for each N given, and keeps what
-scores best on ``config.train.best_metric`` (the checkpoint itself on a tie).
+With ``config.eval.tune_average_checkpoints`` or ``tune_average_best`` set,
+``evaluate.run`` first decodes ``config.eval.train_split`` greedily with the evaluated
+checkpoint's parameters and with the mean parameters of the latest N (or the best N
+by ``config.train.best_metric``) checkpoints for each N given, and keeps what scores
+best on that metric (the checkpoint itself on a tie).
 With ``config.eval.tune_beam_sizes`` set, it then decodes
 ``config.eval.train_split`` (Multi30k: ``val``) with beam search at every
 (beam size, alpha) of ``tune_beam_sizes`` x ``tune_alphas``, keeps the pair that scores
@@ -18,7 +19,7 @@ import dataclasses
 import itertools
 import json
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 from absl import logging
@@ -35,29 +36,45 @@ def _with_beam(config, beam_size: int, alpha: float):
 def choose_parameters(experiment: Experiment,
                       evaluator: Callable) -> tuple[Experiment, list[int]]:
     """The experiment with the parameters that decode the validation split best
-    (``evaluator(params).metrics``, greedy or as ``config.eval`` says) among its own
-    and the means of the latest N checkpoints, N in ``eval.tune_average_checkpoints``;
-    and the steps whose parameters it holds. The rows ``{"steps", <metric>}`` go to
+    (``evaluator(params).metrics``, greedy or as ``config.eval`` says) among its own,
+    the means of the latest N checkpoints (N in ``eval.tune_average_checkpoints``)
+    and those of the best N (N in ``eval.tune_average_best``); and the steps whose
+    parameters it holds. The rows ``{"steps", <metric>}`` go to
     ``<workdir>/eval/<train_split>/parameters.json``."""
     config = experiment.config
     metric, mode = config.train.best_metric, config.train.best_mode
-    counts = sorted(set(config.eval.tune_average_checkpoints))
-    steps, latest = experiment.latest_params(counts[-1])
-    candidates = [([int(experiment.state.step)], experiment.state.params)]
-    candidates += [(steps[-n:], mean_params(latest[-n:])) for n in counts if n <= len(steps)]
+    checkpointer = experiment.checkpointer
+    candidates = {(int(experiment.state.step),): experiment.state.params}
+    for steps, params in (
+            _means(experiment, checkpointer.steps()[::-1], "latest",
+                   config.eval.tune_average_checkpoints)
+            + _means(experiment, list(checkpointer.best_values()), "best",
+                     config.eval.tune_average_best)):
+        candidates.setdefault(steps, params)  # the same steps: the same parameters
     rows = []
-    for averaged, params in candidates:
-        rows.append({"steps": averaged, metric: evaluator(params).metrics[metric]})
+    for steps, params in candidates.items():
+        rows.append({"steps": list(steps), metric: evaluator(params).metrics[metric]})
         logging.info("%s, parameters of steps %s: %s %.2f", config.eval.train_split,
-                     averaged, metric, rows[-1][metric])
+                     rows[-1]["steps"], metric, rows[-1][metric])
     pick = max if mode == "max" else min  # the first of equals: the checkpoint itself
     chosen = pick(range(len(rows)), key=lambda i: rows[i][metric])
     logging.info("chosen on %s: parameters of steps %s", config.eval.train_split,
                  rows[chosen]["steps"])
     _write(experiment, "parameters.json",
            {"metric": metric, "chosen": rows[chosen], "candidates": rows})
-    state = experiment.state.replace(params=candidates[chosen][1])
+    state = experiment.state.replace(params=list(candidates.values())[chosen])
     return dataclasses.replace(experiment, state=state), rows[chosen]["steps"]
+
+
+def _means(experiment: Experiment, steps: list[int], which: str,
+           counts: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any]]:
+    """(steps, mean parameters) of the first N of ``steps`` (checkpoints of
+    ``which``), for each N of ``counts`` that there are checkpoints for."""
+    counts = [n for n in sorted(set(counts)) if n <= len(steps)]
+    if not counts:
+        return []
+    params = experiment.params_of(steps[:counts[-1]], which)
+    return [(tuple(sorted(steps[:n])), mean_params(params[:n])) for n in counts]
 
 
 def choose_decoding(experiment: Experiment, evaluator: Callable):

@@ -1,4 +1,4 @@
-"""Checkpointer: round trip, retention, best-by-metric, restore errors, fallback from a
+"""Checkpointer: round trip, retention, best-by-metric (the best N), restore errors, fallback from a
 damaged latest checkpoint."""
 
 import os
@@ -65,6 +65,26 @@ def test_best_survives_restarts(tmp_path, mode, values, best):
     assert reopened.best_step() == best
     restored = reopened.restore(_state(), which="best")
     _assert_equal(restored.params, _state(seed=best).params)
+
+
+@pytest.mark.parametrize("mode, sign", [("max", 1.0), ("min", -1.0)])
+def test_keeps_the_best_n_across_restarts(tmp_path, mode, sign):
+    ckpt = Checkpointer(tmp_path, best_metric="bleu", best_mode=mode, keep_best=2)
+    saved = [ckpt.save_best(step, _state(seed=step), sign * value)
+             for step, value in enumerate([1.0, 3.0, 2.0, 0.5, 4.0, 2.0], start=1)]
+    assert saved == [True, True, True, False, True, False]  # a tie with the worst: no
+    ckpt.close()
+    assert sorted(int(d) for d in os.listdir(tmp_path / "best")) == [2, 5]
+    reopened = Checkpointer(tmp_path, best_metric="bleu", best_mode=mode, keep_best=2)
+    assert reopened.best_values() == {5: sign * 4.0, 2: sign * 3.0}
+    assert list(reopened.best_values()) == [5, 2] and reopened.best_step() == 5
+    assert reopened.save_best(7, _state(seed=7), sign * 3.5)
+    reopened.wait()
+    assert list(reopened.best_values()) == [5, 7]
+    assert sorted(int(d) for d in os.listdir(tmp_path / "best")) == [5, 7]
+    for step in (5, 7):
+        _assert_equal(reopened.restore(_state(), step=step, which="best").params,
+                      _state(seed=step).params)
 
 
 def test_restore_without_checkpoint_names_the_directory(tmp_path):

@@ -70,17 +70,20 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
 
 
 def _experiment_with_scaled_checkpoints(tmp_path):
-    """Checkpoints 10..40 hold the initial parameters times 1..4; step 40 is restored."""
+    """Checkpoints 10..40 hold the initial parameters times 1..4; step 40 is restored.
+    The best by validation chrF are 20 (scale 2), then 10 (scale 1)."""
     config = base_config()
     config.data.update(task="reversal", train_size=50, eval_size=5)
     config.model.update(embed_dim=4, hidden_size=8, attention_dim=8)
-    config.train.update(keep_checkpoints=4, best_metric="chrf")
-    config.eval.update(tune_average_checkpoints=(2, 3, 4))
+    config.train.update(keep_checkpoints=4, keep_best_checkpoints=2, best_metric="chrf")
+    config.eval.update(tune_average_checkpoints=(2, 3, 4), tune_average_best=(2,))
     exp = Experiment.create(config, str(tmp_path))
     base = exp.state.params
     for scale, step in enumerate((10, 20, 30, 40), start=1):
-        exp.checkpointer.save(step, exp.state.replace(
-            step=step, params=jax.tree.map(lambda p, s=scale: p * s, base)))
+        scaled = exp.state.replace(step=step, params=jax.tree.map(lambda p, s=scale: p * s,
+                                                                  base))
+        exp.checkpointer.save(step, scaled)
+        exp.checkpointer.save_best(step, scaled, {10: 5.0, 20: 6.0, 30: 4.0, 40: 3.0}[step])
     exp.checkpointer.wait()
     exp.restore("40")
     return exp, base
@@ -94,7 +97,7 @@ def _scale(params, base) -> float:
 
 
 @pytest.mark.parametrize("best_scale, steps", [(3.0, [20, 30, 40]), (2.5, [10, 20, 30, 40]),
-                                                (4.2, [40]), (None, [40])])
+                                                (1.5, [10, 20]), (4.2, [40]), (None, [40])])
 def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_scale, steps):
     exp, base = _experiment_with_scaled_checkpoints(tmp_path)
     scored = []  # the scale of each candidate, in the order scored
@@ -105,7 +108,7 @@ def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_sc
         return SimpleNamespace(metrics={"chrf": chrf})
 
     chosen, chosen_steps = tuning.choose_parameters(exp, evaluator)
-    np.testing.assert_allclose(scored, [4.0, 3.5, 3.0, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(scored, [4.0, 3.5, 3.0, 2.5, 1.5], rtol=1e-6)
     assert chosen_steps == steps
     np.testing.assert_allclose(_scale(chosen.state.params, base),
                                np.mean([s // 10 for s in steps]), rtol=1e-6)
@@ -113,7 +116,7 @@ def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_sc
     with open(tmp_path / "eval" / "validation" / "parameters.json") as f:
         report = json.load(f)
     assert [row["steps"] for row in report["candidates"]] == [
-        [40], [30, 40], [20, 30, 40], [10, 20, 30, 40]]
+        [40], [30, 40], [20, 30, 40], [10, 20, 30, 40], [10, 20]]
     assert report["chosen"]["steps"] == steps
 
 
@@ -128,6 +131,5 @@ def test_evaluation_scores_the_chosen_mean_on_the_test_split(tmp_path):
     assert len(chosen["steps"]) > 1
     with open(tmp_path / "eval" / "test" / "metrics.json") as f:
         assert json.load(f)["parameters_of_steps"] == chosen["steps"]
-    _, latest = exp.latest_params(len(chosen["steps"]))
-    params = experiment.mean_params(latest)
+    params = experiment.mean_params(exp.params_of(chosen["steps"]))
     assert metrics["chrf"] == Evaluator(exp, "test")(params).metrics["chrf"]
