@@ -11,10 +11,10 @@ decoding) is the one a user runs:
       --config.data.manual_dir=<manual_dir> --workdir=<workdir> [--override ...]
 
 Reported: wall-clock minutes, steps and epochs trained, the checkpoint kept (best
-val BLEU), the parameters chosen on val (that checkpoint's or a mean of the latest
-checkpoints'), the beam chosen on val, and test BLEU as WMT17 scored it (lowercased,
-Moses-tokenized, against the official references: the figure the published systems
-report, see s2s_jax/wmt17.py), sacrebleu's cased BLEU and chrF. The target is the
+val BLEU), the parameters chosen on val (that checkpoint's, or a mean of the latest
+or the best checkpoints'), the beam chosen on val, and test BLEU as WMT17 scored it
+(lowercased, Moses-tokenized, against the official references: the figure the
+published systems report, see s2s_jax/wmt17.py), sacrebleu's cased BLEU and chrF. The target is the
 best published single RNN system the issue names. Prints a table, then one JSON line.
 """
 
@@ -43,7 +43,9 @@ TARGETS = {"en-de": 39.0, "en-fr": 59.0, "de-en": 40.0}
 
 
 def _parameters(steps: list[int]) -> str:
-    return f"step {steps[0]}" if len(steps) == 1 else f"mean of steps {', '.join(map(str, steps))}"
+    """One checkpoint's step, or the steps whose parameters were averaged."""
+    return f"step {steps[0]}" if len(steps) == 1 else "mean of steps " + ", ".join(
+        map(str, steps))
 
 
 def main(argv):

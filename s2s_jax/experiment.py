@@ -81,8 +81,9 @@ class Experiment:
         steps = self.checkpointer.steps()[-count:]
         if not steps:
             raise FileNotFoundError(f"no checkpoint to average in {self.workdir!r}")
-        self.state = self.checkpointer.restore(self.state, step=steps[-1]).replace(
-            params=mean_params(self.params_of(steps)))
+        latest = self.checkpointer.restore(self.state, step=steps[-1])
+        self.state = latest.replace(
+            params=mean_params(self.params_of(steps[:-1]) + [latest.params]))
         logging.info("averaged the parameters of checkpoints %s", steps)
         return steps
 

@@ -42,7 +42,7 @@ def choose_parameters(experiment: Experiment,
     parameters it holds. The rows ``{"steps", <metric>}`` go to
     ``<workdir>/eval/<train_split>/parameters.json``."""
     config = experiment.config
-    metric, mode = config.train.best_metric, config.train.best_mode
+    metric = config.train.best_metric
     checkpointer = experiment.checkpointer
     candidates = {(int(experiment.state.step),): experiment.state.params}
     for steps, params in (
@@ -56,8 +56,8 @@ def choose_parameters(experiment: Experiment,
         rows.append({"steps": list(steps), metric: evaluator(params).metrics[metric]})
         logging.info("%s, parameters of steps %s: %s %.2f", config.eval.train_split,
                      rows[-1]["steps"], metric, rows[-1][metric])
-    pick = max if mode == "max" else min  # the first of equals: the checkpoint itself
-    chosen = pick(range(len(rows)), key=lambda i: rows[i][metric])
+    # On a tie the checkpoint itself, which is scored first.
+    chosen = _best(rows, metric, config.train.best_mode)
     logging.info("chosen on %s: parameters of steps %s", config.eval.train_split,
                  rows[chosen]["steps"])
     _write(experiment, "parameters.json",
@@ -94,12 +94,18 @@ def choose_decoding(experiment: Experiment, evaluator: Callable):
         rows.append({"beam_size": beam_size, "alpha": alpha, metric: value})
         logging.info("%s, beam %d, alpha %.2f: %s %.2f", split, beam_size, alpha, metric,
                      value)
-    pick = max if mode == "max" else min
-    best = pick(rows, key=lambda row: row[metric])
+    best = rows[_best(rows, metric, mode)]
     logging.info("chosen on %s: beam %d, alpha %.2f (%s %.2f)", split, best["beam_size"],
                  best["alpha"], metric, best[metric])
     _write(experiment, "decoding_grid.json", {"metric": metric, "chosen": best, "grid": rows})
     return _with_beam(config, best["beam_size"], best["alpha"])
+
+
+def _best(rows: list[dict], metric: str, mode: str) -> int:
+    """The index of the row with the best ``metric`` (``mode`` max or min), the first
+    of equals."""
+    pick = max if mode == "max" else min
+    return pick(range(len(rows)), key=lambda i: rows[i][metric])
 
 
 def _write(experiment: Experiment, name: str, report: dict) -> None:
