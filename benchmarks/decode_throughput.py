@@ -11,7 +11,13 @@ Sentences are batched shortest first, as s2s_jax's evaluation does. Every shape 
 compiled before timing. The PyTorch reference (torch installed, a
 config it supports) gets the same weights and batches, with as many threads as the
 machine has cores; passes alternate between the two and each figure is the faster
-of ``--passes`` passes. Its hypotheses are compared with s2s_jax's. Prints a table,
+of ``--passes`` passes. Its hypotheses are compared with s2s_jax's.
+
+Each decoder's model FLOP utilisation (MFU) is the fewest model FLOPs that its search
+could spend on these hypotheses (``model_flops.search_flops``) per second, over the
+float32 matmul rate measured first on random [2048, 2048] matrices (the better of
+jax.numpy and torch). The same bound gives each beam size a ceiling: the sentences/s
+that no implementation of the search exceeds at that matmul rate. Prints a table,
 then one JSON line.
 """
 
@@ -21,10 +27,13 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from model_flops import search_flops
+from side_by_side import matmul_rate
 from s2s_jax import decoding, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.experiment import Experiment
@@ -35,6 +44,20 @@ flags.DEFINE_list("beam_sizes", ["1", "5"], "Beam sizes to time; 1 means greedy.
 flags.DEFINE_integer("passes", 2, "Timed passes over the split, per decoder.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is installed.")
 config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
+MATMUL_SIZE = 2048
+
+
+def _matmul_rate() -> float:
+    """The machine's float32 matmul FLOP/s: the better of jax.numpy and torch."""
+    a = jax.random.normal(jax.random.key(0), (MATMUL_SIZE, MATMUL_SIZE), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    rates = [matmul_rate(lambda: matmul(a, a).block_until_ready(), MATMUL_SIZE)]
+    try:
+        import torch
+    except ImportError:
+        return rates[0]
+    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    return max(rates + [matmul_rate(lambda: torch.mm(b, b), MATMUL_SIZE)])
 
 
 def _decode_split(decode, params, batches, mesh) -> tuple[float, list[np.ndarray]]:
@@ -93,7 +116,10 @@ def main(argv):
     _, examples = sort_by_source_length(examples)
     batch_size = parallel.round_to_devices(config.eval.batch_size, exp.mesh)
     batches = list(eval_batches(examples, batch_size, config.data.buckets))
-    results = []
+    src_tokens = np.concatenate([b["src_mask"].sum(axis=1)[b["valid"]] for b in batches])
+    model = {**config.model.to_dict(), "tgt_vocab_size": exp.corpus.tgt_vocab.size}
+    rate = _matmul_rate()
+    results, ceilings = [], {}
     for beam_size in map(int, FLAGS.beam_sizes):
         eval_config = config.eval.copy_and_resolve_references()
         with eval_config.unlocked():
@@ -110,14 +136,17 @@ def main(argv):
             if peer:
                 seconds, peer_best = _torch_split(peer, batches)
                 times["torch"].append(seconds)
-        tokens = sum(len(decoding.until_eos(b)) for b in best)
+        lengths = [len(decoding.until_eos(b)) for b in best]
+        flops = search_flops(model, src_tokens, lengths, beam_size)
+        ceilings[beam_size] = len(pairs) * rate / flops
         for name, seconds in times.items():
             if not seconds:
                 continue
             row = {"contestant": name, "decoder": eval_config.decoder, "beam_size": beam_size,
-                   "sentences_per_sec": len(pairs) / min(seconds), "seconds": min(seconds)}
+                   "sentences_per_sec": len(pairs) / min(seconds), "seconds": min(seconds),
+                   "mfu": flops / min(seconds) / rate}
             if name == "s2s_jax":
-                row.update(tokens_per_sec=tokens / min(seconds), target_tokens=tokens,
+                row.update(tokens_per_sec=sum(lengths) / min(seconds), target_tokens=sum(lengths),
                            first_pass_seconds=compile_seconds)
             else:
                 row["same_hypotheses"] = float(np.mean([
@@ -128,16 +157,20 @@ def main(argv):
     print(f"{len(pairs)} sentences of {config.eval.split}, batch {batch_size}, "
           f"{'trained' if trained else 'random'} weights, {jax.device_count()} device(s)")
     print(f"{'contestant':<10} {'decoder':<7} {'beam':>4} {'sent/s':>8} {'seconds':>8} "
-          f"{'s2s_jax speed-up':>16} {'same hyps':>9}")
+          f"{'MFU':>6} {'s2s_jax speed-up':>16} {'same hyps':>9}")
     for r in results:
         speedup = r.get("speedup_of_s2s_jax")
         same = r.get("same_hypotheses")
         print(f"{r['contestant']:<10} {r['decoder']:<7} {r['beam_size']:>4} "
-              f"{r['sentences_per_sec']:>8.1f} {r['seconds']:>8.2f} "
+              f"{r['sentences_per_sec']:>8.1f} {r['seconds']:>8.2f} {r['mfu']:>6.1%} "
               f"{'' if speedup is None else f'{speedup:.2f}x':>16} "
               f"{'' if same is None else f'{same:.1%}':>9}")
+    print(f"matmul rate {rate / 1e9:.1f} GFLOP/s; no search of these hypotheses exceeds, "
+          f"in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in ceilings.items()))
     print(json.dumps({"benchmark": "decode_throughput", "split": config.eval.split,
                       "sentences": len(pairs), "trained": trained, "results": results,
+                      "matmul_flops_per_sec": rate,
+                      "ceiling_sentences_per_sec": {str(k): c for k, c in ceilings.items()},
                       "devices": jax.device_count(), "jax": jax.__version__}))
 
 

@@ -5,7 +5,8 @@ padding, recomputation and elementwise work (gates, softmax) are not model FLOPs
 A training step is 3x the forward pass (the backward pass costs two forward passes).
 Covers what the benchmarks run: LSTM/GRU/RNN cells, (bi)directional stacked
 encoder, dense bridge, Luong attention with or without input feeding, untied output
-layer.
+layer. ``search_flops`` bounds the FLOPs of a beam search from below, which bounds the
+sentences/s that any implementation can reach at a given matmul rate.
 """
 
 import numpy as np
@@ -51,3 +52,19 @@ def forward_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -
 
 def train_step_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -> float:
     return 3.0 * forward_flops(model, src_tokens, tgt_tokens)
+
+
+def search_flops(model: dict, src_tokens: np.ndarray, hypothesis_tokens: np.ndarray,
+                 beam_size: int) -> float:
+    """Fewest model FLOPs of a batched beam search that returns these hypotheses.
+
+    The encoder reads each source once. The first decoder step scores one hypothesis
+    (BOS); every later step scores ``beam_size`` of them, as batched searches do (a
+    finished hypothesis is replaced or kept as a padded row), and the search cannot
+    stop before the returned hypothesis, ``hypothesis_tokens [N]`` tokens long without
+    EOS, has ended. Its EOS step is not counted, nor any step after it: a lower bound.
+    Greedy search is ``beam_size=1``.
+    """
+    lengths = np.asarray(hypothesis_tokens, np.float64)
+    steps = 1 + beam_size * np.maximum(lengths - 1, 0)
+    return forward_flops(model, src_tokens, steps)
