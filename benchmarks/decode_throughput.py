@@ -27,13 +27,12 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
 from model_flops import search_flops
-from side_by_side import matmul_rate
+from side_by_side import jax_matmul_rate, torch_matmul_rate
 from s2s_jax import decoding, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.experiment import Experiment
@@ -44,20 +43,14 @@ flags.DEFINE_list("beam_sizes", ["1", "5"], "Beam sizes to time; 1 means greedy.
 flags.DEFINE_integer("passes", 2, "Timed passes over the split, per decoder.")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is installed.")
 config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
-MATMUL_SIZE = 2048
 
 
 def _matmul_rate() -> float:
-    """The machine's float32 matmul FLOP/s: the better of jax.numpy and torch."""
-    a = jax.random.normal(jax.random.key(0), (MATMUL_SIZE, MATMUL_SIZE), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
-    rates = [matmul_rate(lambda: matmul(a, a).block_until_ready(), MATMUL_SIZE)]
+    """The machine's float32 matmul FLOP/s: the better of jax.numpy and torch (if any)."""
     try:
-        import torch
+        return max(jax_matmul_rate(), torch_matmul_rate())
     except ImportError:
-        return rates[0]
-    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
-    return max(rates + [matmul_rate(lambda: torch.mm(b, b), MATMUL_SIZE)])
+        return jax_matmul_rate()
 
 
 def _decode_split(decode, params, batches, mesh) -> tuple[float, list[np.ndarray]]:

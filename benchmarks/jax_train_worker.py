@@ -12,11 +12,10 @@ import os
 import sys
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from side_by_side import matmul_rate, serve, timed
+from side_by_side import jax_matmul_rate, serve, timed
 from s2s_jax import parallel
 from s2s_jax.experiment import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
@@ -68,9 +67,7 @@ def main(spec_dir: str) -> None:
         return {"seconds": times}
 
     def rate(size):
-        a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-        matmul = jax.jit(jnp.matmul)
-        return {"flops_per_sec": matmul_rate(lambda: matmul(a, a).block_until_ready(), size)}
+        return {"flops_per_sec": jax_matmul_rate(size)}
 
     serve({"warmup": warmup, "run": run, "matmul_rate": rate})
 

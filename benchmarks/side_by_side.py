@@ -66,7 +66,26 @@ def serve(handlers: dict[str, Callable[..., dict]]) -> None:
         answers.flush()
 
 
+MATMUL_SIZE = 2048  # the square matrices on which the float32 matmul rate is measured
+
+
 def matmul_rate(matmul: Callable[[], object], size: int) -> float:
     """FLOP/s of the best of 5 timed ``[size, size] @ [size, size]`` products."""
     matmul()  # warm-up (and compilation)
     return 2 * size ** 3 / min(timed(matmul) for _ in range(5))
+
+
+def jax_matmul_rate(size: int = MATMUL_SIZE) -> float:
+    """jax.numpy's float32 matmul FLOP/s on random ``[size, size]`` matrices."""
+    import jax  # here, not at the top: a worker loads only its own library
+    import jax.numpy as jnp
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    return matmul_rate(lambda: matmul(a, a).block_until_ready(), size)
+
+
+def torch_matmul_rate(size: int = MATMUL_SIZE) -> float:
+    """torch's float32 matmul FLOP/s on random ``[size, size]`` matrices."""
+    import torch
+    a = torch.randn(size, size)
+    return matmul_rate(lambda: torch.mm(a, a), size)

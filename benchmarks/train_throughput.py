@@ -27,7 +27,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from model_flops import train_step_flops
-from side_by_side import Worker
+from side_by_side import MATMUL_SIZE, Worker
 from s2s_jax.data.batching import TrainBatches, encode_pairs
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.train import batch_sizes
@@ -45,7 +45,6 @@ WORKERS = {  # contestant -> (script, extra arguments after the spec directory)
     "torch": ("peers/torch_train_worker.py", []),
     "torch_compile": ("peers/torch_train_worker.py", ["--compile"]),
 }
-MATMUL_SIZE = 2048
 
 
 def _write_spec(config, spec_dir: str) -> tuple[list[dict], dict]:

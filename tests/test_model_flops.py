@@ -58,7 +58,8 @@ def _model(**overrides):
     return model, params, formula_config, (src, mask, tgt_in)
 
 
-CONFIGS = [dict(), dict(input_feeding=True), dict(cell="gru", attention="dot", bidirectional=False, bridge="copy"),
+CONFIGS = [dict(), dict(input_feeding=True),
+           dict(cell="gru", attention="dot", bidirectional=False, bridge="copy"),
            dict(bidirectional=False, encoder_layers=1, decoder_layers=3, cell="rnn"),
            dict(attention="none", embed_dim=16)]
 

@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from peers.torch_seq2seq import TorchSeq2Seq, loss_fn  # noqa: E402
-from side_by_side import matmul_rate, serve, timed  # noqa: E402
+from side_by_side import serve, timed, torch_matmul_rate  # noqa: E402
 
 
 def main(spec_dir: str, compile_loss: bool) -> None:
@@ -57,8 +57,7 @@ def main(spec_dir: str, compile_loss: bool) -> None:
         return {"seconds": [timed(lambda: step(batches[i])) for i in indices]}
 
     def rate(size):
-        a = torch.randn(size, size)
-        return {"flops_per_sec": matmul_rate(lambda: torch.mm(a, a), size)}
+        return {"flops_per_sec": torch_matmul_rate(size)}
 
     serve({"warmup": warmup, "run": run, "matmul_rate": rate})
 
