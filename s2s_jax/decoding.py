@@ -182,8 +182,9 @@ def _step_loop(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
         state, token, done, tokens, log_prob = loop
         state, logits, _ = step(state, token, memory)
         token = jnp.where(done, PAD_ID, choose(i, logits).astype(jnp.int32))
-        token_log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), token[:, None], axis=1)
-        log_prob = log_prob + jnp.where(done, 0.0, token_log_prob[:, 0])
+        token_log_prob = (jnp.take_along_axis(logits, token[:, None], axis=1)[:, 0]
+                          - reductions.logsumexp(logits))
+        log_prob = log_prob + jnp.where(done, 0.0, token_log_prob)
         tokens = tokens.at[:, i].set(token)
         return state, token, done | (token == EOS_ID), tokens, log_prob
 
@@ -341,7 +342,7 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
         decoder_state, logits, step_weights = step(
             _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1),
             _flatten_beams(memory))
-        log_probs = jax.nn.log_softmax(logits).reshape(rows, beam_size, -1)
+        log_probs = reductions.log_softmax(logits).reshape(rows, beam_size, -1)
         vocab_size = log_probs.shape[-1]
         candidates = beams.alive_log_probs[:, :, None] + log_probs  # [B, K, V]
         coverage = None
@@ -350,7 +351,7 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
 
         # One top-k serves both selections: there are at most K EOS candidates (one per
         # beam), so the 2K best hold the K best and the K best that do not end in EOS.
-        top, index = jax.lax.top_k(candidates.reshape(rows, -1), 2 * beam_size)
+        top, index = reductions.top_k(candidates.reshape(rows, -1), 2 * beam_size)
 
         def extend(picks: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array,
                                               Optional[jax.Array]]:
