@@ -329,8 +329,8 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
     if beta and not attends:
         raise ValueError(f"the coverage penalty (beta={beta}) needs attention weights, and "
                          "the model has none (attention 'none'): set beta to 0")
-    # The memory of each beam, copied once for every step: leaves [B, K, ...].
-    context = (_repeat_beams(memory, beam_size), src_mask[:, None, :])
+    # One memory row per sentence: the decoder step attends with its K beams at once.
+    context = (memory, src_mask)
 
     def unfinished(beams: _Beams) -> jax.Array:
         best_alive = beams.alive_log_probs.max(axis=1) / length_penalty(max_len, alpha)
@@ -340,8 +340,7 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
         memory, mask = context
         rows = len(beams.alive_log_probs)  # B, or fewer once sentences finish
         decoder_state, logits, step_weights = step(
-            _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1),
-            _flatten_beams(memory))
+            _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1), memory)
         log_probs = reductions.log_softmax(logits).reshape(rows, beam_size, -1)
         vocab_size = log_probs.shape[-1]
         candidates = beams.alive_log_probs[:, :, None] + log_probs  # [B, K, V]
@@ -367,7 +366,8 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
         log_prob, _, tokens, new_coverage = extend(
             jnp.broadcast_to(jnp.arange(beam_size), (rows, beam_size)))
         finishes = (tokens[:, :, i + 1] == EOS_ID) | (i == max_len - 1)
-        new_scores = jnp.where(finishes, gnmt_score(log_prob, i + 1, new_coverage, mask,
+        new_scores = jnp.where(finishes, gnmt_score(log_prob, i + 1, new_coverage,
+                                                    mask[:, None, :],
                                                     alpha=alpha, beta=beta), NEG_INF)
         finished_scores, best = jax.lax.top_k(
             jnp.concatenate([beams.finished_scores, new_scores], axis=1), n_best)

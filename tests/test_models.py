@@ -76,6 +76,27 @@ def test_teacher_forced_path_equals_stepping(overrides):
         np.testing.assert_allclose(full_weights, stepped_weights, **TOL)
 
 
+@pytest.mark.parametrize("overrides", [c for c in CONFIGS if c["attention"] != "none"]
+                         + [dict(attention="local_p", input_feeding=True)], ids=str)
+def test_step_with_memory_shared_by_beams_equals_a_copy_per_beam(overrides):
+    """Beam search passes one memory row per sentence for its G consecutive beams."""
+    model, params = _model(**overrides)
+    variables = {"params": params}
+    src, src_mask, _ = _inputs()
+    group = 4
+    state, memory = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
+    repeat = functools.partial(jnp.repeat, repeats=group, axis=0)
+    state = jax.tree.map(repeat, state)  # the beams of a sentence start from its state
+    tokens = jnp.arange(B * group, dtype=jnp.int32) % TGT_V
+    for t in range(2):  # the second step starts from distinct beam states
+        shared = model.apply(variables, state, tokens + t, memory, method=Seq2Seq.decode_step)
+        copied = model.apply(variables, state, tokens + t, jax.tree.map(repeat, memory),
+                             method=Seq2Seq.decode_step)
+        for got, want in zip(jax.tree.leaves(shared), jax.tree.leaves(copied)):
+            np.testing.assert_allclose(got, want, **TOL)
+        state = shared[0]
+
+
 @pytest.mark.parametrize("overrides", CONFIGS[::3], ids=str)
 def test_teacher_forcing_ratio_one_equals_teacher_forcing(overrides):
     model, params = _model(**overrides)

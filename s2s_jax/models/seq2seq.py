@@ -201,6 +201,18 @@ class Decoder(nn.Module):
         """``query [B, T, H]`` -> context ``[B, T, M]``, weights ``[B, T, S]``."""
         return self.attention(query, memory.keys, memory.values, memory.mask)
 
+    def _attend_step(self, query: jax.Array, memory: Memory) -> tuple[jax.Array, jax.Array]:
+        """One step's ``query [R, H]`` -> context ``[R, M]``, weights ``[R, S]``.
+
+        R may be G times the memory's rows: each run of G consecutive rows (the beams
+        of one sentence) then attends to one memory row as G queries of one call, so
+        no memory is copied per beam.
+        """
+        rows = query.shape[0]
+        context, weights = self._attend(
+            query.reshape(memory.values.shape[0], -1, query.shape[-1]), memory)
+        return context.reshape(rows, -1), weights.reshape(rows, -1)
+
     def _readout(self, top: jax.Array, context: Optional[jax.Array],
                  deterministic: bool) -> jax.Array:
         """Attentional vector tanh(W_c [c_t; s_t]) (Luong eq. 5), or s_t without attention."""
@@ -221,18 +233,19 @@ class Decoder(nn.Module):
         """One step without the output layer.
 
         Args:
-          state: the previous DecoderState.
-          token: ``[B]`` int32 input y_{t-1}.
-          memory: encoder memory.
+          state: the previous DecoderState, ``[R, ...]``.
+          token: ``[R]`` int32 input y_{t-1}.
+          memory: encoder memory of B = R / G sentences, each shared by G consecutive
+            rows (G = 1, or the beams of beam search).
 
         Returns:
-          (new state, features ``[B, H]``, attention weights ``[B, S]`` or None).
+          (new state, features ``[R, H]``, attention weights ``[R, S]`` or None).
         """
         x = self.dropout(self.embed(token), deterministic=deterministic)
         context = weights = None
         if self._attends_before_step:
-            context, weights = self._attend(state.layers[-1][0][:, None], memory)
-            x = jnp.concatenate([x, context[:, 0]], axis=-1)
+            context, weights = self._attend_step(state.layers[-1][0], memory)
+            x = jnp.concatenate([x, context], axis=-1)
         if self.config.input_feeding:
             x = jnp.concatenate([x, state.feed], axis=-1)
         carries = []
@@ -241,11 +254,10 @@ class Decoder(nn.Module):
             carries.append(carry)
             x = self._between_layers(i, x, h, deterministic)
         if self._has_attention and context is None:
-            context, weights = self._attend(x[:, None], memory)
-        features = self._readout(x, None if context is None else context[:, 0], deterministic)
+            context, weights = self._attend_step(x, memory)
+        features = self._readout(x, context, deterministic)
         feed = features if self.config.input_feeding else None
-        return (DecoderState(tuple(carries), feed), features,
-                None if weights is None else weights[:, 0])
+        return DecoderState(tuple(carries), feed), features, weights
 
     def pre_logits(self, features: jax.Array) -> jax.Array:
         """``[..., H] -> [..., D]``: what the output matrix multiplies (D = embed_dim
@@ -336,7 +348,8 @@ class Seq2Seq(nn.Module):
         return self.decoder.start(finals, values, src_mask)
 
     def decode_step(self, state: DecoderState, token: jax.Array, memory: Memory):
-        """Inference step: ``token [B]`` -> (state, logits ``[B, V]``, weights ``[B, S]``)."""
+        """Inference step: ``token [R]`` -> (state, logits ``[R, V]``, weights ``[R, S]``);
+        the memory may hold one row per G consecutive rows (``Decoder.features_step``)."""
         return self.decoder.step(state, token, memory)
 
     def teacher_forced(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
