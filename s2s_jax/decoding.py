@@ -11,7 +11,9 @@ Greedy decoding and sampling are one loop (``_step_loop``) with different token
 choices; a sentence is finished once it has produced EOS. In beam search a sentence is
 finished once no alive hypothesis can beat its finished ones. As sentences finish, the
 loop goes on with the unfinished ones in a batch half as large
-(``_while_dropping_finished``), so finished sentences stop costing compute. The output
+(``_while_dropping_finished``), so finished sentences stop costing compute. Beam
+search keeps one encoder memory per sentence: the K beams attend to it as K queries of
+one call (``Decoder.features_step``), so no memory is copied per beam. The output
 length bound is ``a * src_len + b`` tokens, EOS included, where ``src_len`` is the
 padded source length (a static shape, so nothing recompiles). ``compile_decoder``
 builds the decoder an eval config names, and ``attention_of`` gives the attention
