@@ -75,6 +75,6 @@ def test_gradients_are_finite():
     def loss(params):
         keys = module.apply({"params": params}, memory, method="keys")
         return module.apply({"params": params}, query, keys, memory, mask)[0].sum()
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
     assert np.abs(grads["v_p"]["kernel"]).sum() > 0  # the position predictor learns
