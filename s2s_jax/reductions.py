@@ -22,14 +22,20 @@ import jax.numpy as jnp
 BLOCK = 64
 
 
+def _blocks(x: jax.Array) -> jax.Array:
+    """``[..., n] -> [..., ceil(n / BLOCK), BLOCK]``, the last block padded with -inf
+    (padding never comes first)."""
+    pad = -x.shape[-1] % BLOCK
+    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)], constant_values=-jnp.inf)
+    return x.reshape(x.shape[:-1] + (-1, BLOCK))
+
+
 def argmax(x: jax.Array) -> jax.Array:
     """``[..., n] -> [...]`` int32 for floating ``x``: the first index of each row's
     maximum."""
     if x.shape[-1] <= BLOCK:
         return jnp.argmax(x, axis=-1).astype(jnp.int32)
-    pad = -x.shape[-1] % BLOCK  # -inf columns never come first
-    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)], constant_values=-jnp.inf)
-    blocks = x.reshape(x.shape[:-1] + (-1, BLOCK))
+    blocks = _blocks(x)
     best_block = jnp.argmax(blocks.max(axis=-1), axis=-1)  # [...], over n / BLOCK maxima
     rows = jnp.take_along_axis(blocks, best_block[..., None, None], axis=-2)[..., 0, :]
     return (best_block * BLOCK + jnp.argmax(rows, axis=-1)).astype(jnp.int32)
@@ -45,9 +51,7 @@ def top_k(x: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     n = x.shape[-1]
     if n < 2 * k * BLOCK:  # too short for the blocks to save work
         return jax.lax.top_k(x, k)
-    pad = -n % BLOCK
-    x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)], constant_values=-jnp.inf)
-    blocks = x.reshape(x.shape[:-1] + (-1, BLOCK))
+    blocks = _blocks(x)
     _, best_blocks = jax.lax.top_k(blocks.max(axis=-1), k)
     best_blocks = jnp.sort(best_blocks, axis=-1)  # block order keeps ties in index order
     rows = jnp.take_along_axis(blocks, best_blocks[..., None], axis=-2)  # [..., k, BLOCK]
