@@ -170,6 +170,29 @@ def test_step_matches_scan(cell):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), **TOL)
 
 
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("first", [1, 3], ids=["first1", "first3"])
+def test_step_with_split_input_matches_numpy(cell, first):
+    """``step(carry, rest, x_proj=project(x_first))``: the input's first features projected
+    beforehand (as the input-feeding decoder does for its embeddings), the rest inside
+    the step (for the LSTM and the RNN in one matmul with h)."""
+    layer = RecurrentLayer(cell, HIDDEN, in_features=IN_FEATURES)
+    variables = perturb(_init_variables(cell, 0), seed=10)
+    inputs = make_inputs(seed=11)
+    p = cell_params(variables["params"])
+    project = jax.jit(functools.partial(layer.apply, method="project"))
+    step = jax.jit(functools.partial(layer.apply, method="step"))
+    carry = layer.apply(variables, BATCH, method="initial_carry")
+    ref_carry = tuple(np.zeros((BATCH, HIDDEN)) for _ in carry)
+    for t in range(TIME):
+        x = jnp.asarray(inputs[:, t])
+        carry, h = step(variables, carry, x[:, first:], project(variables, x[:, :first]))
+        ref_carry, ref_h = cell_step(cell, p, ref_carry, inputs[:, t].astype(np.float64))
+        np.testing.assert_allclose(np.asarray(h), ref_h, **TOL)
+    for got, want in zip(carry, ref_carry):
+        np.testing.assert_allclose(np.asarray(got), want, **TOL)
+
+
 @pytest.mark.parametrize("cell, reverse",
                          [("lstm", False), ("lstm", True), ("gru", True), ("rnn", False)],
                          ids=["lstm-forward", "lstm-backward", "gru-backward", "rnn-forward"])

@@ -6,6 +6,11 @@ sequence projects all time steps in one matmul and runs only ``r`` and the updat
 inside the loop (:meth:`sequence`, see ``recurrence.py``); a decoder step projects its
 single input (``__call__``). Both paths share the same parameters and the same update.
 
+An input can also be split: the projection of its first features computed
+beforehand for all time steps (``project(x_first)``), the rest projected inside the
+step (``__call__(carry, x_proj, rest)``): the input-feeding decoder projects its
+embeddings outside its loop and only the fed-back vector inside.
+
 The gates of a cell are fused: one ``[features, G * features]`` recurrent matmul per
 step (G = 4 for the LSTM, 3 for the GRU, 1 for the plain RNN).
 
@@ -43,11 +48,12 @@ class Kernel(nn.Module):
     features: int
     use_bias: bool = True
     kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array | None]:
         kernel = self.param("kernel", self.kernel_init, (in_features, self.features))
-        bias = (self.param("bias", nn.initializers.zeros, (self.features,))
+        bias = (self.param("bias", self.bias_init, (self.features,))
                 if self.use_bias else None)
         return kernel, bias
 
@@ -57,15 +63,17 @@ class RecurrentCell(nn.Module):
 
     features: int
     dtype: jnp.dtype = jnp.float32  # matmul dtype; the carry stays float32
+    in_features: int = 0  # input width D, needed when a step gets ``rest``; 0: the
+    # width of what ``project`` sees
 
     num_gates = 1  # gates computed by the fused matmuls
     carry_size = 1  # number of [batch, features] arrays in the carry
     recurrent_bias = False  # whether W_hh has its own bias (the GRU's b_n)
+    additive = True  # whether update sees only x_proj + r (the GRU's reset gate does not)
 
     def setup(self):
-        self.ih = nn.Dense(self.num_gates * self.features, dtype=self.dtype,
-                           kernel_init=nn.initializers.xavier_uniform(),
-                           bias_init=self.bias_init, name="ih")
+        self.ih = Kernel(self.num_gates * self.features, True,
+                         nn.initializers.xavier_uniform(), self.bias_init, name="ih")
         self.hh = Kernel(self.num_gates * self.features, self.recurrent_bias,
                          stacked_orthogonal(self.num_gates), name="hh")
 
@@ -74,17 +82,32 @@ class RecurrentCell(nn.Module):
         return jnp.zeros(shape, dtype)
 
     def project(self, x: jax.Array) -> jax.Array:
-        """``[..., in_features] -> [..., num_gates * features]`` (float32)."""
-        return self.ih(x).astype(jnp.float32)
+        """``x [..., D'] -> x W_ih[:D'] + b [..., num_gates * features]`` (float32): the
+        projection of the input's first D' features (all D unless ``in_features`` says
+        more; the others then come to ``__call__`` as ``rest``)."""
+        kernel, bias = self.ih(self.in_features or x.shape[-1])
+        return dense(x, kernel[:x.shape[-1]], bias, self.dtype)
 
     def initial_carry(self, batch_size: int) -> Carry:
         zeros = jnp.zeros((batch_size, self.features), jnp.float32)
         return (zeros,) * self.carry_size
 
-    def __call__(self, carry: Carry, x_proj: jax.Array) -> tuple[Carry, jax.Array]:
-        """One step: ``x_proj [B, G*H]`` -> (new carry, h ``[B, H]``)."""
-        r = dense(carry[0], *self.hh(self.features), self.dtype)
-        return self.update(x_proj, r, carry)
+    def __call__(self, carry: Carry, x_proj: jax.Array,
+                 rest: jax.Array | None = None) -> tuple[Carry, jax.Array]:
+        """One step: ``x_proj [B, G*H]`` -> (new carry, h ``[B, H]``).
+
+        ``rest [B, R]``: the input's last R features, when ``x_proj`` holds the
+        projection of the others only.
+        """
+        h, kernel, bias = carry[0], *self.hh(self.features)
+        if rest is not None:
+            ih_rest = self.ih(self.in_features)[0][-rest.shape[-1]:]
+            if self.additive:  # one matmul: [rest, h] @ [W_ih's rest rows; W_hh]
+                h = jnp.concatenate([rest, h], axis=-1)
+                kernel = jnp.concatenate([ih_rest, kernel])
+            else:
+                x_proj = x_proj + dense(rest, ih_rest, None, self.dtype)
+        return self.update(x_proj, dense(h, kernel, bias, self.dtype), carry)
 
     def sequence(self, x_proj: jax.Array, mask: jax.Array | None, carry: Carry, *,
                  reverse: bool, unroll: int, remat: bool) -> tuple[Carry, jax.Array]:
@@ -133,6 +156,7 @@ class GRUCell(RecurrentCell):
 
     num_gates = 3
     recurrent_bias = True
+    additive = False
 
     @staticmethod
     def update(x_proj, r, carry):

@@ -26,6 +26,8 @@ class RecurrentLayer(nn.Module):
       unroll: time steps unrolled per loop iteration.
       remat: recompute the recurrent matmuls in the backward pass (less memory).
       dtype: matmul dtype (the carry stays float32).
+      in_features: input width, needed only by steps whose input comes split
+        (``step`` with ``x_proj``); 0: taken from the input.
     """
 
     cell: str
@@ -34,9 +36,11 @@ class RecurrentLayer(nn.Module):
     unroll: int = 1
     remat: bool = False
     dtype: jnp.dtype = jnp.float32
+    in_features: int = 0
 
     def setup(self):
-        self.core = CELLS[self.cell](self.features, dtype=self.dtype, name="cell")
+        self.core = CELLS[self.cell](self.features, dtype=self.dtype,
+                                     in_features=self.in_features, name="cell")
 
     def initial_carry(self, batch_size: int) -> Carry:
         return self.core.initial_carry(batch_size)
@@ -59,9 +63,21 @@ class RecurrentLayer(nn.Module):
         return self.core.sequence(x_proj, mask, carry, reverse=self.reverse,
                                   unroll=self.unroll, remat=self.remat)
 
-    def step(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, jax.Array]:
-        """One time step: ``inputs [batch, in_features] -> (carry, h [batch, H])``."""
-        return self.core(carry, self.core.project(inputs))
+    def project(self, inputs: jax.Array) -> jax.Array:
+        """``[..., D'] -> [..., G*H]``: the projection (with bias) of the input's first
+        D' features, for ``step``'s ``x_proj``."""
+        return self.core.project(inputs)
+
+    def step(self, carry: Carry, inputs: jax.Array,
+             x_proj: Optional[jax.Array] = None) -> tuple[Carry, jax.Array]:
+        """One time step: ``inputs [batch, in_features] -> (carry, h [batch, H])``.
+
+        With ``x_proj = project(first)`` given, ``inputs`` holds only the features
+        after ``first``'s (``[batch, R]``, or None when there are none).
+        """
+        if x_proj is None:
+            return self.core(carry, self.core.project(inputs))
+        return self.core(carry, x_proj, inputs)
 
 
 class BidirectionalLayer(nn.Module):

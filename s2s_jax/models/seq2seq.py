@@ -159,6 +159,7 @@ class Decoder(nn.Module):
         c = self.config
         self.embed = nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
         self.layers = [RecurrentLayer(c.cell, c.hidden_size, **c.loop_options,
+                                      in_features=self._input_size if i == 0 else 0,
                                       name=f"layer_{i}") for i in range(c.decoder_layers)]
         self.bridge = Bridge(c, name="bridge")
         self.dropout = nn.Dropout(c.dropout)
@@ -172,6 +173,13 @@ class Decoder(nn.Module):
                 self.pre_output = nn.Dense(c.embed_dim, use_bias=False, name="pre_output")
         else:
             self.output = Kernel(c.tgt_vocab_size, name="output")
+
+    @property
+    def _input_size(self) -> int:
+        """The first layer's input: [y_{t-1} embedded; context (Bahdanau); feed]."""
+        c = self.config
+        return (c.embed_dim + (c.memory_size if self._attends_before_step else 0)
+                + (c.hidden_size if c.input_feeding else 0))
 
     @property
     def _has_attention(self) -> bool:
@@ -228,28 +236,42 @@ class Decoder(nn.Module):
             h = self.dropout(h, deterministic=deterministic)
         return h
 
-    def features_step(self, state: DecoderState, token: jax.Array, memory: Memory,
-                      deterministic: bool = True):
+    def _projected_tokens(self, tokens: jax.Array, deterministic: bool) -> jax.Array:
+        """``tokens [...]`` -> the first layer's projection of their embeddings
+        ``[..., G*H]``, the part of its input known before the step."""
+        x = self.dropout(self.embed(tokens), deterministic=deterministic)
+        return self.layers[0].project(x)
+
+    def features_step(self, state: DecoderState, token: Optional[jax.Array],
+                      memory: Memory, deterministic: bool = True,
+                      x_proj: Optional[jax.Array] = None):
         """One step without the output layer.
 
         Args:
           state: the previous DecoderState, ``[R, ...]``.
-          token: ``[R]`` int32 input y_{t-1}.
+          token: ``[R]`` int32 input y_{t-1} (unused when ``x_proj`` is given).
           memory: encoder memory of B = R / G sentences, each shared by G consecutive
             rows (G = 1, or the beams of beam search).
+          x_proj: ``[R, G*H]``, the token's ``_projected_tokens``, when computed for all
+            steps at once before the loop (teacher forcing).
 
         Returns:
           (new state, features ``[R, H]``, attention weights ``[R, S]`` or None).
         """
-        x = self.dropout(self.embed(token), deterministic=deterministic)
+        if x_proj is None:
+            x_proj = self._projected_tokens(token, deterministic)
+        rest = []  # the first layer's inputs that only the step knows
         context = weights = None
         if self._attends_before_step:
             context, weights = self._attend_step(state.layers[-1][0], memory)
-            x = jnp.concatenate([x, context], axis=-1)
+            rest.append(context)
         if self.config.input_feeding:
-            x = jnp.concatenate([x, state.feed], axis=-1)
-        carries = []
-        for i, layer in enumerate(self.layers):
+            rest.append(state.feed)
+        rest = jnp.concatenate(rest, axis=-1) if rest else None
+        carry, x = self.layers[0].step(state.layers[0], rest, x_proj)
+        x = self._between_layers(0, None, x, deterministic)
+        carries = [carry]
+        for i, layer in enumerate(self.layers[1:], 1):
             carry, h = layer.step(state.layers[i], x)
             carries.append(carry)
             x = self._between_layers(i, x, h, deterministic)
@@ -289,15 +311,17 @@ class Decoder(nn.Module):
                        deterministic: bool):
         """Features ``[B, T, H]`` and weights ``[B, T, S]`` with every input the gold token."""
         if self.attention_in_recurrence:
-            def body(module, carry, token):
+            def body(module, carry, x_proj):
                 carry, features, weights = module.features_step(
-                    carry, token, memory, deterministic)
+                    carry, None, memory, deterministic, x_proj)
                 return carry, (features, weights)
 
             scan = nn.scan(body, variable_broadcast="params",
                            split_rngs={"params": False, "dropout": True},
                            in_axes=1, out_axes=1, unroll=self.config.unroll)
-            _, (features, weights) = scan(self, state, tgt_in)
+            # The embeddings' share of the first layer's input: all steps in one matmul.
+            x_proj = self._projected_tokens(tgt_in, deterministic)
+            _, (features, weights) = scan(self, state, x_proj)
             return features, weights
         x = self.dropout(self.embed(tgt_in), deterministic=deterministic)
         for i, layer in enumerate(self.layers):
