@@ -69,8 +69,10 @@ def _loop_run(cell, kernel, bias, x_proj, carry, mask, reverse):
 
 def _fused_run(cell, reverse, unroll, remat):
     def run(kernel, bias, x_proj, carry, mask):
-        return recurrence(CELLS[cell].update, kernel, bias, x_proj, mask, carry,
-                          reverse=reverse, unroll=unroll, remat=remat)
+        final, outputs = recurrence(CELLS[cell].update, kernel, bias,
+                                    jnp.swapaxes(x_proj, 0, 1), mask, carry,
+                                    reverse=reverse, unroll=unroll, remat=remat)
+        return final, jnp.swapaxes(outputs, 0, 1)
     return run
 
 

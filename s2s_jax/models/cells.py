@@ -111,7 +111,8 @@ class RecurrentCell(nn.Module):
 
     def sequence(self, x_proj: jax.Array, mask: jax.Array | None, carry: Carry, *,
                  reverse: bool, unroll: int, remat: bool) -> tuple[Carry, jax.Array]:
-        """All steps: ``x_proj [B, T, G*H]`` -> (final carry, outputs ``[B, T, H]``)."""
+        """All steps: ``x_proj [T, B, G*H]``, ``mask [B, T]`` -> (final carry, outputs
+        ``[T, B, H]``); time-major, as the loop reads them."""
         kernel, bias = self.hh(self.features)
         return recurrence(self.update, kernel, bias, x_proj, mask, carry, reverse=reverse,
                           unroll=unroll, remat=remat, dtype=self.dtype)

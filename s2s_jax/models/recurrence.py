@@ -47,10 +47,6 @@ def _masked(update: Update, x: jax.Array, r: jax.Array, carry: Carry,
             jnp.where(keep, h, 0.0))
 
 
-def _time_major(x):
-    return None if x is None else jnp.swapaxes(x, 0, 1)
-
-
 def _run(update, dtype, reverse, unroll, kernel, bias, xs, masks, carry):
     """The forward loop over time-major inputs: (final carry, outputs, r per step,
     carry before each step)."""
@@ -109,7 +105,8 @@ def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
     Args:
       update: the cell's elementwise update (see ``Update``).
       kernel: ``W_hh [H, G*H]``; bias: ``b_hh [G*H]`` or None.
-      x_proj: ``[B, T, G*H]`` input projections of every step (float32).
+      x_proj: ``[T, B, G*H]`` input projections of every step (float32), time-major
+        as the loop reads them.
       mask: ``[B, T]`` bool, True on real steps; None: no padding.
       carry: initial carry, each ``[B, H]`` float32.
       reverse: run from the last step to the first.
@@ -118,8 +115,8 @@ def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
       dtype: matmul dtype; the carry and the update stay float32.
 
     Returns:
-      the final carry and the outputs ``[B, T, H]``.
+      the final carry and the outputs ``[T, B, H]`` (time-major).
     """
-    final, hs = _recurrence(update, dtype, reverse, unroll, remat, kernel, bias,
-                            _time_major(x_proj), _time_major(mask), tuple(carry))
-    return final, jnp.swapaxes(hs, 0, 1)
+    mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
+    return _recurrence(update, dtype, reverse, unroll, remat, kernel, bias, x_proj, mask,
+                       tuple(carry))
