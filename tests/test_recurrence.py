@@ -71,7 +71,8 @@ def _fused_run(cell, reverse, unroll, remat):
     def run(kernel, bias, x_proj, carry, mask):
         final, outputs = recurrence(CELLS[cell].update, kernel, bias,
                                     jnp.swapaxes(x_proj, 0, 1), mask, carry,
-                                    reverse=reverse, unroll=unroll, remat=remat)
+                                    reverse=reverse, unroll=unroll, remat=remat,
+                                    additive=CELLS[cell].additive)
         return final, jnp.swapaxes(outputs, 0, 1)
     return run
 

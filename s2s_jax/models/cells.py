@@ -109,13 +109,25 @@ class RecurrentCell(nn.Module):
                 x_proj = x_proj + dense(rest, ih_rest, None, self.dtype)
         return self.update(x_proj, dense(h, kernel, bias, self.dtype), carry)
 
-    def sequence(self, x_proj: jax.Array, mask: jax.Array | None, carry: Carry, *,
+    def sequence(self, inputs: jax.Array, mask: jax.Array | None, carry: Carry, *,
                  reverse: bool, unroll: int, remat: bool) -> tuple[Carry, jax.Array]:
-        """All steps: ``x_proj [T, B, G*H]``, ``mask [B, T]`` -> (final carry, outputs
-        ``[T, B, H]``); time-major, as the loop reads them."""
+        """All steps: ``inputs [T, B, D]``, ``mask [B, T]`` -> (final carry, outputs
+        ``[T, B, H]``); time-major, as the loop reads them.
+
+        The inputs are projected in one matmul. An additive cell adds its bias ``b``
+        inside the loop, in the update's elementwise pass, not in a pass of its own
+        over the ``[T, B, G*H]`` projections.
+        """
         kernel, bias = self.hh(self.features)
+        if self.additive:
+            ih_kernel, ih_bias = self.ih(inputs.shape[-1])
+            x_proj = dense(inputs, ih_kernel, None, self.dtype)
+            bias = ih_bias if bias is None else bias + ih_bias
+        else:
+            x_proj = self.project(inputs)
         return recurrence(self.update, kernel, bias, x_proj, mask, carry, reverse=reverse,
-                          unroll=unroll, remat=remat, dtype=self.dtype)
+                          unroll=unroll, remat=remat, additive=self.additive,
+                          dtype=self.dtype)
 
     @staticmethod
     def update(x_proj: jax.Array, r: jax.Array, carry: Carry) -> tuple[Carry, jax.Array]:

@@ -16,7 +16,9 @@ Padding: where ``mask`` is False the carry passes through unchanged and the outp
 
 Saved for the backward pass: the carry before each step, and ``r_t`` unless ``remat``
 is set, in which case ``r_t`` is recomputed (one more matmul per step, about 4/7 less
-activation memory for the LSTM).
+activation memory for the LSTM). An additive cell (LSTM, plain RNN: the update sees
+only ``x_t + r_t``) saves that sum instead, so its backward loop reads no ``x_t`` and
+writes one gradient stream, ``d(x_t + r_t)``, which is both ``d x_t`` and ``d r_t``.
 """
 
 import functools
@@ -47,31 +49,40 @@ def _masked(update: Update, x: jax.Array, r: jax.Array, carry: Carry,
             jnp.where(keep, h, 0.0))
 
 
-def _run(update, dtype, reverse, unroll, kernel, bias, xs, masks, carry):
-    """The forward loop over time-major inputs: (final carry, outputs, r per step,
-    carry before each step)."""
+def _run(update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry):
+    """The forward loop over time-major inputs: (final carry, outputs, what the update
+    saw per step (``r``, or ``x + r`` when additive), carry before each step)."""
     def body(carry, inputs):
         x, mask = inputs
         r = dense(carry[0], kernel, bias, dtype)
+        if additive:
+            x, r = 0.0, x + r
         new, h = _masked(update, x, r, carry, mask)
         return new, (h, r, carry)
 
     return jax.lax.scan(body, carry, (xs, masks), reverse=reverse, unroll=unroll)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
-def _recurrence(update, dtype, reverse, unroll, remat, kernel, bias, xs, masks, carry):
-    final, (hs, _, _) = _run(update, dtype, reverse, unroll, kernel, bias, xs, masks, carry)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5))
+def _recurrence(update, dtype, reverse, unroll, remat, additive, kernel, bias, xs, masks,
+                carry):
+    final, (hs, _, _) = _run(update, dtype, reverse, unroll, additive, kernel, bias, xs,
+                             masks, carry)
     return final, hs
 
 
-def _recurrence_fwd(update, dtype, reverse, unroll, remat, kernel, bias, xs, masks, carry):
-    final, (hs, rs, befores) = _run(update, dtype, reverse, unroll, kernel, bias, xs,
-                                    masks, carry)
-    return (final, hs), (kernel, bias, xs, masks, None if remat else rs, befores)
+def _recurrence_fwd(update, dtype, reverse, unroll, remat, additive, kernel, bias, xs,
+                    masks, carry):
+    final, (hs, rs, befores) = _run(update, dtype, reverse, unroll, additive, kernel, bias,
+                                    xs, masks, carry)
+    # An additive update's saved ``x + r`` is all its backward step needs.
+    keep_xs = remat or not additive
+    return (final, hs), (kernel, bias, xs if keep_xs else None, masks,
+                         None if remat else rs, befores)
 
 
-def _recurrence_bwd(update, dtype, reverse, unroll, remat, residuals, cotangents):
+def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals,
+                    cotangents):
     kernel, bias, xs, masks, rs, befores = residuals
     d_final, d_hs = cotangents
 
@@ -79,18 +90,26 @@ def _recurrence_bwd(update, dtype, reverse, unroll, remat, residuals, cotangents
         x, mask, r, before, d_h = inputs
         if r is None:
             r = dense(before[0], kernel, bias, dtype)
-        _, vjp = jax.vjp(lambda x, r, c: _masked(update, x, r, c, mask), x, r, before)
-        d_x, d_r, d_before = vjp((d_carry, d_h))
+            r = x + r if additive else r
+        if additive:  # d x = d r: one stream, not two
+            _, vjp = jax.vjp(lambda r, c: _masked(update, 0.0, r, c, mask), r, before)
+            d_r, d_before = vjp((d_carry, d_h))
+            d_x = None
+        else:
+            _, vjp = jax.vjp(lambda x, r, c: _masked(update, x, r, c, mask), x, r, before)
+            d_x, d_r, d_before = vjp((d_carry, d_h))
         d_h_prev = d_before[0] + dense(d_r, kernel.T, None, dtype)
         return (d_h_prev,) + tuple(d_before[1:]), (d_x, d_r)
 
     d_carry, (d_xs, d_rs) = jax.lax.scan(body, d_final, (xs, masks, rs, befores, d_hs),
                                          reverse=not reverse, unroll=unroll)
     # Weight gradients: one matmul over every (time step, row) pair.
-    d_kernel = jnp.einsum("tbh,tbg->hg", befores[0].astype(dtype), d_rs.astype(dtype),
-                          preferred_element_type=jnp.float32).astype(kernel.dtype)
+    h_prev = befores[0].reshape(-1, befores[0].shape[-1]).astype(dtype)
+    d_r_rows = d_rs.reshape(-1, d_rs.shape[-1]).astype(dtype)
+    d_kernel = jnp.dot(h_prev.T, d_r_rows,
+                       preferred_element_type=jnp.float32).astype(kernel.dtype)
     d_bias = None if bias is None else d_rs.sum(axis=(0, 1)).astype(bias.dtype)
-    return d_kernel, d_bias, d_xs, None, d_carry
+    return d_kernel, d_bias, d_rs if additive else d_xs, None, d_carry
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -99,7 +118,7 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
                x_proj: jax.Array, mask: Optional[jax.Array], carry: Carry, *,
                reverse: bool = False, unroll: int = 1, remat: bool = False,
-               dtype=jnp.float32) -> tuple[Carry, jax.Array]:
+               additive: bool = False, dtype=jnp.float32) -> tuple[Carry, jax.Array]:
     """Runs a cell over a sequence.
 
     Args:
@@ -112,11 +131,13 @@ def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
       reverse: run from the last step to the first.
       unroll: steps per loop iteration (forward and backward).
       remat: recompute ``r_t`` in the backward pass instead of storing it.
+      additive: ``update`` sees only ``x_proj + r``: the loop stores that sum and the
+        backward pass uses its gradient as both ``d x_proj`` and ``d r``.
       dtype: matmul dtype; the carry and the update stay float32.
 
     Returns:
       the final carry and the outputs ``[T, B, H]`` (time-major).
     """
     mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
-    return _recurrence(update, dtype, reverse, unroll, remat, kernel, bias, x_proj, mask,
-                       tuple(carry))
+    return _recurrence(update, dtype, reverse, unroll, remat, additive, kernel, bias, x_proj,
+                       mask, tuple(carry))

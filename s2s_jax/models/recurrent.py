@@ -61,9 +61,9 @@ class RecurrentLayer(nn.Module):
             carry = self.initial_carry(inputs.shape[0])
         # All time steps in one matmul, time-major for the loop: transposing the
         # D-wide inputs and H-wide outputs is cheaper than the G*H-wide projections.
-        x_proj = self.core.project(jnp.swapaxes(inputs, 0, 1))
-        final, outputs = self.core.sequence(x_proj, mask, carry, reverse=self.reverse,
-                                            unroll=self.unroll, remat=self.remat)
+        final, outputs = self.core.sequence(jnp.swapaxes(inputs, 0, 1), mask, carry,
+                                            reverse=self.reverse, unroll=self.unroll,
+                                            remat=self.remat)
         return final, jnp.swapaxes(outputs, 0, 1)
 
     def project(self, inputs: jax.Array) -> jax.Array:
