@@ -2,6 +2,7 @@
 
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -49,12 +50,28 @@ OPTIMIZERS: dict[str, Callable] = {"adam": optax.adam, "sgd": optax.sgd,
                                    "adadelta": lambda lr: optax.adadelta(lr, rho=0.95, eps=1e-6)}
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """Scales the gradients by ``min(1, max_norm / global_norm)``.
+
+    The same update as ``optax.clip_by_global_norm``, but as one multiply that XLA fuses
+    into the optimizer's pass over the gradients. optax's ``select`` between the
+    clipped and unclipped values did not fuse: clipping and Adam over 40M parameters
+    took 94 ms with it, 54 ms with this (Adam alone: 49 ms).
+    """
+    def update(updates, state, params=None):
+        del params
+        scale = jnp.minimum(1.0, max_norm / optax.tree.norm(updates))
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def create_optimizer(train, steps_per_epoch: int) -> optax.GradientTransformation:
     """Global-norm clipping (when ``grad_clip_norm`` > 0), then the optimizer."""
     schedule = LEARNING_RATE_SCHEDULES[train.schedule](train, steps_per_epoch)
     optimizer = OPTIMIZERS[train.optimizer](schedule)
     if train.grad_clip_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(train.grad_clip_norm), optimizer)
+        return optax.chain(clip_by_global_norm(train.grad_clip_norm), optimizer)
     return optimizer
 
 

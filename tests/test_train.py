@@ -114,6 +114,21 @@ def test_same_seed_same_loss_curve(forcing_end):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_by_global_norm_matches_numpy(max_norm):
+    rng = np.random.default_rng(0)
+    grads = {"a": rng.normal(size=(3, 4)).astype(np.float32),
+             "b": rng.normal(size=(5,)).astype(np.float32)}
+    norm = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values()))
+    want = {k: g * min(1.0, max_norm / norm) for k, g in grads.items()}
+    clip = schedules.clip_by_global_norm(max_norm)
+    got, _ = jax.jit(clip.update)(grads, clip.init(grads))
+    for key in grads:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6)
+    zeros, _ = clip.update(jax.tree.map(np.zeros_like, grads), clip.init(grads))
+    assert all(np.all(np.asarray(z) == 0.0) for z in jax.tree.leaves(zeros))
+
+
 def test_gradient_clipping_bounds_the_update():
     state, step, batches = _setup(grad_clip_norm=1e-3, optimizer="sgd", learning_rate=1.0)
     new_state, sums = step(state, batches.batch(0), jax.random.key(0))
