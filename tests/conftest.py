@@ -1,11 +1,29 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and one XLA compilation cache for every test process."""
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# The command-line tests start a fresh Python process per run, and most runs compile
+# the same tiny programs: a persistent compilation cache for the session, shared by the
+# pytest workers and every subprocess (they inherit the environment), halves such a run
+# (29 s -> 15 s). Set before anything imports jax; an explicit JAX_COMPILATION_CACHE_DIR
+# (or "": none) wins. The process that made the directory removes it at the end.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE = tempfile.mkdtemp(prefix="s2s_jax_tests_xla_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
