@@ -318,9 +318,10 @@ class Decoder(nn.Module):
 
             scan = nn.scan(body, variable_broadcast="params",
                            split_rngs={"params": False, "dropout": True},
-                           in_axes=1, out_axes=1, unroll=self.config.unroll)
-            # The embeddings' share of the first layer's input: all steps in one matmul.
-            x_proj = self._projected_tokens(tgt_in, deterministic)
+                           in_axes=0, out_axes=1, unroll=self.config.unroll)
+            # The embeddings' share of the first layer's input: all steps in one matmul,
+            # time-major [T, B, G*H] as the loop reads it (no transpose of G*H columns).
+            x_proj = self._projected_tokens(tgt_in.T, deterministic)
             _, (features, weights) = scan(self, state, x_proj)
             return features, weights
         x = self.dropout(self.embed(tgt_in), deterministic=deterministic)
