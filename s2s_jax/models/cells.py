@@ -85,8 +85,12 @@ class RecurrentCell(nn.Module):
         """``x [..., D'] -> x W_ih[:D'] + b [..., num_gates * features]`` (float32): the
         projection of the input's first D' features (all D unless ``in_features`` says
         more; the others then come to ``__call__`` as ``rest``)."""
-        kernel, bias = self.ih(self.in_features or x.shape[-1])
-        return dense(x, kernel[:x.shape[-1]], bias, self.dtype)
+        return dense(x, *self._input_weights(x.shape[-1]), self.dtype)
+
+    def _input_weights(self, width: int) -> tuple[jax.Array, jax.Array]:
+        """``W_ih``'s rows for the input's first ``width`` features, and ``b``."""
+        kernel, bias = self.ih(self.in_features or width)
+        return kernel[:width], bias
 
     def initial_carry(self, batch_size: int) -> Carry:
         zeros = jnp.zeros((batch_size, self.features), jnp.float32)
@@ -119,12 +123,12 @@ class RecurrentCell(nn.Module):
         over the ``[T, B, G*H]`` projections.
         """
         kernel, bias = self.hh(self.features)
+        ih_kernel, ih_bias = self._input_weights(inputs.shape[-1])
         if self.additive:
-            ih_kernel, ih_bias = self.ih(inputs.shape[-1])
             x_proj = dense(inputs, ih_kernel, None, self.dtype)
             bias = ih_bias if bias is None else bias + ih_bias
         else:
-            x_proj = self.project(inputs)
+            x_proj = dense(inputs, ih_kernel, ih_bias, self.dtype)
         return recurrence(self.update, kernel, bias, x_proj, mask, carry, reverse=reverse,
                           unroll=unroll, remat=remat, additive=self.additive,
                           dtype=self.dtype)
