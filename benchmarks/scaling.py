@@ -4,12 +4,11 @@
 
 For source = target lengths 25, 50, 100 and 200 and a fixed number of sentences per
 batch, compiles the real ``train_step`` of the config's model (random token ids, no
-padding) as configured and in memory-saving mode (``model.remat`` on, and the output
-layer + loss in chunks of ``--loss_chunk_tokens``), and reports tokens/s (median of timed steps),
-compile time, and the step's peak buffer memory as XLA allocates it (arguments +
-outputs + temporaries, from the compiled program's memory analysis). Memory should
-grow linearly with length, and remat should lower it. Prints a table, then one JSON
-line.
+padding) as configured and in memory-saving mode (``model.remat`` on), and reports
+tokens/s (median of timed steps), compile time, and the step's peak buffer memory as
+XLA allocates it (arguments + outputs + temporaries, from the compiled program's
+memory analysis). Memory should grow linearly with length, and remat should lower it.
+Prints a table, then one JSON line.
 """
 
 import json
@@ -31,7 +30,6 @@ flags.DEFINE_list("lengths", ["25", "50", "100", "200"], "Source = target length
 flags.DEFINE_integer("sentences", 32, "Sentences per batch.")
 flags.DEFINE_integer("vocab_size", 8_000, "Source and target vocabulary size.")
 flags.DEFINE_integer("steps", 3, "Timed steps per point (after compilation).")
-flags.DEFINE_integer("loss_chunk_tokens", 1_024, "Loss chunk in memory-saving mode.")
 config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
 
 
@@ -77,7 +75,6 @@ def main(argv):
         config = FLAGS.config.copy_and_resolve_references()
         if saving:
             config.model.remat = True
-            config.train.loss_chunk_tokens = FLAGS.loss_chunk_tokens
         results += [_measure(config, int(length)) for length in FLAGS.lengths]
     base = {r["saving"]: r for r in results if r["length"] == int(FLAGS.lengths[0])}
     print(f"{FLAGS.sentences} sentences per batch, vocabulary {FLAGS.vocab_size}, "

@@ -88,7 +88,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Dropout / sampling random bits: rbg (XLA's generator, fast on CPU and GPU) |
     # threefry2x32 (JAX's default: the same bits whatever the device count, slower).
     train.prng_impl = "rbg"
-    train.loss_chunk_tokens = 0  # > 0: output layer + loss in chunks (bounded memory)
+    # Output layer + loss: real tokens per chunk (0: one chunk). Memory holds one chunk's
+    # logits, and padding costs nothing past the last chunk.
+    train.loss_chunk_tokens = 256
     train.teacher_forcing_start = 1.0  # ratio of gold decoder inputs at step 0
     train.teacher_forcing_end = 1.0  # ratio reached linearly at teacher_forcing_steps
     train.teacher_forcing_steps = 1  # length of the ratio's linear decay

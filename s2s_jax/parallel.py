@@ -6,6 +6,7 @@ one device, on N simulated CPU devices and on several hosts, where every process
 contributes its local rows of the global batch.
 """
 
+import math
 from typing import Any, Callable, TypeVar
 
 import jax
@@ -63,6 +64,12 @@ def make_mesh() -> Mesh:
     """All devices of all processes on the ``data`` axis (XLA propagates shardings)."""
     return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
                          axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def data_shards(rows: int) -> int:
+    """Into how many shards ``make_mesh``'s sharding splits a batch of ``rows`` rows: one
+    per device (a batch that does not divide evenly is grouped as evenly as it can)."""
+    return math.gcd(rows, jax.device_count())
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -45,7 +45,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
                 deterministic=False, rngs=rngs, method="teacher_forced")
             sums = output_loss.projected_metrics(
                 features, kernel, bias, batch["tgt_out"], mask, train.label_smoothing,
-                train.loss_chunk_tokens, jnp.dtype(config.model.dtype))
+                train.loss_chunk_tokens, jnp.dtype(config.model.dtype),
+                shards=parallel.data_shards(len(batch["tgt_out"])))
         else:
             logits, _ = state.apply_fn(
                 variables, batch["src"], batch["src_mask"], batch["tgt_in"], forced=forced,
