@@ -16,7 +16,7 @@ import pytest
 
 from numpy_reference import cell_step
 from s2s_jax.models.cells import CELLS
-from s2s_jax.models.recurrence import recurrence
+from s2s_jax.models.recurrence import recurrence, time_and_batch_matmul
 
 BATCH, TIME, HIDDEN = 3, 7, 4
 LENGTHS = np.array([7, 3, 1])  # one full, one padded, one single-step sequence
@@ -123,3 +123,13 @@ def test_remat_and_unroll_are_execution_details():
     outputs = [r(kernel, bias, x_proj, carry, mask)[1] for r in runs]
     for other in outputs[1:]:
         np.testing.assert_allclose(other, outputs[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_sharded", [False, True])
+def test_weight_gradient_matmul_sums_over_time_and_batch(batch_sharded):
+    rng = np.random.default_rng(5)
+    x, d = rng.normal(size=(4, 3, 5)), rng.normal(size=(4, 3, 8))
+    want = sum(x[t].T @ d[t] for t in range(4))  # float64
+    got = time_and_batch_matmul(jnp.asarray(x, jnp.float32), jnp.asarray(d, jnp.float32),
+                                batch_sharded=batch_sharded)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -39,6 +39,23 @@ def dense(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array],
     return y if bias is None else y + bias.astype(jnp.float32)
 
 
+def time_and_batch_matmul(x: jax.Array, d: jax.Array, dtype=jnp.float32,
+                          batch_sharded: bool = False) -> jax.Array:
+    """``sum over t, b of x[t, b]^T d[t, b]``: ``x [T, B, H]``, ``d [T, B, G]`` ->
+    ``[H, G]`` float32, multiplied in ``dtype``.
+
+    On one device, time and batch merge into one axis (a free reshape), the fastest
+    form for XLA:CPU. With ``batch_sharded`` (the batch split across devices), merging
+    would make XLA all-gather both operands and repeat the matmul on every device, so
+    the two axes are contracted as they are: each device multiplies its own rows.
+    """
+    x, d = x.astype(dtype), d.astype(dtype)
+    if batch_sharded:
+        return jnp.einsum("tbh,tbg->hg", x, d, preferred_element_type=jnp.float32)
+    return jnp.dot(x.reshape(-1, x.shape[-1]).T, d.reshape(-1, d.shape[-1]),
+                   preferred_element_type=jnp.float32)
+
+
 def _masked(update: Update, x: jax.Array, r: jax.Array, carry: Carry,
             mask: Optional[jax.Array]) -> tuple[Carry, jax.Array]:
     new, h = update(x, r, carry)
@@ -104,10 +121,8 @@ def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals,
     d_carry, (d_xs, d_rs) = jax.lax.scan(body, d_final, (xs, masks, rs, befores, d_hs),
                                          reverse=not reverse, unroll=unroll)
     # Weight gradients: one matmul over every (time step, row) pair.
-    h_prev = befores[0].reshape(-1, befores[0].shape[-1]).astype(dtype)
-    d_r_rows = d_rs.reshape(-1, d_rs.shape[-1]).astype(dtype)
-    d_kernel = jnp.dot(h_prev.T, d_r_rows,
-                       preferred_element_type=jnp.float32).astype(kernel.dtype)
+    d_kernel = time_and_batch_matmul(befores[0], d_rs, dtype,
+                                     jax.device_count() > 1).astype(kernel.dtype)
     d_bias = None if bias is None else d_rs.sum(axis=(0, 1)).astype(bias.dtype)
     return d_kernel, d_bias, d_rs if additive else d_xs, None, d_carry
 
