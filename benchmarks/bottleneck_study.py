@@ -26,7 +26,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from configs import multi30k, synthetic  # noqa: E402
-from s2s_jax import plots  # noqa: E402
+from s2s_jax import host_memory, plots  # noqa: E402
 from s2s_jax.config import validate  # noqa: E402
 from s2s_jax.train import train_and_evaluate  # noqa: E402
 
@@ -87,6 +87,7 @@ def _config(task: str, overrides: dict):
 
 def main(argv):
     del argv
+    host_memory.reuse_freed_memory()
     variants = FLAGS.variants or list(VARIANTS)
     os.makedirs(FLAGS.figures, exist_ok=True)
     results = {}

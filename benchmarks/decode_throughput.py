@@ -33,7 +33,7 @@ from ml_collections import config_flags
 
 from model_flops import search_flops
 from side_by_side import jax_matmul_rate, torch_matmul_rate
-from s2s_jax import decoding, parallel
+from s2s_jax import decoding, host_memory, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.experiment import Experiment
 
@@ -101,6 +101,7 @@ def _torch_split(decode, batches) -> tuple[float, list[np.ndarray]]:
 
 def main(argv):
     del argv
+    host_memory.reuse_freed_memory()  # for both libraries: one process runs both
     config = FLAGS.config
     exp = Experiment.create(config, FLAGS.workdir)
     trained = exp.restore("best") or exp.restore("latest")

@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax import parallel
+from s2s_jax import host_memory, parallel
 from s2s_jax.data.batching import TrainBatches, encode_pairs, prefetch
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.experiment import Experiment
@@ -36,6 +36,7 @@ def _tokens(batch) -> int:
 
 def main(argv):
     del argv
+    host_memory.reuse_freed_memory()
     config = FLAGS.config
     start = time.perf_counter()
     corpus = load_corpus(config, FLAGS.workdir)

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from side_by_side import jax_matmul_rate, serve, timed
-from s2s_jax import parallel
+from s2s_jax import host_memory, parallel
 from s2s_jax.experiment import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.schedules import create_optimizer
@@ -24,6 +24,7 @@ from s2s_jax.train import jit_train_step
 
 
 def main(spec_dir: str) -> None:
+    host_memory.reuse_freed_memory()
     spec = json.load(open(os.path.join(spec_dir, "spec.json")))
     config = ml_collections.ConfigDict(spec["config"])
     data = np.load(os.path.join(spec_dir, "batches.npz"))

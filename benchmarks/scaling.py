@@ -19,7 +19,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax import parallel
+from s2s_jax import host_memory, parallel
 from s2s_jax.experiment import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.schedules import create_optimizer
@@ -70,6 +70,7 @@ def _measure(config, length: int) -> dict:
 
 def main(argv):
     del argv
+    host_memory.reuse_freed_memory()
     results = []
     for saving in (False, True):
         config = FLAGS.config.copy_and_resolve_references()

@@ -15,7 +15,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
-from s2s_jax import evaluate, parallel, train, translate
+from s2s_jax import evaluate, host_memory, parallel, train, translate
 from s2s_jax.data.readers import CorpusError
 
 FLAGS = flags.FLAGS
@@ -58,6 +58,7 @@ def main(argv):
         config_lib.validate(FLAGS.config)
         config_lib.check_workdir(FLAGS.workdir)
         parallel.initialize_distributed(FLAGS.config)
+        host_memory.reuse_freed_memory()
         logging.info("config:\n%s", FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
     except (config_lib.ConfigError, CorpusError,  # the user's input, not a bug

@@ -4,7 +4,8 @@
 
 The same model, batches, loss (smoothed cross-entropy over real tokens), Adam and
 global-norm clipping as s2s_jax's training, with as many threads as the machine has
-cores; eager, or ``torch.compile`` of the loss with ``--compile``.
+cores and the same malloc settings (``s2s_jax.host_memory``); eager, or
+``torch.compile`` of the loss with ``--compile``.
 """
 
 import json
@@ -17,9 +18,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from peers.torch_seq2seq import TorchSeq2Seq, loss_fn  # noqa: E402
 from side_by_side import serve, timed, torch_matmul_rate  # noqa: E402
+from s2s_jax import host_memory  # noqa: E402
 
 
 def main(spec_dir: str, compile_loss: bool) -> None:
+    host_memory.reuse_freed_memory()  # the same allocator settings as s2s_jax's
     torch.set_num_threads(os.cpu_count())
     spec = json.load(open(os.path.join(spec_dir, "spec.json")))
     config = spec["config"]
