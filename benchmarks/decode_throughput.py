@@ -101,8 +101,8 @@ def _torch_split(decode, batches) -> tuple[float, list[np.ndarray]]:
 
 def main(argv):
     del argv
-    host_memory.reuse_freed_memory()  # for both libraries: one process runs both
     config = FLAGS.config
+    host_memory.configure(config)  # for both libraries: one process runs both
     exp = Experiment.create(config, FLAGS.workdir)
     trained = exp.restore("best") or exp.restore("latest")
     pairs = exp.corpus.splits[config.eval.split]

@@ -36,8 +36,8 @@ def _tokens(batch) -> int:
 
 def main(argv):
     del argv
-    host_memory.reuse_freed_memory()
     config = FLAGS.config
+    host_memory.configure(config)
     start = time.perf_counter()
     corpus = load_corpus(config, FLAGS.workdir)
     examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)

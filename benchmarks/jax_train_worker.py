@@ -24,9 +24,9 @@ from s2s_jax.train import jit_train_step
 
 
 def main(spec_dir: str) -> None:
-    host_memory.reuse_freed_memory()
     spec = json.load(open(os.path.join(spec_dir, "spec.json")))
     config = ml_collections.ConfigDict(spec["config"])
+    host_memory.configure(config)
     data = np.load(os.path.join(spec_dir, "batches.npz"))
     batches = [{key: data[f"{i}/{key}"] for key in spec["keys"]}
                for i in range(spec["num_batches"])]

@@ -70,7 +70,7 @@ def _measure(config, length: int) -> dict:
 
 def main(argv):
     del argv
-    host_memory.reuse_freed_memory()
+    host_memory.configure(FLAGS.config)
     results = []
     for saving in (False, True):
         config = FLAGS.config.copy_and_resolve_references()

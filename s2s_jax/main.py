@@ -58,7 +58,7 @@ def main(argv):
         config_lib.validate(FLAGS.config)
         config_lib.check_workdir(FLAGS.workdir)
         parallel.initialize_distributed(FLAGS.config)
-        host_memory.reuse_freed_memory()
+        host_memory.configure(FLAGS.config)
         logging.info("config:\n%s", FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
     except (config_lib.ConfigError, CorpusError,  # the user's input, not a bug

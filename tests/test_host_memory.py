@@ -17,8 +17,9 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
 _STEPS = """
 import ctypes, ctypes.util, resource, sys, threading
 from s2s_jax import host_memory
-if sys.argv[1] == "reuse":
-    assert host_memory.reuse_freed_memory()
+if sys.argv[1] != "untouched":  # as s2s_jax.main does, with the config's choice
+    reuse = sys.argv[1] == "reuse"
+    assert host_memory.configure({"reuse_host_memory": reuse}) == reuse
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -43,10 +44,11 @@ def _second_step_faults(mode: str) -> int:
     return int(result.stdout)
 
 
-def test_without_it_every_step_faults_its_block_in_again():
+@pytest.mark.parametrize("mode", ["untouched", "off"])
+def test_with_glibc_defaults_every_step_faults_its_block_in_again(mode):
     pages = (96 << 20) // 4096
-    assert _second_step_faults("default") > pages // 2  # the problem the module solves
+    assert _second_step_faults(mode) > pages // 2  # the problem the module solves
 
 
-def test_with_it_the_freed_block_is_reused():
+def test_reused_the_freed_block_is_not_faulted_in_again():
     assert _second_step_faults("reuse") < 1000

@@ -22,10 +22,10 @@ from s2s_jax import host_memory  # noqa: E402
 
 
 def main(spec_dir: str, compile_loss: bool) -> None:
-    host_memory.reuse_freed_memory()  # the same allocator settings as s2s_jax's
     torch.set_num_threads(os.cpu_count())
     spec = json.load(open(os.path.join(spec_dir, "spec.json")))
     config = spec["config"]
+    host_memory.configure(config)  # the same allocator settings as s2s_jax's
     torch.manual_seed(config["seed"])
     data = np.load(os.path.join(spec_dir, "batches.npz"))
     batches = [{key: torch.from_numpy(data[f"{i}/{key}"]).long()
