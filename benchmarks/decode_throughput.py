@@ -17,14 +17,18 @@ Each decoder's model FLOP utilisation (MFU) is the fewest model FLOPs that its s
 could spend on these hypotheses (``model_flops.search_flops``) per second, over the
 float32 matmul rate measured first on random [2048, 2048] matrices (the better of
 jax.numpy and torch). The same bound gives each beam size a ceiling: the sentences/s
-that no implementation of the search exceeds at that matmul rate. Prints a table,
-then one JSON line.
+that no implementation of the search exceeds at that matmul rate. Beam search runs
+on past its best hypothesis until no alive one can win; with the decoder steps the
+reference's search ran per sentence (the same stopping rule as s2s_jax's), a second,
+tighter ceiling bounds every search that stops as these do. Prints a table, then one
+JSON line.
 """
 
 import json
 import os
 import sys
 import time
+from typing import Optional
 
 import jax
 import numpy as np
@@ -87,16 +91,21 @@ def _torch_decoder(exp, beam_size: int):
         src, mask = torch.from_numpy(batch["src"]).long(), torch.from_numpy(batch["src_mask"])
         max_len = decoding.max_decode_length(src.shape[1], ev.max_len_a, ev.max_len_b)
         if beam_size == 1:
-            return torch_search.greedy(peer, src, mask, max_len).numpy()
-        return torch_search.beam_search(peer, src, mask, beam_size, ev.alpha, max_len).numpy()
+            return torch_search.greedy(peer, src, mask, max_len).numpy(), None
+        best, steps = torch_search.beam_search(peer, src, mask, beam_size, ev.alpha, max_len)
+        return best.numpy(), steps.numpy()
     return decode
 
 
-def _torch_split(decode, batches) -> tuple[float, list[np.ndarray]]:
-    start, best = time.perf_counter(), []
+def _torch_split(decode, batches) -> tuple[float, list[np.ndarray], Optional[np.ndarray]]:
+    """Seconds, the best hypothesis of each valid row, and the decoder steps its beam
+    search ran per valid row (None for greedy search)."""
+    start, best, steps = time.perf_counter(), [], []
     for batch in batches:
-        best += list(decode(batch)[batch["valid"]])
-    return time.perf_counter() - start, best
+        tokens, ran = decode(batch)
+        best += list(tokens[batch["valid"]])
+        steps += [] if ran is None else list(ran[batch["valid"]])
+    return time.perf_counter() - start, best, np.array(steps) if steps else None
 
 
 def main(argv):
@@ -113,7 +122,7 @@ def main(argv):
     src_tokens = np.concatenate([b["src_mask"].sum(axis=1)[b["valid"]] for b in batches])
     model = {**config.model.to_dict(), "tgt_vocab_size": exp.corpus.tgt_vocab.size}
     rate = _matmul_rate()
-    results, ceilings = [], {}
+    results, ceilings, rule_ceilings = [], {}, {}
     for beam_size in map(int, FLAGS.beam_sizes):
         eval_config = config.eval.copy_and_resolve_references()
         with eval_config.unlocked():
@@ -128,11 +137,14 @@ def main(argv):
             seconds, best = _decode_split(decode, exp.state.params, batches, exp.mesh)
             times["s2s_jax"].append(seconds)
             if peer:
-                seconds, peer_best = _torch_split(peer, batches)
+                seconds, peer_best, peer_steps = _torch_split(peer, batches)
                 times["torch"].append(seconds)
         lengths = [len(decoding.until_eos(b)) for b in best]
         flops = search_flops(model, src_tokens, lengths, beam_size)
         ceilings[beam_size] = len(pairs) * rate / flops
+        if peer and peer_steps is not None:  # the steps both searches' rule runs
+            rule_ceilings[beam_size] = len(pairs) * rate / search_flops(
+                model, src_tokens, peer_steps, beam_size)
         for name, seconds in times.items():
             if not seconds:
                 continue
@@ -161,10 +173,15 @@ def main(argv):
               f"{'' if same is None else f'{same:.1%}':>9}")
     print(f"matmul rate {rate / 1e9:.1f} GFLOP/s; no search of these hypotheses exceeds, "
           f"in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in ceilings.items()))
+    if rule_ceilings:
+        print("nor any search that stops when this one does (the steps the reference ran), "
+              "in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in rule_ceilings.items()))
     print(json.dumps({"benchmark": "decode_throughput", "split": config.eval.split,
                       "sentences": len(pairs), "trained": trained, "results": results,
                       "matmul_flops_per_sec": rate,
                       "ceiling_sentences_per_sec": {str(k): c for k, c in ceilings.items()},
+                      "stopping_rule_ceiling_sentences_per_sec": {
+                          str(k): c for k, c in rule_ceilings.items()},
                       "devices": jax.device_count(), "jax": jax.__version__}))
 
 

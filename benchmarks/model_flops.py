@@ -6,7 +6,8 @@ A training step is 3x the forward pass (the backward pass costs two forward pass
 Covers what the benchmarks run: LSTM/GRU/RNN cells, (bi)directional stacked
 encoder, dense bridge, Luong attention with or without input feeding, untied output
 layer. ``search_flops`` bounds the FLOPs of a beam search from below, which bounds the
-sentences/s that any implementation can reach at a given matmul rate.
+sentences/s that any implementation (or any implementation of one stopping rule) can
+reach at a given matmul rate.
 """
 
 import numpy as np
@@ -54,17 +55,21 @@ def train_step_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray
     return 3.0 * forward_flops(model, src_tokens, tgt_tokens)
 
 
-def search_flops(model: dict, src_tokens: np.ndarray, hypothesis_tokens: np.ndarray,
+def search_flops(model: dict, src_tokens: np.ndarray, steps: np.ndarray,
                  beam_size: int) -> float:
-    """Fewest model FLOPs of a batched beam search that returns these hypotheses.
+    """Model FLOPs of a batched beam search that runs ``steps [N]`` decoder steps per
+    sentence: the encoder reads each source once, the first step scores one hypothesis
+    (BOS), every later step ``beam_size`` of them, as batched searches do (a finished
+    hypothesis is replaced or kept as a padded row). Greedy search is ``beam_size=1``.
 
-    The encoder reads each source once. The first decoder step scores one hypothesis
-    (BOS); every later step scores ``beam_size`` of them, as batched searches do (a
-    finished hypothesis is replaced or kept as a padded row), and the search cannot
-    stop before the returned hypothesis, ``hypothesis_tokens [N]`` tokens long without
-    EOS, has ended. Its EOS step is not counted, nor any step after it: a lower bound.
-    Greedy search is ``beam_size=1``.
+    Two uses:
+
+    * ``steps`` = the returned hypotheses' lengths, their EOS included (the steps that
+      produced them): no search that returns them stops earlier, so this bounds every
+      search from below;
+    * ``steps`` = what a search ran per sentence under its stopping rule (beam search
+      goes on until no alive hypothesis can win, often well past its best hypothesis):
+      the fewest FLOPs of any search that stops as that one does.
     """
-    lengths = np.asarray(hypothesis_tokens, np.float64)
-    steps = 1 + beam_size * np.maximum(lengths - 1, 0)
-    return forward_flops(model, src_tokens, steps)
+    steps = np.asarray(steps, np.float64)
+    return forward_flops(model, src_tokens, 1 + beam_size * np.maximum(steps - 1, 0))

@@ -81,7 +81,7 @@ def test_search_flops_equal_the_traced_steps(overrides, beam_size):
     """One sentence: the encoder, one step for BOS, then beam_size rows a step."""
     model, params, formula, _ = _model(**overrides)
     variables = {"params": params}
-    length = 6  # hypothesis tokens, without EOS
+    steps = 6  # decoder steps
 
     def encode(rows):
         src = jnp.ones((rows, S), jnp.int32)
@@ -96,5 +96,5 @@ def test_search_flops_equal_the_traced_steps(overrides, beam_size):
         return matmul_flops(jax.make_jaxpr(fn, static_argnums=0)(rows).jaxpr)
 
     per_step = {rows: flops(step, rows) - flops(encode, rows) for rows in (1, beam_size)}
-    traced = flops(encode, 1) + per_step[1] + (length - 1) * per_step[beam_size]
-    assert traced == search_flops(formula, np.array([S]), np.array([length]), beam_size)
+    traced = flops(encode, 1) + per_step[1] + (steps - 1) * per_step[beam_size]
+    assert traced == search_flops(formula, np.array([S]), np.array([steps]), beam_size)

@@ -72,6 +72,21 @@ def test_same_hypotheses(seed, input_feeding, alpha):
     np.testing.assert_array_equal(torch_search.greedy(peer, t_src, t_mask, max_len), greedy)
     beam = decoding.beam_search(model, params, src, src_mask, beam_size=4, alpha=alpha,
                                 beta=0.0, n_best=1, **bound).tokens[:, 0]
-    np.testing.assert_array_equal(
-        torch_search.beam_search(peer, t_src, t_mask, 4, alpha, max_len), beam)
+    peer_beam, steps = torch_search.beam_search(peer, t_src, t_mask, 4, alpha, max_len)
+    np.testing.assert_array_equal(peer_beam, beam)
     assert (np.asarray(beam) == EOS_ID).any(), "the test should include finished hypotheses"
+    lengths = np.array([len(decoding.until_eos(b)) for b in np.asarray(beam)])
+    assert ((lengths <= steps.numpy()) & (steps.numpy() <= max_len)).all(), (lengths, steps)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_beam_of_one_stops_when_greedy_does(seed):
+    """With one beam and no length penalty, the stopping rule ends a sentence at the
+    step that finishes it, as greedy search does: the steps are the greedy lengths."""
+    model, params, peer, src, src_mask, _ = _models(seed, seed == 2)
+    max_len = decoding.max_decode_length(src.shape[1], 1.0, 3)
+    greedy = decoding.greedy(model, params, src, src_mask, max_len_a=1.0, max_len_b=3)
+    lengths = [len(decoding.until_eos(b)) for b in np.asarray(greedy.tokens[:, 0])]
+    _, steps = torch_search.beam_search(peer, torch.tensor(src), torch.tensor(src_mask), 1,
+                                        0.0, max_len)
+    np.testing.assert_array_equal(steps.numpy(), lengths)

@@ -51,8 +51,10 @@ def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> to
 
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int,
-                alpha: float, max_len: int) -> torch.Tensor:
-    """``src [B, S]`` -> the best hypothesis ``[B, max_len]``, EOS included, PAD after."""
+                alpha: float, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``src [B, S]`` -> the best hypothesis ``[B, max_len]``, EOS included, PAD after,
+    and ``[B]`` the decoder steps each sentence ran before its stopping rule ended it
+    (which may be well after its best hypothesis ended)."""
     batch_size, k = src.shape[0], beam_size
     state, memory, keys = model.encode(src, src_mask)
     tile = torch.arange(batch_size).repeat_interleave(k)
@@ -64,6 +66,7 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
     best = torch.full((batch_size, max_len), PAD_ID, dtype=torch.long)
     best_score = torch.full((batch_size,), -float("inf"))
     active = torch.arange(batch_size)  # sentences still decoding
+    steps = torch.full((batch_size,), max_len, dtype=torch.long)
     bound = _length_penalty(max_len, alpha)
     for i in range(max_len):
         n = len(active)
@@ -87,7 +90,9 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
         alive = alive.gather(1, parents[:, :, None].expand(-1, -1, alive.shape[-1]))
         alive[:, :, i + 1] = index % vocab
         rows = (parents + k * torch.arange(n)[:, None]).view(-1)
-        going = (alive_lp.max(1).values / bound >= best_score[active]).nonzero()[:, 0]
+        going = alive_lp.max(1).values / bound >= best_score[active]
+        steps[active[~going]] = i + 1
+        going = going.nonzero()[:, 0]
         if not len(going):
             break
         if len(going) < n:
@@ -96,4 +101,4 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
             state, memory, keys, mask = _select(rows, state, memory, keys, mask)
         else:
             state = tuple(s.index_select(1, rows) for s in state)
-    return best
+    return best, steps
