@@ -15,8 +15,9 @@ of ``--passes`` passes. Its hypotheses are compared with s2s_jax's.
 
 Each decoder's model FLOP utilisation (MFU) is the fewest model FLOPs that its search
 could spend on these hypotheses (``model_flops.search_flops``) per second, over the
-float32 matmul rate measured first on random [2048, 2048] matrices (the better of
-jax.numpy and torch). The same bound gives each beam size a ceiling: the sentences/s
+matmul rate in the model's dtype measured first on random [2048, 2048] matrices (the
+better of jax.numpy and torch; in bfloat16 the reference runs under
+``torch.autocast``). The same bound gives each beam size a ceiling: the sentences/s
 that no implementation of the search exceeds at that matmul rate. Beam search runs
 on past its best hypothesis until no alive one can win; with the decoder steps the
 reference's search ran per sentence (the same stopping rule as s2s_jax's), a second,
@@ -49,12 +50,13 @@ flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is 
 config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
 
 
-def _matmul_rate() -> float:
-    """The machine's float32 matmul FLOP/s: the better of jax.numpy and torch (if any)."""
+def _matmul_rate(dtype: str) -> float:
+    """The machine's matmul FLOP/s in ``dtype``: the better of jax.numpy and torch
+    (if any)."""
     try:
-        return max(jax_matmul_rate(), torch_matmul_rate())
+        return max(jax_matmul_rate(dtype=dtype), torch_matmul_rate(dtype=dtype))
     except ImportError:
-        return jax_matmul_rate()
+        return jax_matmul_rate(dtype=dtype)
 
 
 def _decode_split(decode, params, batches, mesh) -> tuple[float, list[np.ndarray]]:
@@ -75,7 +77,8 @@ def _torch_decoder(exp, beam_size: int):
         import torch
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from peers import torch_search
-        from peers.torch_seq2seq import TorchSeq2Seq, check_supported, load_flax_params
+        from peers.torch_seq2seq import (TorchSeq2Seq, check_supported, load_flax_params,
+                                         precision)
     except ImportError:
         return None
     model_config = {**exp.config.model.to_dict(), "src_vocab_size": exp.corpus.src_vocab.size,
@@ -90,9 +93,11 @@ def _torch_decoder(exp, beam_size: int):
     def decode(batch):
         src, mask = torch.from_numpy(batch["src"]).long(), torch.from_numpy(batch["src_mask"])
         max_len = decoding.max_decode_length(src.shape[1], ev.max_len_a, ev.max_len_b)
-        if beam_size == 1:
-            return torch_search.greedy(peer, src, mask, max_len).numpy(), None
-        best, steps = torch_search.beam_search(peer, src, mask, beam_size, ev.alpha, max_len)
+        with precision(model_config):
+            if beam_size == 1:
+                return torch_search.greedy(peer, src, mask, max_len).numpy(), None
+            best, steps = torch_search.beam_search(peer, src, mask, beam_size, ev.alpha,
+                                                   max_len)
         return best.numpy(), steps.numpy()
     return decode
 
@@ -121,7 +126,7 @@ def main(argv):
     batches = list(eval_batches(examples, batch_size, config.data.buckets))
     src_tokens = np.concatenate([b["src_mask"].sum(axis=1)[b["valid"]] for b in batches])
     model = {**config.model.to_dict(), "tgt_vocab_size": exp.corpus.tgt_vocab.size}
-    rate = _matmul_rate()
+    rate = _matmul_rate(config.model.dtype)
     results, ceilings, rule_ceilings = [], {}, {}
     for beam_size in map(int, FLAGS.beam_sizes):
         eval_config = config.eval.copy_and_resolve_references()
@@ -171,8 +176,9 @@ def main(argv):
               f"{r['sentences_per_sec']:>8.1f} {r['seconds']:>8.2f} {r['mfu']:>6.1%} "
               f"{'' if speedup is None else f'{speedup:.2f}x':>16} "
               f"{'' if same is None else f'{same:.1%}':>9}")
-    print(f"matmul rate {rate / 1e9:.1f} GFLOP/s; no search of these hypotheses exceeds, "
-          f"in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in ceilings.items()))
+    print(f"{config.model.dtype} matmul rate {rate / 1e9:.1f} GFLOP/s; no search of these "
+          "hypotheses exceeds, in sent/s: "
+          + ", ".join(f"beam {k}: {c:.0f}" for k, c in ceilings.items()))
     if rule_ceilings:
         print("nor any search that stops when this one does (the steps the reference ran), "
               "in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in rule_ceilings.items()))

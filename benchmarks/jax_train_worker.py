@@ -68,7 +68,7 @@ def main(spec_dir: str) -> None:
         return {"seconds": times}
 
     def rate(size):
-        return {"flops_per_sec": jax_matmul_rate(size)}
+        return {"flops_per_sec": jax_matmul_rate(size, config.model.dtype)}
 
     serve({"warmup": warmup, "run": run, "matmul_rate": rate})
 

@@ -66,7 +66,7 @@ def serve(handlers: dict[str, Callable[..., dict]]) -> None:
         answers.flush()
 
 
-MATMUL_SIZE = 2048  # the square matrices on which the float32 matmul rate is measured
+MATMUL_SIZE = 2048  # the square matrices on which the matmul rate is measured
 
 
 def matmul_rate(matmul: Callable[[], object], size: int) -> float:
@@ -75,17 +75,18 @@ def matmul_rate(matmul: Callable[[], object], size: int) -> float:
     return 2 * size ** 3 / min(timed(matmul) for _ in range(5))
 
 
-def jax_matmul_rate(size: int = MATMUL_SIZE) -> float:
-    """jax.numpy's float32 matmul FLOP/s on random ``[size, size]`` matrices."""
+def jax_matmul_rate(size: int = MATMUL_SIZE, dtype: str = "float32") -> float:
+    """jax.numpy's matmul FLOP/s on random ``[size, size]`` matrices in ``dtype``
+    ("float32" or "bfloat16"), accumulated in float32 as s2s_jax's matmuls are."""
     import jax  # here, not at the top: a worker loads only its own library
     import jax.numpy as jnp
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
-    return matmul_rate(lambda: matmul(a, a).block_until_ready(), size)
+    a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+    matmul = jax.jit(lambda a: jnp.matmul(a, a, preferred_element_type=jnp.float32))
+    return matmul_rate(lambda: matmul(a).block_until_ready(), size)
 
 
-def torch_matmul_rate(size: int = MATMUL_SIZE) -> float:
-    """torch's float32 matmul FLOP/s on random ``[size, size]`` matrices."""
+def torch_matmul_rate(size: int = MATMUL_SIZE, dtype: str = "float32") -> float:
+    """torch's matmul FLOP/s on random ``[size, size]`` matrices in ``dtype``."""
     import torch
-    a = torch.randn(size, size)
+    a = torch.randn(size, size, dtype=getattr(torch, dtype))
     return matmul_rate(lambda: torch.mm(a, a), size)

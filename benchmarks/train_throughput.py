@@ -11,9 +11,11 @@ its own process with all cores (see side_by_side.py); they run in turns, a few
 steps each, so machine noise hits both alike. Reported per contestant: non-padding
 source + target tokens/s over all timed steps, step time p50/p90, compile time per
 shape, peak RSS, and model FLOP utilisation (MFU): model FLOPs over real tokens
-(model_flops.py) per second, over the float32 matmul rate measured first on random
-[2048, 2048] matrices (the better of jax.numpy and torch, the machine's rate).
-PyTorch runs eager and with torch.compile; the faster is the reference. Needs the
+(model_flops.py) per second, over the matmul rate in the model's dtype measured
+first on random [2048, 2048] matrices (the better of jax.numpy and torch, the
+machine's rate). PyTorch runs eager and with torch.compile; the faster is the
+reference. With ``--config.model.dtype=bfloat16`` PyTorch runs under its own mixed
+precision, ``torch.autocast`` (peers/torch_seq2seq.py: ``precision``). Needs the
 ``peers`` extra (torch). Prints a table, then one JSON line.
 """
 
@@ -120,7 +122,8 @@ def main(argv):
     reference = max(peers, key=lambda n: results[n]["tokens_per_sec"]) if peers else None
     print(f"{timed} timed steps ({FLAGS.rounds} turns of {FLAGS.steps_per_round}), "
           f"{tokens:,} real tokens, {flops / timed / 1e9:.1f} model GFLOP/step, "
-          f"matmul rate {rate / 1e9:.1f} GFLOP/s, {spec['buckets']} bucket shapes")
+          f"{config.model.dtype} matmul rate {rate / 1e9:.1f} GFLOP/s, "
+          f"{spec['buckets']} bucket shapes")
     print(f"{'contestant':<14} {'tokens/s':>9} {'p50 s':>7} {'p90 s':>7} {'MFU':>6} "
           f"{'compile s (max)':>15} {'programs':>8} {'peak RSS MiB':>12}")
     for name, r in results.items():

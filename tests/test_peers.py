@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch", reason="the PyTorch reference needs the [pe
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
 from peers import torch_search  # noqa: E402
-from peers.torch_seq2seq import TorchSeq2Seq, load_flax_params, loss_fn  # noqa: E402
+from peers.torch_seq2seq import (TorchSeq2Seq, check_supported, load_flax_params,  # noqa: E402
+                                 loss_fn, precision)
 from s2s_jax import decoding, losses  # noqa: E402
 from s2s_jax.data.vocab import EOS_ID  # noqa: E402
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
@@ -59,6 +60,25 @@ def test_same_logits_and_loss(input_feeding):
     np.testing.assert_allclose(peer_logits.numpy(), logits, rtol=1e-4, atol=1e-4)
     sums = losses.sequence_metrics(logits, tgt_out, tgt_mask, 0.1)
     np.testing.assert_allclose(float(peer_loss), sums["loss"] / sums["tokens"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_bfloat16_is_pytorch_mixed_precision(input_feeding):
+    """With ``dtype="bfloat16"`` the reference runs under autocast: its logits move
+    away from float32's by bfloat16 rounding (not float32's), about as far as
+    s2s_jax's bfloat16 logits do."""
+    model, params, peer, src, src_mask, tgt = _models(0, input_feeding)
+    bf16 = dict(MODEL, input_feeding=input_feeding, dtype="bfloat16")
+    inputs = (src, src_mask, tgt)
+    logits = model.apply({"params": params}, *inputs)[0]
+    ours = Seq2Seq(ModelConfig(**bf16)).apply({"params": params}, *inputs)[0]
+    with torch.no_grad(), precision(bf16):
+        theirs = peer(*map(torch.tensor, inputs)).float().numpy()
+    scale = np.abs(logits).max()
+    assert 1e-3 < np.abs(theirs - logits).max() / scale < 0.1
+    assert np.abs(theirs - ours).max() / scale < 0.1
+    with pytest.raises(ValueError, match="dtype"):
+        check_supported(dict(MODEL, dtype="float16"))
 
 
 @pytest.mark.parametrize("seed, input_feeding", [(0, False), (1, False), (2, True)])

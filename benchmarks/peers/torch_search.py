@@ -71,7 +71,8 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
     for i in range(max_len):
         n = len(active)
         logits, state = model.decode(state, alive[:, :, i].reshape(-1, 1), memory, keys, mask)
-        cand = alive_lp[:, :, None] + F.log_softmax(logits[:, 0], -1).view(n, k, -1)
+        # log-probabilities in float32 even under autocast (as fairseq's)
+        cand = alive_lp[:, :, None] + F.log_softmax(logits[:, 0].float(), -1).view(n, k, -1)
         vocab = cand.shape[-1]
         top, index = cand.view(n, -1).topk(k)
         ends = (index % vocab == EOS_ID) | (i == max_len - 1)

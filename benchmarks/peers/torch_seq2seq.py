@@ -7,13 +7,15 @@ whole target, attending afterwards. With input feeding the decoder is a loop of
 one-step ``nn.LSTM`` calls, each fed the last attentional vector (OpenNMT-py's
 ``InputFeedRNNDecoder``). This module does exactly that, for the subset of s2s_jax
 configs the benchmarks use: LSTM cells, bidirectional encoder, dense bridge,
-``general`` attention, untied output layer.
+``general`` attention, untied output layer; float32, or bfloat16 through ``precision``.
 
 The layer for layer correspondence with ``s2s_jax.models.seq2seq.Seq2Seq`` is exact, so
 ``load_flax_params`` gives the same function (tests and decode benchmarks rely on it):
   - LSTM gates are (i, f, g, o) in both; flax has one bias, torch's ``b_hh`` is zero;
   - flax ``Dense`` kernels are ``[in, out]``, torch ``Linear`` weights ``[out, in]``.
 """
+
+import contextlib
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 PAD_ID = 0
 MASKED_SCORE = -1e9  # as s2s_jax.models.attention
+PRECISIONS = ("float32", "bfloat16")  # the s2s_jax model.dtype values it runs
 
 
 def check_supported(model: dict) -> None:
@@ -31,8 +34,21 @@ def check_supported(model: dict) -> None:
               "attention": "general", "tie_embeddings": False,
               "residual": False, "reverse_source": False}
     wrong = {k: model[k] for k, v in wanted.items() if model[k] != v}
+    if model.get("dtype", "float32") not in PRECISIONS:
+        wrong["dtype"] = model["dtype"]
     if wrong:
-        raise ValueError(f"the PyTorch reference needs {wanted}; differs: {wrong}")
+        raise ValueError(f"the PyTorch reference needs {wanted} and a dtype in "
+                         f"{PRECISIONS}; differs: {wrong}")
+
+
+def precision(model: dict) -> contextlib.AbstractContextManager:
+    """What a forward pass runs under to match s2s_jax's ``model.dtype``: nothing for
+    float32; for bfloat16, PyTorch's own mixed precision, ``torch.autocast`` on CPU
+    (linear layers, matmuls and LSTMs multiply in bfloat16; parameters, gradients and
+    Adam stay float32, as in s2s_jax)."""
+    if model.get("dtype", "float32") == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class TorchSeq2Seq(nn.Module):

@@ -5,7 +5,8 @@
 The same model, batches, loss (smoothed cross-entropy over real tokens), Adam and
 global-norm clipping as s2s_jax's training, with as many threads as the machine has
 cores and the same malloc settings (``s2s_jax.host_memory``); eager, or
-``torch.compile`` of the loss with ``--compile``.
+``torch.compile`` of the loss with ``--compile``; the forward pass in the model's
+``dtype`` (``torch_seq2seq.precision``).
 """
 
 import json
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from peers.torch_seq2seq import TorchSeq2Seq, loss_fn  # noqa: E402
+from peers.torch_seq2seq import TorchSeq2Seq, loss_fn, precision  # noqa: E402
 from side_by_side import serve, timed, torch_matmul_rate  # noqa: E402
 from s2s_jax import host_memory  # noqa: E402
 
@@ -40,7 +41,9 @@ def main(spec_dir: str, compile_loss: bool) -> None:
 
     def step(batch):
         optimizer.zero_grad(set_to_none=True)
-        loss(model, batch, train["label_smoothing"]).backward()
+        with precision(config["model"]):
+            value = loss(model, batch, train["label_smoothing"])
+        value.backward()
         if train["grad_clip_norm"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), train["grad_clip_norm"])
         optimizer.step()
@@ -60,7 +63,7 @@ def main(spec_dir: str, compile_loss: bool) -> None:
         return {"seconds": [timed(lambda: step(batches[i])) for i in indices]}
 
     def rate(size):
-        return {"flops_per_sec": torch_matmul_rate(size)}
+        return {"flops_per_sec": torch_matmul_rate(size, config["model"]["dtype"])}
 
     serve({"warmup": warmup, "run": run, "matmul_rate": rate})
 
