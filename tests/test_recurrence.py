@@ -16,7 +16,7 @@ import pytest
 
 from numpy_reference import cell_step
 from s2s_jax.models.cells import CELLS
-from s2s_jax.models.recurrence import recurrence, time_and_batch_matmul
+from s2s_jax.models.recurrence import dense, recurrence, time_and_batch_matmul
 
 BATCH, TIME, HIDDEN = 3, 7, 4
 LENGTHS = np.array([7, 3, 1])  # one full, one padded, one single-step sequence
@@ -133,3 +133,26 @@ def test_weight_gradient_matmul_sums_over_time_and_batch(batch_sharded):
     got = time_and_batch_matmul(jnp.asarray(x, jnp.float32), jnp.asarray(d, jnp.float32),
                                 batch_sharded=batch_sharded)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_dense_gradients_accumulate_in_float32():
+    """A bfloat16 ``dense`` in a loop: the output and both gradients equal float64
+    products of the bfloat16-rounded operands (float32 accumulation), and the kernel's
+    gradient sums the steps' in float32, never rounded to bfloat16 on the way."""
+    rng = np.random.default_rng(0)
+    x, kernel, d_y = (rng.normal(size=shape).astype(np.float32)
+                      for shape in ((5, 3, 16), (16, 8), (5, 3, 8)))  # [T, B, D], [D, F]
+
+    def loss(x, kernel):
+        _, ys = jax.lax.scan(lambda c, x_t: (c, dense(x_t, kernel, None, jnp.bfloat16)),
+                             0.0, x)
+        return jnp.sum(ys * d_y), ys
+
+    (d_x, d_kernel), ys = jax.grad(loss, argnums=(0, 1), has_aux=True)(x, kernel)
+    x64, kernel64, d_y64 = (np.asarray(jnp.asarray(a, jnp.bfloat16)).astype(np.float64)
+                            for a in (x, kernel, d_y))
+    assert d_x.dtype == d_kernel.dtype == jnp.float32
+    np.testing.assert_allclose(ys, x64 @ kernel64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_x, d_y64 @ kernel64.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_kernel, np.einsum("tbd,tbf->df", x64, d_y64),
+                               rtol=1e-5, atol=1e-5)

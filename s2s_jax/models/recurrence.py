@@ -32,10 +32,41 @@ Carry = tuple[jax.Array, ...]
 Update = Callable[[jax.Array, jax.Array, Carry], tuple[Carry, jax.Array]]
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _low_precision_matmul(x: jax.Array, kernel: jax.Array, dtype) -> jax.Array:
+    return jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _low_precision_matmul_fwd(x, kernel, dtype):
+    x_low, kernel_low = x.astype(dtype), kernel.astype(dtype)
+    # zero-size arrays carry the operands' dtypes to the backward pass
+    dtypes = (jnp.zeros((0,), x.dtype), jnp.zeros((0,), kernel.dtype))
+    return (jnp.dot(x_low, kernel_low, preferred_element_type=jnp.float32),
+            (x_low, kernel_low, dtypes))
+
+
+def _low_precision_matmul_bwd(dtype, residuals, d_y):
+    """Both gradients multiply in ``dtype`` and accumulate in float32, and reach the
+    operands in their own dtypes: the kernel's gradient is never rounded to ``dtype``
+    (autodiff of a cast would round it, then convert it back, at every loop step)."""
+    x_low, kernel_low, (x_dtype, kernel_dtype) = residuals
+    d_y = d_y.astype(dtype)
+    d_x = jnp.dot(d_y, kernel_low.T, preferred_element_type=jnp.float32)
+    d_kernel = jnp.dot(x_low.reshape(-1, x_low.shape[-1]).T,
+                       d_y.reshape(-1, d_y.shape[-1]), preferred_element_type=jnp.float32)
+    return d_x.astype(x_dtype.dtype), d_kernel.astype(kernel_dtype.dtype)
+
+
+_low_precision_matmul.defvjp(_low_precision_matmul_fwd, _low_precision_matmul_bwd)
+
+
 def dense(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array],
           dtype=jnp.float32) -> jax.Array:
     """``x [..., D] @ kernel [D, F] (+ bias)``, multiplied in ``dtype``, float32 out."""
-    y = jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+    if jnp.dtype(dtype) == jnp.float32:
+        y = jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+    else:
+        y = _low_precision_matmul(x, kernel, jnp.dtype(dtype))
     return y if bias is None else y + bias.astype(jnp.float32)
 
 
