@@ -18,8 +18,9 @@ def _compare_devices() -> dict:
     import functools
 
     import jax
+    import jax.numpy as jnp
     import numpy as np
-    from jax.sharding import Mesh
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from s2s_jax import parallel, schedules
     from s2s_jax.config import base_config
@@ -27,6 +28,7 @@ def _compare_devices() -> dict:
     from s2s_jax.data.tasks import make_splits
     from s2s_jax.data.vocab import CharVocab
     from s2s_jax.experiment import TrainState
+    from s2s_jax.models.recurrence import dense
     from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
     from s2s_jax.train import train_step
 
@@ -65,7 +67,19 @@ def _compare_devices() -> dict:
             "params": [np.asarray(x).ravel().tolist()[:50]
                        for x in jax.tree.leaves(state.params)],
             "grads": [np.asarray(x).ravel().tolist()[:50] for x in jax.tree.leaves(grads)],
+            "step_all_gathers": step.lower(state, sharded, jax.random.key(0)).compile()
+                                    .as_text().count("all-gather("),
         }
+    # A time-major [T, B, D] input with its batch sharded, as the recurrent layers'
+    # input projections take it: its kernel gradient must not gather the batch.
+    x = jax.device_put(jnp.ones((4, 16, 8)),
+                       NamedSharding(mesh, PartitionSpec(None, parallel.DATA_AXIS)))
+    kernel = jnp.ones((8, 12))
+    results["dense_all_gathers"] = {
+        jnp.dtype(dtype).name: jax.jit(jax.grad(
+            lambda x, k: jnp.sum(dense(x, k, None, dtype) ** 2), argnums=(0, 1)))
+        .lower(x, kernel).compile().as_text().count("all-gather(")
+        for dtype in (jnp.float32, jnp.bfloat16)}
     return results
 
 
@@ -78,6 +92,9 @@ def test_eight_devices_match_one_device():
     results = json.loads(out.stdout.strip().splitlines()[-1])
     one, eight = results["one"], results["eight"]
     assert (one["devices"], eight["devices"], eight["batch_shards"]) == (1, 8, 8)
+    # data parallelism reduces gradients; it never gathers a sharded batch
+    assert eight["step_all_gathers"] == 0
+    assert results["dense_all_gathers"] == {"float32": 0, "bfloat16": 0}
     import numpy as np
     np.testing.assert_allclose(eight["curve"], one["curve"], rtol=RTOL)
     for key in ("grads", "params"):

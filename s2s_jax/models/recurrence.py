@@ -32,29 +32,29 @@ Carry = tuple[jax.Array, ...]
 Update = Callable[[jax.Array, jax.Array, Carry], tuple[Carry, jax.Array]]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _low_precision_matmul(x: jax.Array, kernel: jax.Array, dtype) -> jax.Array:
+def _matmul(x: jax.Array, kernel: jax.Array, dtype) -> jax.Array:
+    """``x [..., D] @ kernel [D, F]``, multiplied in ``dtype``, accumulated in float32."""
     return jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
 
 
+_low_precision_matmul = jax.custom_vjp(_matmul, nondiff_argnums=(2,))
+
+
 def _low_precision_matmul_fwd(x, kernel, dtype):
-    x_low, kernel_low = x.astype(dtype), kernel.astype(dtype)
-    # zero-size arrays carry the operands' dtypes to the backward pass
-    dtypes = (jnp.zeros((0,), x.dtype), jnp.zeros((0,), kernel.dtype))
-    return (jnp.dot(x_low, kernel_low, preferred_element_type=jnp.float32),
-            (x_low, kernel_low, dtypes))
+    return _matmul(x, kernel, dtype), (x.astype(dtype), kernel.astype(dtype))
 
 
 def _low_precision_matmul_bwd(dtype, residuals, d_y):
-    """Both gradients multiply in ``dtype`` and accumulate in float32, and reach the
-    operands in their own dtypes: the kernel's gradient is never rounded to ``dtype``
-    (autodiff of a cast would round it, then convert it back, at every loop step)."""
-    x_low, kernel_low, (x_dtype, kernel_dtype) = residuals
+    """Both gradients multiply in ``dtype`` and come out in float32: the kernel's is
+    never rounded to ``dtype`` (autodiff of a cast would round it, then convert it
+    back, at every loop step). As autodiff of a dot does, ``d kernel`` contracts the
+    leading axes as they are, so a batch sharded across devices is never gathered."""
+    x_low, kernel_low = residuals
     d_y = d_y.astype(dtype)
-    d_x = jnp.dot(d_y, kernel_low.T, preferred_element_type=jnp.float32)
-    d_kernel = jnp.dot(x_low.reshape(-1, x_low.shape[-1]).T,
-                       d_y.reshape(-1, d_y.shape[-1]), preferred_element_type=jnp.float32)
-    return d_x.astype(x_dtype.dtype), d_kernel.astype(kernel_dtype.dtype)
+    leading = tuple(range(d_y.ndim - 1))
+    d_kernel = jnp.tensordot(x_low, d_y, (leading, leading),
+                             preferred_element_type=jnp.float32)
+    return _matmul(d_y, kernel_low.T, dtype), d_kernel
 
 
 _low_precision_matmul.defvjp(_low_precision_matmul_fwd, _low_precision_matmul_bwd)
@@ -64,9 +64,10 @@ def dense(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array],
           dtype=jnp.float32) -> jax.Array:
     """``x [..., D] @ kernel [D, F] (+ bias)``, multiplied in ``dtype``, float32 out."""
     if jnp.dtype(dtype) == jnp.float32:
-        y = jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
-    else:
-        y = _low_precision_matmul(x, kernel, jnp.dtype(dtype))
+        y = _matmul(x, kernel, dtype)
+    else:  # float32 operands: the casts' VJPs return the gradients in x's and kernel's dtypes
+        y = _low_precision_matmul(x.astype(jnp.float32), kernel.astype(jnp.float32),
+                                  jnp.dtype(dtype))
     return y if bias is None else y + bias.astype(jnp.float32)
 
 
