@@ -25,6 +25,7 @@ tighter ceiling bounds every search that stops as these do. Prints a table, then
 JSON line.
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ from typing import Optional
 
 import jax
 import numpy as np
+import optax
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -40,7 +42,10 @@ from model_flops import search_flops
 from side_by_side import jax_matmul_rate, torch_matmul_rate
 from s2s_jax import decoding, host_memory, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
-from s2s_jax.experiment import Experiment
+from s2s_jax.data.sources import load_corpus
+from s2s_jax.parameters import NoCheckpointError, make_checkpointer, restore_configured
+from s2s_jax.train_state import initial_state
+from s2s_jax.translator import Translator
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_decode", "Checkpoints (optional), caches.")
@@ -69,7 +74,7 @@ def _decode_split(decode, params, batches, mesh) -> tuple[float, list[np.ndarray
     return time.perf_counter() - start, best
 
 
-def _torch_decoder(exp, beam_size: int):
+def _torch_decoder(translator: Translator, beam_size: int):
     """The PyTorch reference's ``(batch) -> best hypotheses``, or None without torch."""
     if not FLAGS.torch:
         return None
@@ -81,14 +86,15 @@ def _torch_decoder(exp, beam_size: int):
                                          precision)
     except ImportError:
         return None
-    model_config = {**exp.config.model.to_dict(), "src_vocab_size": exp.corpus.src_vocab.size,
-                    "tgt_vocab_size": exp.corpus.tgt_vocab.size}
+    model_config = {**translator.config.model.to_dict(),
+                    "src_vocab_size": translator.src_vocab.size,
+                    "tgt_vocab_size": translator.tgt_vocab.size}
     check_supported(model_config)
     torch.set_num_threads(os.cpu_count())
     peer = TorchSeq2Seq(model_config)
-    load_flax_params(peer, jax.device_get(exp.state.params))
+    load_flax_params(peer, jax.device_get(translator.params))
     peer.eval()
-    ev = exp.config.eval
+    ev = translator.config.eval
 
     def decode(batch):
         src, mask = torch.from_numpy(batch["src"]).long(), torch.from_numpy(batch["src_mask"])
@@ -117,15 +123,24 @@ def main(argv):
     del argv
     config = FLAGS.config
     host_memory.configure(config)  # for both libraries: one process runs both
-    exp = Experiment.create(config, FLAGS.workdir)
-    trained = exp.restore("best") or exp.restore("latest")
-    pairs = exp.corpus.splits[config.eval.split]
-    examples = encode_pairs(pairs, exp.corpus.src_vocab, exp.corpus.tgt_vocab)
+    corpus = load_corpus(config, FLAGS.workdir)
+    translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
+    mesh = translator.mesh
+    try:  # the workdir's best (else latest) checkpoint, or random weights
+        params, _ = restore_configured(make_checkpointer(config, FLAGS.workdir),
+                                       translator.abstract_params(), config.eval, FLAGS.workdir)
+        trained = True
+    except NoCheckpointError:
+        params = initial_state(config, translator.model, optax.identity(), mesh).params
+        trained = False
+    translator = dataclasses.replace(translator, params=params)
+    pairs = corpus.splits[config.eval.split]
+    examples = encode_pairs(pairs, corpus.src_vocab, corpus.tgt_vocab)
     _, examples = sort_by_source_length(examples)
-    batch_size = parallel.round_to_devices(config.eval.batch_size, exp.mesh)
+    batch_size = parallel.round_to_devices(config.eval.batch_size, mesh)
     batches = list(eval_batches(examples, batch_size, config.data.buckets))
     src_tokens = np.concatenate([b["src_mask"].sum(axis=1)[b["valid"]] for b in batches])
-    model = {**config.model.to_dict(), "tgt_vocab_size": exp.corpus.tgt_vocab.size}
+    model = {**config.model.to_dict(), "tgt_vocab_size": corpus.tgt_vocab.size}
     rate = _matmul_rate(config.model.dtype)
     results, ceilings, rule_ceilings = [], {}, {}
     for beam_size in map(int, FLAGS.beam_sizes):
@@ -134,12 +149,12 @@ def main(argv):
             eval_config.decoder = "beam" if beam_size > 1 else "greedy"
             eval_config.beam_size = beam_size
             eval_config.n_best = 1
-        decode = decoding.compile_decoder(exp.model, eval_config)
-        compile_seconds, _ = _decode_split(decode, exp.state.params, batches, exp.mesh)
-        peer = _torch_decoder(exp, beam_size)
+        decode = decoding.compile_decoder(translator.model, eval_config)
+        compile_seconds, _ = _decode_split(decode, params, batches, mesh)
+        peer = _torch_decoder(translator, beam_size)
         times = {"s2s_jax": [], "torch": []}
         for _ in range(FLAGS.passes):
-            seconds, best = _decode_split(decode, exp.state.params, batches, exp.mesh)
+            seconds, best = _decode_split(decode, params, batches, mesh)
             times["s2s_jax"].append(seconds)
             if peer:
                 seconds, peer_best, peer_steps = _torch_split(peer, batches)

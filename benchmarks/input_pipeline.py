@@ -17,10 +17,11 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax import host_memory, parallel
+from s2s_jax import host_memory, parallel, schedules
 from s2s_jax.data.batching import TrainBatches, encode_pairs, prefetch
 from s2s_jax.data.sources import load_corpus
-from s2s_jax.experiment import Experiment
+from s2s_jax.train_state import initial_state
+from s2s_jax.translator import Translator
 from s2s_jax.train import batch_sizes, jit_train_step
 
 FLAGS = flags.FLAGS
@@ -50,15 +51,17 @@ def main(argv):
     pipeline_seconds = time.perf_counter() - start
     pipeline_tokens_per_sec = tokens / pipeline_seconds
 
-    exp = Experiment.create(config, FLAGS.workdir, corpus, batches.steps_per_epoch)
+    translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
+    mesh = translator.mesh
     step, rng = jit_train_step(config)
-    state = exp.state
+    state = initial_state(config, translator.model,
+                          schedules.create_optimizer(config.train, batches.steps_per_epoch), mesh)
     compiled = set()
     stream = prefetch(batches.iterate(0), config.data.prefetch)
     start = time.perf_counter()
     while len(compiled) < len(batches.shapes):  # compile every bucket shape first
         batch = next(stream)
-        state, sums = step(state, parallel.shard_batch(batch, exp.mesh), rng)
+        state, sums = step(state, parallel.shard_batch(batch, mesh), rng)
         jax.block_until_ready(sums)
         compiled.add(batch["src"].shape)
     compile_seconds = time.perf_counter() - start
@@ -66,7 +69,7 @@ def main(argv):
     for _ in range(FLAGS.train_steps):
         batch = next(stream)
         start = time.perf_counter()
-        state, sums = step(state, parallel.shard_batch(batch, exp.mesh), rng)
+        state, sums = step(state, parallel.shard_batch(batch, mesh), rng)
         jax.block_until_ready(sums)
         rates.append(_tokens(batch) / (time.perf_counter() - start))
     train_tokens_per_sec = float(np.median(rates))

@@ -20,7 +20,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from s2s_jax import host_memory, parallel
-from s2s_jax.experiment import initial_state
+from s2s_jax.train_state import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.schedules import create_optimizer
 from s2s_jax.train import jit_train_step

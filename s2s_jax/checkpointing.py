@@ -36,6 +36,8 @@ def _not_orbax_info(record: logging.LogRecord) -> bool:
 
 logging.getLogger("absl").addFilter(_not_orbax_info)
 _logger = logging.getLogger(__name__)
+# The directory of a step's one unnamed item, as Orbax names it.
+_ITEM = "default"
 
 
 def _on_every_process(ok: bool) -> bool:
@@ -264,6 +266,32 @@ class Checkpointer:
             f"No checkpoint in {manager.directory} can be restored (steps "
             f"{list(errors)}); the newest one's error is above."
         ) from errors[candidates[0]]
+
+    def restore_params(self, abstract_params: PyTree, step: int,
+                       which: Literal["latest", "best"] = "latest") -> PyTree:
+        """Reads only the parameters of checkpoint `step` of `which`: no optimizer
+        state is read or allocated (what eval, translate and export need).
+
+        Args:
+            abstract_params: `jax.ShapeDtypeStruct`s (with shardings) of the
+                parameters, the `params` field of the saved state.
+            step: A step of `steps()` (latest) or of `best_values()` (best).
+            which: "latest" or "best".
+
+        Raises:
+            FileNotFoundError: If there is no such checkpoint.
+        """
+        manager = self._latest if which == "latest" else self._best
+        if step not in manager.all_steps():
+            raise FileNotFoundError(f"No checkpoint for step {step} in {manager.directory}.")
+        manager.wait_until_finished()
+        target = {"params": abstract_params}
+        restored = ocp.PyTreeCheckpointer().restore(
+            os.path.join(manager.directory, str(step), _ITEM),
+            args=ocp.args.PyTreeRestore(
+                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                partial_restore=True))
+        return restored["params"]
 
     @staticmethod
     def _restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:

@@ -16,10 +16,12 @@ import numpy as np
 import sacrebleu
 from absl import logging
 
-from s2s_jax import decoding, losses, parallel, plots, tuning, wmt17
+from s2s_jax import decoding, losses, parallel, parameters, plots, tuning, wmt17
+from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
-from s2s_jax.experiment import Experiment
+from s2s_jax.data.sources import load_splits
 from s2s_jax.models.seq2seq import Seq2Seq
+from s2s_jax.translator import Translator
 
 
 def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
@@ -58,25 +60,27 @@ def bleu_by_length(lengths: list[int], hypotheses: list[str], references: list[s
 
 
 class Evaluator:
-    """Scores parameters on one split of the experiment's corpus."""
+    """Scores parameters on one list of (source, reference) pairs."""
 
-    def __init__(self, experiment: Experiment, split: str):
-        config = experiment.config
-        self.experiment = experiment
-        pairs = experiment.corpus.splits[split]
-        self.split = split
+    def __init__(self, translator: Translator, pairs: list[tuple[str, str]], name: str,
+                 wmt17_split: Optional[str] = None):
+        """``name`` names the pairs in logs and scalars (a split, or a file);
+        ``wmt17_split`` is the corpus split they are, whose official tokenized
+        references the WMT17 convention may use (None: Moses-tokenized ``pairs``)."""
+        config = translator.config
+        self.translator = translator
+        self.split = name
         self.references = [target for _, target in pairs]
         # (tokenized references, their origin) for the WMT17 convention, when asked.
-        self.wmt17 = (wmt17.references(config, split, self.references)
+        self.wmt17 = (wmt17.references(config, wmt17_split, self.references)
                       if config.eval.wmt17_bleu else None)
         self.empty_sources = [not source.strip() for source, _ in pairs]
-        self.examples = encode_pairs(pairs, experiment.corpus.src_vocab,
-                                     experiment.corpus.tgt_vocab)
+        self.examples = encode_pairs(pairs, translator.src_vocab, translator.tgt_vocab)
         # Decoded shortest source first: a batch's sentences end at about the same step
         # and fit the smallest bucket. Results are put back in the split's order.
         self.order, self._by_length = sort_by_source_length(self.examples)
-        self.batch_size = parallel.round_to_devices(config.eval.batch_size, experiment.mesh)
-        model = experiment.model
+        self.batch_size = parallel.round_to_devices(config.eval.batch_size, translator.mesh)
+        model = translator.model
         self._metrics = decoding.jitted(eval_step, model)
         self._decode = decoding.compile_decoder(model, config.eval)
         self._attention = decoding.jitted(decoding.attention_of, model)
@@ -85,14 +89,15 @@ class Evaluator:
                  eval_config: Optional[Any] = None) -> EvalResult:
         """Scores ``params``, decoding as ``eval_config`` says (default ``config.eval``:
         the tuning grid passes each of its points)."""
-        exp = self.experiment
+        translator = self.translator
+        config, mesh = translator.config, translator.mesh
         decode = (self._decode if eval_config is None
-                  else decoding.compile_decoder(exp.model, eval_config))
-        src_vocab, tgt_vocab = exp.corpus.src_vocab, exp.corpus.tgt_vocab
+                  else decoding.compile_decoder(translator.model, eval_config))
+        src_vocab, tgt_vocab = translator.src_vocab, translator.tgt_vocab
         sums, hypotheses, heatmaps = {}, [None] * len(self.order), {}
         decoded_rows = 0  # self.order[k] is the split position of the k-th decoded row
-        for batch in eval_batches(self._by_length, self.batch_size, exp.config.data.buckets):
-            arrays = parallel.shard_batch(parallel.process_rows(batch), exp.mesh)
+        for batch in eval_batches(self._by_length, self.batch_size, config.data.buckets):
+            arrays = parallel.shard_batch(parallel.process_rows(batch), mesh)
             sums = losses.add(sums, self._metrics(params, arrays))
             decoded = decode(params, arrays["src"], arrays["src_mask"])
             rows = np.flatnonzero(batch["valid"])
@@ -114,11 +119,11 @@ class Evaluator:
                                           [tgt_vocab.piece(i) for i in tokens])
         heatmaps = [heatmaps[position] for position in sorted(heatmaps)]
         metrics = losses.summarize(parallel.fetch(sums))
-        tokenize = exp.config.data.bleu_tokenize
+        tokenize = config.data.bleu_tokenize
         metrics.update(score(hypotheses, self.references, tokenize))
         if self.wmt17:
             tokenized, origin = self.wmt17
-            metrics.update(wmt17.score(hypotheses, tokenized, exp.config.data.tgt_lang, origin))
+            metrics.update(wmt17.score(hypotheses, tokenized, config.data.tgt_lang, origin))
         lengths = [len(src) - 1 for src in self.examples.src]  # without EOS
         return EvalResult(metrics, hypotheses, heatmaps,
                           bleu_by_length(lengths, hypotheses, self.references, tokenize))
@@ -139,18 +144,22 @@ def score(hypotheses: list[str], references: list[str], tokenize: str) -> dict[s
 
 
 def write_report(result: EvalResult, directory: str, step: Optional[int] = None,
-                 parameters_of_steps: Optional[list[int]] = None) -> None:
+                 parameters_of_steps: Optional[list[int]] = None,
+                 eval_config: Optional[Any] = None) -> None:
     """hypotheses.txt (one line per source line), metrics.json (with BLEU by source
-    length and the checkpoint steps whose mean parameters were scored, if given),
-    bleu_by_length.png and attention_<i>.png."""
+    length, the checkpoint steps whose mean parameters were scored and the decoding
+    settings of ``eval_config``, if given), bleu_by_length.png and attention_<i>.png."""
     if jax.process_index() != 0:
         return
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "hypotheses.txt"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in result.hypotheses)
+    decoding_settings = (None if eval_config is None else
+                         {key: eval_config[key] for key in parameters.DECODING_FIELDS})
     with open(os.path.join(directory, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump({"step": step, "parameters_of_steps": parameters_of_steps,
-                   **result.metrics, "bleu_by_length": result.bleu_by_length}, f, indent=2)
+                   "decoding": decoding_settings, **result.metrics,
+                   "bleu_by_length": result.bleu_by_length}, f, indent=2)
     rows = [row for row in result.bleu_by_length if row["sentences"]]
     plots.bleu_by_length([f"{r['bucket']} ({r['sentences']})" for r in rows],
                          {"model": [r["bleu"] for r in rows]},
@@ -160,30 +169,57 @@ def write_report(result: EvalResult, directory: str, step: Optional[int] = None,
                                 title=f"attention, example {i}")
 
 
-def run(config, workdir: str, experiment: Optional[Experiment] = None) -> dict[str, float]:
-    """``--mode=eval``: restore ``config.eval.checkpoint`` and score ``config.eval.split``."""
-    experiment = experiment or Experiment.create(config, workdir)
-    which = config.eval.checkpoint
-    if config.eval.average_checkpoints > 1:
-        steps = experiment.restore_average(config.eval.average_checkpoints)
-    elif experiment.restore(which) or experiment.restore("latest"):
-        steps = [int(experiment.state.step)]
-    else:
-        raise FileNotFoundError(f"no checkpoint to evaluate in {workdir!r}")
-    step = int(experiment.state.step)
+def choose(translator: Translator, workdir: str, checkpointer: Checkpointer,
+           splits: Optional[dict] = None) -> tuple[Translator, list[int]]:
+    """``translator`` with the parameters ``config.eval`` names, then (where the config
+    asks) the parameters and decoding settings chosen on ``config.eval.train_split``
+    (``s2s_jax.tuning``); and the checkpoint steps of its parameters. ``splits``: the
+    corpus splits at hand (the validation split is loaded if it is not)."""
+    config = translator.config
+    abstract = translator.abstract_params()
+    params, steps = parameters.restore_configured(checkpointer, abstract, config.eval, workdir)
     averages = config.eval.tune_average_checkpoints + config.eval.tune_average_best
     if averages or config.eval.tune_beam_sizes:
-        validation = Evaluator(experiment, config.eval.train_split)
+        split = config.eval.train_split
+        validation = Evaluator(translator, split_pairs(config, workdir, splits, split), split,
+                               wmt17_split=split)
     if averages:
-        experiment, steps = tuning.choose_parameters(experiment, validation)
+        params, steps = tuning.choose_parameters(config, workdir, checkpointer, abstract,
+                                                 params, steps, validation)
     if config.eval.tune_beam_sizes:
-        config = tuning.choose_decoding(experiment, validation)
-        experiment = dataclasses.replace(experiment, config=config)
-    result = Evaluator(experiment, config.eval.split)(experiment.state.params,
-                                                     config.eval.num_heatmaps)
-    directory = os.path.join(workdir, "eval", config.eval.split)
-    write_report(result, directory, step, parameters_of_steps=steps)
-    logging.info("%s at step %d: %s", config.eval.split, step,
+        config = tuning.choose_decoding(config, workdir, params, validation)
+    return dataclasses.replace(translator, config=config, params=params), steps
+
+
+def report(translator: Translator, pairs: list[tuple[str, str]], name: str, directory: str,
+           wmt17_split: Optional[str] = None,
+           steps: Optional[list[int]] = None) -> dict[str, float]:
+    """Scores ``translator`` on ``pairs`` and writes the report into ``directory``."""
+    config = translator.config
+    result = Evaluator(translator, pairs, name, wmt17_split)(translator.params,
+                                                            config.eval.num_heatmaps)
+    step = max(steps) if steps else None
+    write_report(result, directory, step, parameters_of_steps=steps, eval_config=config.eval)
+    logging.info("%s at step %s: %s", name, step,
                  {k: v for k, v in result.metrics.items() if not k.endswith("signature")})
     logging.info("wrote %s", directory)
     return result.metrics
+
+
+def run(config, workdir: str, translator: Translator, checkpointer: Checkpointer,
+        splits: Optional[dict] = None) -> dict[str, float]:
+    """Scores ``config.eval.split`` with the parameters and decoding that ``choose``
+    picks, into ``<workdir>/eval/<split>/``: the end of training, and ``--mode=eval``
+    on a workdir."""
+    translator, steps = choose(dataclasses.replace(translator, config=config), workdir,
+                               checkpointer, splits)
+    split = config.eval.split
+    return report(translator, split_pairs(config, workdir, splits, split), split, os.path.join(workdir, "eval", split),
+                  wmt17_split=split, steps=steps)
+
+
+def split_pairs(config, workdir: str, splits: Optional[dict], split: str) -> list[tuple[str, str]]:
+    """``splits[split]``, or that split loaded from the config's data source."""
+    if splits is not None and split in splits:
+        return splits[split]
+    return load_splits(config, workdir, [split])[split]

@@ -1,31 +1,71 @@
-"""Command line: train, evaluate or translate with one config file.
+"""Command line: train, evaluate, translate or export.
 
   python -m s2s_jax.main --config=configs/default.py --workdir=runs/default
-  python -m s2s_jax.main --config=configs/default.py --workdir=runs/default --mode=eval
-  echo "march 3rd 1999" | python -m s2s_jax.main --config=configs/default.py \
-      --workdir=runs/default --mode=translate
+  python -m s2s_jax.main --workdir=runs/default --mode=eval
+  echo "march 3rd 1999" | python -m s2s_jax.main --workdir=runs/default --mode=translate
+  python -m s2s_jax.main --workdir=runs/default --mode=export --export_dir=exports/dates
+  python -m s2s_jax.main --model=exports/dates --mode=eval --src_file=X --ref_file=Y
 
-Any config field can be overridden: ``--config.model.hidden_size=256``.
+Training needs ``--config``; the other modes read the config stored with the model
+(``--workdir`` or an export's ``--model``), and any field that leaves the model as it
+is can be overridden: ``--config.eval.beam_size=5``.
 """
 
 import contextlib
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
-from s2s_jax import evaluate, host_memory, parallel, train, translate
+from s2s_jax import evaluate, export, host_memory, loading, model_files, parallel, train
+from s2s_jax import translate
+from s2s_jax.data import readers
 from s2s_jax.data.readers import CorpusError
+from s2s_jax.parameters import NoCheckpointError, make_checkpointer
+from s2s_jax.translator import Translator
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "translate"], "What to do.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "translate", "export"], "What to do.")
+flags.DEFINE_string("model", None, "eval / translate: an export directory (instead of "
+                    "--workdir).")
 flags.DEFINE_string("input", None, "translate: file of source lines (default stdin).")
 flags.DEFINE_string("output", None, "translate: file for the translations (default stdout).")
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py.",
-                                lock_config=True)
-flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_string("src_file", None, "eval: score these source lines (with --ref_file) "
+                    "instead of config.eval.split.")
+flags.DEFINE_string("ref_file", None, "eval: the references of --src_file, line by line.")
+flags.DEFINE_string("export_dir", None, "export: the directory to write.")
+flags.DEFINE_enum("export_dtype", "float32", list(export.DTYPES),
+                  "export: the parameters' dtype.")
+
+
+def _model_path(argv: list[str]) -> str | None:
+    """The directory whose stored config a run without ``--config`` starts from:
+    ``--model``, else ``--workdir`` (for modes other than train)."""
+    FLAGS(argv, known_only=True)
+    path = None if FLAGS.mode == "train" else FLAGS.model or FLAGS.workdir
+    FLAGS.unparse_flags()
+    return path
+
+
+def define_config_flag(argv: list[str]) -> None:
+    """``--config=FILE``; without it, eval, translate and export start from the config
+    stored with the model, so that ``--config.x=y`` overrides apply to that."""
+    named = any(arg in ("--config", "-config") or arg.startswith(("--config=", "-config="))
+                for arg in argv[1:])
+    path = None if named else _model_path(argv)
+    if path is None:
+        config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py.",
+                                        lock_config=True)
+        return
+    try:
+        stored = model_files.read_config(path)
+    except config_lib.ConfigError as error:
+        sys.exit(f"error: {error}")
+    config_flags.DEFINE_config_dict("config", stored, "The stored config (override fields "
+                                    "with --config.x=y).", lock_config=True)
 
 
 def _text_file(path: str | None, mode: str, default):
@@ -38,33 +78,88 @@ def _text_file(path: str | None, mode: str, default):
     return contextlib.nullcontext(default)
 
 
-def _translate(config, workdir: str) -> None:
+def _train(config) -> None:
+    train.train_and_evaluate(config, FLAGS.workdir)
+
+
+def _eval(config) -> None:
+    """Scores config.eval.split, or --src_file against --ref_file, and writes the report
+    into <workdir or model>/eval/<split, or the source file's name>."""
+    if bool(FLAGS.src_file) != bool(FLAGS.ref_file):
+        raise config_lib.ConfigError("--src_file and --ref_file go together")
+    path = FLAGS.model or FLAGS.workdir
+    if FLAGS.src_file:
+        pairs = readers.read_aligned(FLAGS.src_file, FLAGS.ref_file, drop_empty=False)[0]
+        name = os.path.basename(FLAGS.src_file).rsplit(".", 1)[0] or "files"
+        directory = os.path.join(FLAGS.workdir or path, "eval", name)
+        translator, steps = loading.load_with_steps(path, config)
+        evaluate.report(translator, pairs, name, directory, steps=steps)
+    elif FLAGS.model:
+        translator, steps = loading.load_with_steps(path, config)
+        split = config.eval.split
+        directory = os.path.join(FLAGS.workdir or path, "eval", split)
+        evaluate.report(translator, evaluate.split_pairs(config, path, None, split), split, directory,
+                        wmt17_split=split, steps=steps)
+    else:
+        _, config = loading.resolved_config(path, config)
+        translator = Translator.build(config, *model_files.read_vocabs(path))
+        evaluate.run(config, path, translator, make_checkpointer(config, path))
+
+
+def _translate(config) -> None:
+    translator = loading.load(FLAGS.model or FLAGS.workdir, config)
     with (_text_file(FLAGS.input, "r", sys.stdin) as source,
           _text_file(FLAGS.output, "w", sys.stdout) as sink):
-        translate.run(config, workdir, source, sink)
+        translate.run(translator, source, sink)
 
 
-MODES = {
-    "train": train.train_and_evaluate,
-    "eval": evaluate.run,
-    "translate": _translate,
-}
+def _export(config) -> None:
+    if not FLAGS.export_dir:
+        raise config_lib.ConfigError("--mode=export needs --export_dir")
+    export.export(config, FLAGS.workdir, FLAGS.export_dir, FLAGS.export_dtype)
+
+
+MODES = {"train": _train, "eval": _eval, "translate": _translate, "export": _export}
+
+
+def _check_paths() -> None:
+    """The directories a mode needs, before any compute."""
+    if FLAGS.mode in ("train", "export") or not FLAGS.model:
+        if not FLAGS.workdir:
+            raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --workdir"
+                                         + ("" if FLAGS.mode in ("train", "export")
+                                            else " or --model"))
+        if FLAGS.mode == "train":
+            config_lib.check_workdir(FLAGS.workdir)
+    if FLAGS.mode in ("translate", "eval") and FLAGS.model and not loading.is_export(FLAGS.model):
+        raise config_lib.ConfigError(f"--model {FLAGS.model!r} is not an export directory "
+                                     f"(no {loading.PARAMS_DIR}/); for a workdir use --workdir")
+    if FLAGS.config is None:
+        raise config_lib.ConfigError("--mode=train needs --config")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
+        _check_paths()
         config_lib.validate(FLAGS.config)
-        config_lib.check_workdir(FLAGS.workdir)
+        path = FLAGS.model or FLAGS.workdir
+        if model_files.has_config(path):  # resuming or using a model: the same model
+            model_files.check_same_model(model_files.read_config(path), FLAGS.config, path)
         parallel.initialize_distributed(FLAGS.config)
         host_memory.configure(FLAGS.config)
         logging.info("config:\n%s", FLAGS.config)
-        MODES[FLAGS.mode](FLAGS.config, FLAGS.workdir)
-    except (config_lib.ConfigError, CorpusError,  # the user's input, not a bug
-            train.DivergenceError) as error:  # nor is a diverged run
+        MODES[FLAGS.mode](FLAGS.config)
+    except (config_lib.ConfigError, CorpusError, NoCheckpointError,  # the user's input,
+            train.DivergenceError) as error:  # not a bug; nor is a diverged run
         sys.exit(f"error: {error}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    define_config_flag(sys.argv)
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -10,13 +10,16 @@ import optax
 from absl import logging
 from clu import metric_writers
 
-from s2s_jax import evaluate, losses, output_loss, parallel, plots, schedules
+from s2s_jax import (evaluate, losses, model_files, output_loss, parallel, parameters, plots,
+                     schedules)
+from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError
 from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
                                    token_budget_batch_sizes)
-from s2s_jax.data.sources import load_corpus
-from s2s_jax.experiment import Experiment, TrainState
+from s2s_jax.data.sources import Corpus, load_corpus
 from s2s_jax.preemption import Preemption
+from s2s_jax.train_state import TrainState, initial_state
+from s2s_jax.translator import Translator
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
@@ -188,15 +191,23 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
                  corpus.num_dropped, batches.num_filtered, batches.num_skipped,
                  batches.shapes, batches.steps_per_epoch, corpus.src_vocab.size,
                  corpus.tgt_vocab.size)
-    exp = Experiment.create(config, workdir, corpus, batches.steps_per_epoch)
-    if exp.restore("latest"):
-        logging.info("resuming at step %d", int(exp.state.step))
+    translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
+    model_files.write(workdir, config, corpus.src_vocab, corpus.tgt_vocab)
+    state = initial_state(config, translator.model,
+                          schedules.create_optimizer(config.train, batches.steps_per_epoch),
+                          translator.mesh)
+    checkpointer = parameters.make_checkpointer(config, workdir)
+    if checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state)
+        logging.info("resuming at step %d", int(state.step))
     try:
-        finished = _train(exp, batches, writer, deadline)
+        finished = _train(translator, corpus, state, checkpointer, batches, writer, deadline)
     finally:  # a stopped run still completes the checkpoints it started
-        exp.checkpointer.wait()
+        checkpointer.wait()
         writer.flush()
-    return evaluate.run(config, workdir, exp) if finished else None
+    if not finished:
+        return None
+    return evaluate.run(config, workdir, translator, checkpointer, corpus.splits)
 
 
 def _no_progress(checkpointer, step: int, train) -> bool:
@@ -213,22 +224,24 @@ def _out_of_time(train, deadline: float) -> bool:
         time.monotonic() >= deadline)
 
 
-def _train(exp: Experiment, batches: TrainBatches, writer, deadline: float) -> bool:
-    """Trains ``exp.state`` up to ``config.train.num_steps`` or the ``deadline``
+def _train(translator: Translator, corpus: Corpus, state: TrainState,
+           checkpointer: Checkpointer, batches: TrainBatches, writer, deadline: float) -> bool:
+    """Trains ``state`` up to ``config.train.num_steps`` or the ``deadline``
     (``time.monotonic()``, with a time budget), evaluating and saving checkpoints on
     the way; returns False if SIGTERM stopped it."""
-    config = exp.config
+    config = translator.config
     train = config.train
     step_fn, rng = jit_train_step(config)
-    evaluator = evaluate.Evaluator(exp, config.eval.train_split)
-    start = int(exp.state.step)
+    split = config.eval.train_split
+    evaluator = evaluate.Evaluator(translator, corpus.splits[split], split, wmt17_split=split)
+    start = int(state.step)
     sums, last_time, last_step = {}, time.time(), start
     nonfinite = NonFiniteRun(train.max_consecutive_nonfinite)
     stream = prefetch(batches.iterate(start), config.data.prefetch)
     with Preemption() as preemption:
         for step in range(start + 1, train.num_steps + 1):
-            batch = parallel.shard_batch(next(stream), exp.mesh)
-            exp.state, step_sums = step_fn(exp.state, batch, rng)
+            batch = parallel.shard_batch(next(stream), translator.mesh)
+            state, step_sums = step_fn(state, batch, rng)
             nonfinite.push(step, step_sums["skipped"])
             sums = losses.add(sums, step_sums)
             last = step == train.num_steps
@@ -242,22 +255,22 @@ def _train(exp: Experiment, batches: TrainBatches, writer, deadline: float) -> b
                            step - last_step, train.num_steps)
                 sums, last_time, last_step = {}, now, step
             if preemption.reached(step):
-                exp.checkpointer.save(step, exp.state)
+                checkpointer.save(step, state)
                 logging.warning("SIGTERM: stopped after saving the checkpoint of step %d; "
                                 "the same command resumes", step)
                 return False
             if step % train.eval_every == 0 or last:
                 started = time.time()
-                _evaluate(evaluator, writer, exp.checkpointer, step, exp.state, config)
+                _evaluate(evaluator, writer, checkpointer, step, state, config)
                 last_time += time.time() - started  # steps/s counts training time only
-                if _no_progress(exp.checkpointer, step, train):
-                    exp.checkpointer.save(step, exp.state)
+                if _no_progress(checkpointer, step, train):
+                    checkpointer.save(step, state)
                     logging.info("early stopping at step %d: no better %s in %d evaluations "
                                  "(best at step %d)", step, train.best_metric,
-                                 train.early_stopping_evals, exp.checkpointer.best_step())
+                                 train.early_stopping_evals, checkpointer.best_step())
                     break
             if step % train.checkpoint_every == 0 or last:
-                exp.checkpointer.save(step, exp.state)
+                checkpointer.save(step, state)
             if last:
                 break
     nonfinite.flush()

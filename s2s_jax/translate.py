@@ -12,17 +12,11 @@ compiled shape. Bytes that are not UTF-8 reach the model as U+FFFD (see ``main``
 
 import itertools
 import sys
-from typing import Iterable, Iterator, TextIO
+from typing import Iterator, TextIO
 
-import numpy as np
 from absl import logging
 
-from s2s_jax import decoding, parallel
-from s2s_jax.data.batching import encode_source, pad_source_batch
-from s2s_jax.data.vocab import EOS_ID
-from s2s_jax.experiment import Experiment
-
-Hypotheses = list[tuple[str, float]]  # (translation, score), best first
+from s2s_jax.translator import Translator
 
 
 def read_lines(source: TextIO, max_chars: int) -> Iterator[str]:
@@ -42,49 +36,12 @@ def read_lines(source: TextIO, max_chars: int) -> Iterator[str]:
         yield line
 
 
-def translate_lines(experiment: Experiment, lines: Iterable[str]) -> Iterator[Hypotheses]:
-    """Yields the n-best translations of each input line, in order, each on one line."""
-    config = experiment.config
-    corpus, mesh = experiment.corpus, experiment.mesh
-    batch_size = parallel.round_to_devices(config.eval.batch_size, mesh)
-    max_src_len = max(src_len for src_len, _ in config.data.buckets)
-    decode = decoding.compile_decoder(experiment.model, config.eval)
-    params = experiment.state.params
-    numbered = enumerate((line.rstrip("\r\n") for line in lines), start=1)
-    while chunk := list(itertools.islice(numbered, batch_size)):
-        to_decode = [i for i, (_, line) in enumerate(chunk) if line.strip()]
-        outputs: list[Hypotheses] = [[("", 0.0)] for _ in chunk]
-        if to_decode:
-            sources = [_truncated(encode_source(chunk[i][1], corpus.src_vocab), max_src_len,
-                                  chunk[i][0]) for i in to_decode]
-            batch = pad_source_batch(sources, batch_size, config.data.buckets)
-            arrays = parallel.shard_batch(parallel.process_rows(batch), mesh)
-            decoded = parallel.fetch(decode(params, arrays["src"], arrays["src_mask"]))
-            for row, i in enumerate(to_decode):
-                nbest = zip(decoded.tokens[row], decoded.scores[row])
-                outputs[i] = [(" ".join(corpus.tgt_vocab.decode(tokens).splitlines()),
-                               float(score))  # decode stops at EOS
-                              for tokens, score in nbest if np.isfinite(score)]
-        yield from outputs
-
-
-def _truncated(src: np.ndarray, max_len: int, line_number: int) -> np.ndarray:
-    """Source ids (ending in EOS) cut to ``max_len`` ids, EOS kept, with a warning."""
-    if len(src) <= max_len:
-        return src
-    logging.warning("input line %d has %d tokens; translating its first %d", line_number,
-                    len(src) - 1, max_len - 1)
-    return np.append(src[:max_len - 1], EOS_ID).astype(src.dtype)
-
-
-def run(config, workdir: str, source: TextIO = sys.stdin, sink: TextIO = sys.stdout) -> None:
-    experiment = Experiment.create(config, workdir)
-    which = config.eval.checkpoint
-    if not experiment.restore(which) and not experiment.restore("latest"):
-        raise FileNotFoundError(f"no checkpoint to translate with in {workdir!r}")
+def run(translator: Translator, source: TextIO = sys.stdin, sink: TextIO = sys.stdout) -> None:
+    """Writes the translation of each line of ``source`` to ``sink`` as it is ready."""
+    config = translator.config
     n_best = config.eval.n_best if config.eval.decoder == "beam" else 1
     lines = read_lines(source, config.eval.max_input_chars)
-    for index, hypotheses in enumerate(translate_lines(experiment, lines)):
+    for index, hypotheses in enumerate(translator.translate_lines(lines)):
         if n_best == 1:
             sink.write(hypotheses[0][0] + "\n")
         else:

@@ -15,7 +15,6 @@ a traced argument of the compiled search, so the grid compiles one search per be
 """
 
 import copy
-import dataclasses
 import itertools
 import json
 import os
@@ -24,7 +23,8 @@ from typing import Any, Callable
 import jax
 from absl import logging
 
-from s2s_jax.experiment import Experiment, mean_params
+from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.parameters import mean_params, restore_step
 
 
 def _with_beam(config, beam_size: int, alpha: float):
@@ -33,71 +33,69 @@ def _with_beam(config, beam_size: int, alpha: float):
     return config
 
 
-def choose_parameters(experiment: Experiment,
-                      evaluator: Callable) -> tuple[Experiment, list[int]]:
-    """The experiment with the parameters that decode the validation split best
-    (``evaluator(params).metrics``, greedy or as ``config.eval`` says) among its own,
-    the means of the latest N checkpoints (N in ``eval.tune_average_checkpoints``)
-    and those of the best N (N in ``eval.tune_average_best``); and the steps whose
-    parameters it holds. The rows ``{"steps", <metric>}`` go to
-    ``<workdir>/eval/<train_split>/parameters.json``."""
-    config = experiment.config
+def choose_parameters(config, workdir: str, checkpointer: Checkpointer, abstract: Any,
+                      params: Any, steps: list[int],
+                      evaluator: Callable) -> tuple[Any, list[int]]:
+    """The parameters that decode the validation split best (``evaluator(params)
+    .metrics``, greedy or as ``config.eval`` says) among ``params`` (of checkpoints
+    ``steps``), the means of the latest N checkpoints (N in
+    ``eval.tune_average_checkpoints``) and those of the best N (N in
+    ``eval.tune_average_best``); and the steps whose parameters they are. The rows
+    ``{"steps", <metric>}`` go to ``<workdir>/eval/<train_split>/parameters.json``."""
     metric = config.train.best_metric
-    checkpointer = experiment.checkpointer
-    candidates = {(int(experiment.state.step),): experiment.state.params}
-    for steps, params in (
-            _means(experiment, checkpointer.steps()[::-1], "latest",
+    candidates = {tuple(sorted(steps)): params}
+    for means_steps, means in (
+            _means(checkpointer, abstract, checkpointer.steps()[::-1], "latest",
                    config.eval.tune_average_checkpoints)
-            + _means(experiment, list(checkpointer.best_values()), "best",
+            + _means(checkpointer, abstract, list(checkpointer.best_values()), "best",
                      config.eval.tune_average_best)):
-        candidates.setdefault(steps, params)  # the same steps: the same parameters
+        candidates.setdefault(means_steps, means)  # the same steps: the same parameters
     rows = []
-    for steps, params in candidates.items():
-        rows.append({"steps": list(steps), metric: evaluator(params).metrics[metric]})
+    for candidate_steps, candidate in candidates.items():
+        rows.append({"steps": list(candidate_steps), metric: evaluator(candidate).metrics[metric]})
         logging.info("%s, parameters of steps %s: %s %.2f", config.eval.train_split,
                      rows[-1]["steps"], metric, rows[-1][metric])
     # On a tie the checkpoint itself, which is scored first.
     chosen = _best(rows, metric, config.train.best_mode)
     logging.info("chosen on %s: parameters of steps %s", config.eval.train_split,
                  rows[chosen]["steps"])
-    _write(experiment, "parameters.json",
+    _write(config, workdir, "parameters.json",
            {"metric": metric, "chosen": rows[chosen], "candidates": rows})
-    state = experiment.state.replace(params=list(candidates.values())[chosen])
-    return dataclasses.replace(experiment, state=state), rows[chosen]["steps"]
+    return list(candidates.values())[chosen], rows[chosen]["steps"]
 
 
-def _means(experiment: Experiment, steps: list[int], which: str,
+def _means(checkpointer: Checkpointer, abstract: Any, steps: list[int], which: str,
            counts: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any]]:
     """(steps, mean parameters) of the first N of ``steps`` (checkpoints of
     ``which``), for each N of ``counts`` that there are checkpoints for."""
     counts = [n for n in sorted(set(counts)) if n <= len(steps)]
     if not counts:
         return []
-    params = experiment.params_of(steps[:counts[-1]], which)
+    params = [restore_step(checkpointer, abstract, step, which) for step in steps[:counts[-1]]]
     return [(tuple(sorted(steps[:n])), mean_params(params[:n])) for n in counts]
 
 
-def choose_decoding(experiment: Experiment, evaluator: Callable):
-    """Decodes the validation split with the experiment's parameters at every grid
-    point (``evaluator(params, eval_config=...).metrics``: an evaluate.Evaluator of
+def choose_decoding(config, workdir: str, params: Any, evaluator: Callable):
+    """Decodes the validation split with ``params`` at every grid point
+    (``evaluator(params, eval_config=...).metrics``: an evaluate.Evaluator of
     ``config.eval.train_split``) and returns the config with the best (beam size,
     alpha). The grid's rows ``{"beam_size", "alpha", <metric>}`` go to
     ``<workdir>/eval/<train_split>/decoding_grid.json``."""
-    config = experiment.config
     metric, mode = config.train.best_metric, config.train.best_mode
     split = config.eval.train_split
     rows = []
     for beam_size, alpha in itertools.product(config.eval.tune_beam_sizes,
                                               config.eval.tune_alphas):
         trial = _with_beam(config, beam_size, alpha).eval
-        value = evaluator(experiment.state.params, eval_config=trial).metrics[metric]
+        value = evaluator(params, eval_config=trial).metrics[metric]
         rows.append({"beam_size": beam_size, "alpha": alpha, metric: value})
         logging.info("%s, beam %d, alpha %.2f: %s %.2f", split, beam_size, alpha, metric,
                      value)
     best = rows[_best(rows, metric, mode)]
     logging.info("chosen on %s: beam %d, alpha %.2f (%s %.2f)", split, best["beam_size"],
                  best["alpha"], metric, best[metric])
-    _write(experiment, "decoding_grid.json", {"metric": metric, "chosen": best, "grid": rows})
+    _write(config, workdir, "decoding_grid.json",
+           {"metric": metric, "chosen": best, "grid": rows})
     return _with_beam(config, best["beam_size"], best["alpha"])
 
 
@@ -108,10 +106,10 @@ def _best(rows: list[dict], metric: str, mode: str) -> int:
     return pick(range(len(rows)), key=lambda i: rows[i][metric])
 
 
-def _write(experiment: Experiment, name: str, report: dict) -> None:
+def _write(config, workdir: str, name: str, report: dict) -> None:
     """``report`` as ``<workdir>/eval/<train_split>/<name>``, from process 0."""
     if jax.process_index() == 0:
-        directory = os.path.join(experiment.workdir, "eval", experiment.config.eval.train_split)
+        directory = os.path.join(workdir, "eval", config.eval.train_split)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, name), "w") as f:
             json.dump(report, f, indent=2)

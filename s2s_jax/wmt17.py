@@ -42,12 +42,13 @@ def official_references(manual_dir: str, split: str, lang: str) -> Optional[list
         return f.read().splitlines()
 
 
-def references(config, split: str, raw: list[str]) -> tuple[list[str], str]:
+def references(config, split: Optional[str], raw: list[str]) -> tuple[list[str], str]:
     """Tokenized references for ``split`` and where they come from: the official files
-    for Multi30k with a manual_dir, else ``raw`` through ``preprocess``."""
+    for a Multi30k split with a manual_dir, else (and for ``split`` None: references
+    that are no corpus split) ``raw`` through ``preprocess``."""
     data = config.data
     official = (official_references(data.manual_dir, split, data.tgt_lang)
-                if data.source == "multi30k" else None)
+                if data.source == "multi30k" and split is not None else None)
     if official is not None and len(official) == len(raw):
         return official, "official"
     return [preprocess(line, data.tgt_lang) for line in raw], "moses"

@@ -14,7 +14,8 @@ from flax.training import train_state
 
 from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.config import base_config
-from s2s_jax.experiment import Experiment
+from s2s_jax.parameters import restore_configured
+from setups import build
 
 
 def _state(seed: int = 0, features: int = 3) -> train_state.TrainState:
@@ -164,18 +165,33 @@ def test_checkpoints_of_another_model_are_kept(tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
 
 
-def test_experiment_averages_the_latest_checkpoints(tmp_path):
+def test_restore_params_reads_the_parameters_alone(tmp_path):
+    state = _state()
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(7, state)
+    ckpt.save_best(7, state, metric_value=1.0)
+    ckpt.wait()
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.params)
+    for which in ("latest", "best"):
+        _assert_equal(ckpt.restore_params(abstract, 7, which), state.params)
+    with pytest.raises(FileNotFoundError, match="No checkpoint for step 8"):
+        ckpt.restore_params(abstract, 8)
+
+
+def test_the_configured_average_of_the_latest_checkpoints(tmp_path):
     config = base_config()
     config.data.update(task="reversal", train_size=50, eval_size=5)
     config.model.update(embed_dim=4, hidden_size=8, attention_dim=8)
-    exp = Experiment.create(config, str(tmp_path))
-    base = exp.state
+    setup = build(config, tmp_path)
+    base = setup.state
     for k, step in enumerate((10, 20, 30, 40)):  # keep_checkpoints = 3: 20, 30, 40 stay
         scaled = base.replace(step=step, params=jax.tree.map(lambda p: p * (k + 1),
                                                              base.params))
-        exp.checkpointer.save(step, scaled)
-    exp.checkpointer.wait()
-    assert exp.restore_average(3) == [20, 30, 40]
-    for got, want in zip(jax.tree.leaves(exp.state.params), jax.tree.leaves(base.params)):
+        setup.checkpointer.save(step, scaled)
+    setup.checkpointer.wait()
+    config.eval.average_checkpoints = 3
+    params, steps = restore_configured(setup.checkpointer, setup.abstract, config.eval,
+                                       str(tmp_path))
+    assert steps == [20, 30, 40]
+    for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(base.params)):
         np.testing.assert_allclose(got, 3.0 * np.asarray(want), rtol=1e-6, atol=1e-7)
-    assert int(exp.state.step) == 40

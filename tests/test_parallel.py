@@ -27,7 +27,7 @@ def _compare_devices() -> dict:
     from s2s_jax.data.batching import TrainBatches, encode_pairs
     from s2s_jax.data.tasks import make_splits
     from s2s_jax.data.vocab import CharVocab
-    from s2s_jax.experiment import TrainState
+    from s2s_jax.train_state import TrainState
     from s2s_jax.models.recurrence import dense
     from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
     from s2s_jax.train import train_step

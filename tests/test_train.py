@@ -13,7 +13,7 @@ from s2s_jax.config import base_config
 from s2s_jax.data.batching import TrainBatches, encode_pairs
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.vocab import CharVocab
-from s2s_jax.experiment import TrainState
+from s2s_jax.train_state import TrainState
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.train import DivergenceError, NonFiniteRun, train_and_evaluate, train_step
 

@@ -9,10 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from s2s_jax import decoding, evaluate, experiment, tuning
+from s2s_jax import decoding, evaluate, parameters, tuning
 from s2s_jax.config import base_config
 from s2s_jax.evaluate import Evaluator
-from s2s_jax.experiment import Experiment
+from setups import build
 
 
 def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, request):
@@ -23,9 +23,9 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
     config.eval.update(num_heatmaps=0, batch_size=8, tune_beam_sizes=(1, 3),
                        tune_alphas=(0.0, 2.0))
     workdir = str(tmp_path)
-    exp = Experiment.create(config, workdir)
-    exp.checkpointer.save(0, exp.state)
-    exp.checkpointer.wait()
+    setup = build(config, workdir)
+    setup.checkpointer.save(0, setup.state)
+    setup.checkpointer.wait()
 
     traced = []  # beam search's options, once per compilation
 
@@ -45,7 +45,8 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
     monkeypatch.setattr(evaluate, "eval_step", eval_step)
     decoding.jitted.cache_clear()  # compilations are shared: start and end afresh
     request.addfinalizer(decoding.jitted.cache_clear)
-    metrics = evaluate.run(config, workdir)
+    metrics = evaluate.run(config, workdir, setup.translator, setup.checkpointer,
+                           setup.corpus.splits)
     # alpha is traced: one compilation per beam size (one bucket) serves the whole grid
     # and then the test split; the validation and test Evaluators share the metrics'.
     assert [beam_size for beam_size, _ in traced] == [1, 3]
@@ -56,8 +57,10 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
         grid = json.load(f)
 
     def chrf(beam_size, alpha, split):
-        trial = dataclasses.replace(exp, config=tuning._with_beam(config, beam_size, alpha))
-        return Evaluator(trial, split)(exp.state.params).metrics["chrf"]
+        trial = dataclasses.replace(setup.translator,
+                                    config=tuning._with_beam(config, beam_size, alpha))
+        return Evaluator(trial, setup.corpus.splits[split], split)(
+            setup.state.params).metrics["chrf"]
 
     assert [(r["beam_size"], r["alpha"]) for r in grid["grid"]] == [
         (1, 0.0), (1, 2.0), (3, 0.0), (3, 2.0)]
@@ -69,24 +72,25 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
     assert metrics["chrf"] == chrf(chosen["beam_size"], chosen["alpha"], "test")
 
 
-def _experiment_with_scaled_checkpoints(tmp_path):
-    """Checkpoints 10..40 hold the initial parameters times 1..4; step 40 is restored.
-    The best by validation chrF are 20 (scale 2), then 10 (scale 1)."""
+def _setup_with_scaled_checkpoints(tmp_path):
+    """Checkpoints 10..40 hold the initial parameters times 1..4; the parameters of
+    step 40 are returned. The best by validation chrF are 20 (scale 2), then 10
+    (scale 1)."""
     config = base_config()
     config.data.update(task="reversal", train_size=50, eval_size=5)
     config.model.update(embed_dim=4, hidden_size=8, attention_dim=8)
     config.train.update(keep_checkpoints=4, keep_best_checkpoints=2, best_metric="chrf")
     config.eval.update(tune_average_checkpoints=(2, 3, 4), tune_average_best=(2,))
-    exp = Experiment.create(config, str(tmp_path))
-    base = exp.state.params
+    setup = build(config, tmp_path)
+    base = setup.state.params
     for scale, step in enumerate((10, 20, 30, 40), start=1):
-        scaled = exp.state.replace(step=step, params=jax.tree.map(lambda p, s=scale: p * s,
-                                                                  base))
-        exp.checkpointer.save(step, scaled)
-        exp.checkpointer.save_best(step, scaled, {10: 5.0, 20: 6.0, 30: 4.0, 40: 3.0}[step])
-    exp.checkpointer.wait()
-    exp.restore("40")
-    return exp, base
+        scaled = setup.state.replace(step=step, params=jax.tree.map(lambda p, s=scale: p * s,
+                                                                    base))
+        setup.checkpointer.save(step, scaled)
+        setup.checkpointer.save_best(step, scaled, {10: 5.0, 20: 6.0, 30: 4.0, 40: 3.0}[step])
+    setup.checkpointer.wait()
+    params = setup.checkpointer.restore_params(setup.abstract, 40)
+    return setup, base, params
 
 
 def _scale(params, base) -> float:
@@ -99,7 +103,7 @@ def _scale(params, base) -> float:
 @pytest.mark.parametrize("best_scale, steps", [(3.0, [20, 30, 40]), (2.5, [10, 20, 30, 40]),
                                                 (1.5, [10, 20]), (4.2, [40]), (None, [40])])
 def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_scale, steps):
-    exp, base = _experiment_with_scaled_checkpoints(tmp_path)
+    setup, base, params = _setup_with_scaled_checkpoints(tmp_path)
     scored = []  # the scale of each candidate, in the order scored
 
     def evaluator(params):  # best at best_scale; None: a tie everywhere
@@ -107,12 +111,13 @@ def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_sc
         chrf = 0.0 if best_scale is None else -abs(scored[-1] - best_scale)
         return SimpleNamespace(metrics={"chrf": chrf})
 
-    chosen, chosen_steps = tuning.choose_parameters(exp, evaluator)
+    chosen, chosen_steps = tuning.choose_parameters(
+        setup.translator.config, str(tmp_path), setup.checkpointer, setup.abstract, params,
+        [40], evaluator)
     np.testing.assert_allclose(scored, [4.0, 3.5, 3.0, 2.5, 1.5], rtol=1e-6)
     assert chosen_steps == steps
-    np.testing.assert_allclose(_scale(chosen.state.params, base),
-                               np.mean([s // 10 for s in steps]), rtol=1e-6)
-    assert int(chosen.state.step) == 40 and int(exp.state.step) == 40
+    np.testing.assert_allclose(_scale(chosen, base), np.mean([s // 10 for s in steps]),
+                               rtol=1e-6)
     with open(tmp_path / "eval" / "validation" / "parameters.json") as f:
         report = json.load(f)
     assert [row["steps"] for row in report["candidates"]] == [
@@ -121,15 +126,16 @@ def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_sc
 
 
 def test_evaluation_scores_the_chosen_mean_on_the_test_split(tmp_path):
-    exp, _ = _experiment_with_scaled_checkpoints(tmp_path)
-    config = exp.config
+    setup, _, _ = _setup_with_scaled_checkpoints(tmp_path)
+    config = setup.translator.config
     config.eval.update(num_heatmaps=0, checkpoint="40")
     config.train.best_mode = "min"  # untrained: the lowest chrF is a mean's, not step 40's
-    metrics = evaluate.run(config, str(tmp_path))
+    metrics = evaluate.run(config, str(tmp_path), setup.translator, setup.checkpointer)
     with open(tmp_path / "eval" / "validation" / "parameters.json") as f:
         chosen = json.load(f)["chosen"]
     assert len(chosen["steps"]) > 1
     with open(tmp_path / "eval" / "test" / "metrics.json") as f:
         assert json.load(f)["parameters_of_steps"] == chosen["steps"]
-    params = experiment.mean_params(exp.params_of(chosen["steps"]))
-    assert metrics["chrf"] == Evaluator(exp, "test")(params).metrics["chrf"]
+    params = parameters.restore_steps(setup.checkpointer, setup.abstract, chosen["steps"])
+    evaluator = Evaluator(setup.translator, setup.corpus.splits["test"], "test")
+    assert metrics["chrf"] == evaluator(params).metrics["chrf"]

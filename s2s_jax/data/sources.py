@@ -19,7 +19,7 @@ import tensorflow_datasets as tfds
 
 from s2s_jax.data import readers
 from s2s_jax.data.multi30k import available_splits, load_multi30k
-from s2s_jax.data.readers import Pairs
+from s2s_jax.data.readers import CorpusError, Pairs
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.tfds_source import load_tfds
 from s2s_jax.data.tokenizer import cache_name, load_or_train
@@ -34,11 +34,11 @@ class Corpus:
     num_dropped: int  # training pairs dropped for an empty side
 
 
-def _synthetic(data, seed: int, workdir: str) -> dict[str, Pairs]:
+def _synthetic(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     """A generated task, deterministic given the seed."""
     sizes = {"train": data.train_size, "validation": data.eval_size,
              "test": data.eval_size}
-    return make_splits(data.task, seed, sizes)
+    return make_splits(data.task, seed, sizes)  # all three: they are disjoint
 
 
 @contextlib.contextmanager
@@ -54,12 +54,14 @@ _MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_fl
 _MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 
 
-def _multi30k(data, seed: int, workdir: str) -> dict[str, Pairs]:
+def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     """Multi30k task 1 through the project's TFDS builder (offline with manual_dir)."""
     pair = f"{data.src_lang}-{data.tgt_lang}"
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     extra = [s for s in _MULTI30K_EXTRA if s in available_splits(pair, data.manual_dir)]
-    names = {**_MULTI30K_SPLITS, **{split: split for split in extra}}
+    names = {ours: theirs for ours, theirs in
+             {**_MULTI30K_SPLITS, **{split: split for split in extra}}.items()
+             if ours in wanted}
     with _tfds_output_to_stderr():
         loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
     return {ours: loaded[theirs] for ours, theirs in names.items()}
@@ -68,12 +70,13 @@ def _multi30k(data, seed: int, workdir: str) -> dict[str, Pairs]:
 _TFDS_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 
-def _tfds(data, seed: int, workdir: str) -> dict[str, Pairs]:
+def _tfds(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en."""
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     with _tfds_output_to_stderr():
-        return load_tfds(data.tfds_name, data_dir, dict(_TFDS_SPLITS), data.src_lang,
-                         data.tgt_lang)
+        return load_tfds(data.tfds_name, data_dir,
+                         {ours: theirs for ours, theirs in _TFDS_SPLITS.items()
+                          if ours in wanted}, data.src_lang, data.tgt_lang)
 
 
 def _read_path(path: str, data) -> Pairs:
@@ -84,11 +87,14 @@ def _read_path(path: str, data) -> Pairs:
     return readers.read_tsv(path, drop_empty=False)[0]
 
 
-def _files(data, seed: int, workdir: str) -> dict[str, Pairs]:
-    """Local files; evaluation splits not given are held out from the training file."""
+def _files(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
+    """Local files; evaluation splits not given are held out from the training file
+    (which is read only where it is needed)."""
+    given = {"validation": data.validation_path, "test": data.test_path}
+    if "train" not in wanted and all(given[split] for split in wanted if split in given):
+        return {split: _read_path(given[split], data) for split in wanted if split in given}
     splits = {"train": _read_path(data.train_path, data)}
-    for offset, (split, path) in enumerate((("validation", data.validation_path),
-                                            ("test", data.test_path))):
+    for offset, (split, path) in enumerate(given.items()):
         if path:
             splits[split] = _read_path(path, data)
         else:  # a different hash seed per split: two independent held-out sets
@@ -131,9 +137,25 @@ def _vocabulary(data, texts: list[str], vocab_dir: str, side: str) -> Vocab:
 TOKENIZERS = ("char", "word", "sentencepiece")
 
 
+def load_splits(config, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
+    """The ``wanted`` splits of ``config.data``'s source (CorpusError naming the
+    missing ones), reading no more of it than they need."""
+    splits = SOURCES[config.data.source](config.data, config.seed, workdir, wanted)
+    missing = [split for split in wanted if split not in splits]
+    if missing:
+        raise CorpusError(f"config.data.source={config.data.source!r} has no split "
+                          f"{', '.join(missing)} (it has {', '.join(splits)})")
+    return {split: splits[split] for split in wanted}
+
+
+ALL_SPLITS = ("train", "validation", "test", *_MULTI30K_EXTRA)
+
+
 def load_corpus(config, workdir: str) -> Corpus:
+    """Every split of the source, and vocabularies trained on (or cached for) its
+    training split: what training needs."""
     data = config.data
-    splits = SOURCES[data.source](data, config.seed, workdir)
+    splits = SOURCES[data.source](data, config.seed, workdir, list(ALL_SPLITS))
     train = [(s, t) for s, t in splits["train"] if s.strip() and t.strip()]
     num_dropped = len(splits["train"]) - len(train)
     splits["train"] = train

@@ -58,6 +58,8 @@ _TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. "
 class SentencePieceVocab:
     """A SentencePiece model trained by `train_sentencepiece`."""
 
+    file_suffix = ".model"
+
     def __init__(self, model_path: str):
         self._sp = spm.SentencePieceProcessor(model_file=model_path)
         specials = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(),
@@ -94,6 +96,10 @@ class SentencePieceVocab:
         if not 0 <= i < self.size:
             raise ValueError(f"id {i} out of range for vocabulary of size {self.size}")
         return self._sp.id_to_piece(i)
+
+    def save(self, path: str) -> None:
+        """Writes the model (all that rebuilds this vocabulary) to `path`."""
+        _write_atomically(path, self._sp.serialized_model_proto())
 
 
 def _write_atomically(path: str, data: bytes) -> None:

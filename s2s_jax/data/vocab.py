@@ -46,6 +46,7 @@ class _TokenListVocab:
 
     kind = ""  # the "type" written by save
     separator = ""
+    file_suffix = ".json"
 
     def __init__(self, tokens: Sequence[str]):
         self._tokens = list(tokens)

@@ -1,0 +1,87 @@
+"""A trained model from its files alone: an export directory or a trained workdir.
+
+``load(path)`` reads the stored config and vocabularies (``s2s_jax.model_files``)
+and the parameters only, no optimizer state: from an export, its ``params/``; from a
+workdir, those that its last evaluation of ``config.eval.split`` chose and scored,
+with the decoding settings chosen with them (``s2s_jax.parameters.restore_reported``),
+or else the checkpoint ``config.eval`` names. No training data is read.
+"""
+
+import copy
+import dataclasses
+import os
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from s2s_jax import model_files, parameters
+from s2s_jax.translator import Translator
+
+PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
+
+
+def is_export(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, PARAMS_DIR))
+
+
+def resolved_config(path: str, config: Optional[ml_collections.ConfigDict] = None):
+    """(the config stored in ``path``, the config to use): ``config`` if given, after
+    checking it describes the same model, else the stored one."""
+    stored = model_files.read_config(path)
+    if config is None:
+        return stored, stored
+    model_files.check_same_model(stored, config, path)
+    return stored, config
+
+
+def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Translator:
+    """The model in ``path`` (an export or a workdir) with its parameters.
+
+    ``config``: the stored config with changes that leave the model as it is
+    (decoding, batch sizes, data paths), e.g. the command line's; a change of an
+    architecture or vocabulary field raises ``ConfigError`` naming it.
+    """
+    return load_with_steps(path, config)[0]
+
+
+def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = None
+                    ) -> tuple[Translator, list[int]]:
+    """``load``, and the checkpoint steps whose (mean) parameters it holds."""
+    stored, config = resolved_config(path, config)
+    translator = Translator.build(config, *model_files.read_vocabs(path))
+    abstract = translator.abstract_params()
+    if is_export(path):
+        params = ocp.StandardCheckpointer().restore(os.path.join(os.path.abspath(path),
+                                                                 PARAMS_DIR), abstract)
+        return dataclasses.replace(translator, params=params), list(
+            model_files.read_record(path).get("export", {}).get("parameters_of_steps", []))
+    checkpointer = parameters.make_checkpointer(config, path)
+    try:
+        params, steps, decoding = parameters.restore_reported(checkpointer, abstract, config,
+                                                              path)
+    finally:
+        checkpointer.close()
+    config = _with_decoding(config, stored, decoding)
+    return dataclasses.replace(translator, config=config, params=params), steps
+
+
+def _with_decoding(config, stored, decoding: dict):
+    """``config`` with the reported ``decoding`` settings, except those that ``config``
+    changes from the ``stored`` one (a user's override wins)."""
+    chosen = {key: value for key, value in decoding.items()
+              if config.eval[key] == stored.eval[key]}
+    if not chosen:
+        return config
+    config = copy.deepcopy(config)
+    config.eval.update(chosen)
+    return config
+
+
+def cast_floats(params: Any, dtype: str) -> Any:
+    """``params`` with floating-point arrays in ``dtype``, on the host."""
+    return jax.tree.map(lambda x: np.asarray(jax.device_get(x)).astype(dtype)
+                        if jnp.issubdtype(x.dtype, jnp.floating) else x, params)

@@ -1,0 +1,160 @@
+"""What a trained model is without its training run: the resolved config and the
+vocabularies, in a workdir or an export directory.
+
+``config.json`` holds every config field after overrides, with the package version and
+git commit that wrote it; ``source_vocab.*`` and ``target_vocab.*`` are the
+vocabularies (``s2s_jax.data.vocab_files``). Training writes them into its workdir, and
+export into its directory, so eval, translate, export and ``s2s_jax.load`` need
+neither the config file, nor the command line, nor the training data.
+
+A later command may change how a model is used (decoding, batch sizes, where data
+lives), never what it is: ``check_same_model`` refuses a config whose architecture or
+vocabulary fields differ from the stored ones, before any compute.
+"""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import subprocess
+from typing import Any, Optional
+
+import jax
+import ml_collections
+
+from s2s_jax.config import ConfigError, base_config
+from s2s_jax.data.vocab import Vocab
+from s2s_jax.data.vocab_files import load_vocab, save_vocab, vocab_path
+
+CONFIG_FILE = "config.json"
+VOCAB_STEMS = ("source_vocab", "target_vocab")
+
+# Fields that make the model what it is: its parameters' shapes and meaning, and the
+# vocabularies that its ids index. Every other field (decoding, batch sizes, data
+# paths, training) may differ between training and a later use.
+_MODEL_FIELDS_THAT_MAY_CHANGE = ("unroll", "remat", "dtype")  # speed and precision only
+_VOCABULARY_FIELDS = ("tokenizer", "vocab_size", "spm_model_type", "joint_vocab",
+                      "src_lang", "tgt_lang")
+
+
+def model_defining_fields(config: ml_collections.ConfigDict) -> list[str]:
+    """The dotted names of the fields that ``check_same_model`` compares."""
+    return ([f"model.{key}" for key in config.model
+             if key not in _MODEL_FIELDS_THAT_MAY_CHANGE]
+            + [f"data.{key}" for key in _VOCABULARY_FIELDS])
+
+
+def _get(config, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def check_same_model(stored: ml_collections.ConfigDict, given: ml_collections.ConfigDict,
+                     directory: str) -> None:
+    """Raises ConfigError naming the first model-defining field where ``given``
+    differs from ``stored`` (the config in ``directory``), with both values."""
+    for field in model_defining_fields(stored):
+        was, now = _get(stored, field), _get(given, field)
+        if _plain(was) != _plain(now):
+            raise ConfigError(
+                f"config.{field}={now!r} differs from the trained model's {was!r} "
+                f"({os.path.join(directory, CONFIG_FILE)}); a trained model's architecture "
+                "and vocabulary cannot change: drop the override, or train a new workdir")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, as JSON stores them."""
+    return json.loads(json.dumps(value))
+
+
+def _git_commit() -> Optional[str]:
+    """The commit of the package's checkout, "+dirty" with local changes; None outside
+    a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def provenance() -> dict:
+    """The package version, git commit and time of writing."""
+    try:
+        version = importlib.metadata.version("s2s_jax")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {"s2s_jax_version": version, "git_commit": _git_commit(),
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write(directory: str, config: ml_collections.ConfigDict, src_vocab: Vocab,
+          tgt_vocab: Vocab, **extra: Any) -> None:
+    """Writes ``config.json`` (with the ``extra`` keys) and the vocabularies into
+    ``directory`` (process 0)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(directory, exist_ok=True)
+    for vocab, stem in zip((src_vocab, tgt_vocab), VOCAB_STEMS):
+        save_vocab(vocab, os.path.join(directory, stem))
+    record = {**provenance(), **extra, "config": config.to_dict()}
+    temporary = os.path.join(directory, CONFIG_FILE + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, ensure_ascii=False)
+    os.replace(temporary, os.path.join(directory, CONFIG_FILE))
+
+
+def has_config(directory: str) -> bool:
+    return os.path.isfile(os.path.join(directory, CONFIG_FILE))
+
+
+def read_record(directory: str) -> dict:
+    """All of ``config.json``: provenance, the config as a dict, and any extra keys
+    (ConfigError naming the file if it is missing or unreadable)."""
+    path = os.path.join(directory, CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        if not isinstance(record.get("config"), dict):
+            raise ValueError("no 'config' object")
+        return record
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; is {directory!r} a workdir trained by "
+                          "s2s_jax, or an export?") from None
+    except (OSError, ValueError, AttributeError) as error:
+        raise ConfigError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
+
+
+def read_config(directory: str) -> ml_collections.ConfigDict:
+    """The locked config stored in ``directory``: ``base_config()`` with every stored
+    field."""
+    config = base_config()
+    _update(config, read_record(directory)["config"],
+            os.path.join(directory, CONFIG_FILE), "config")
+    return config
+
+
+def _update(config: ml_collections.ConfigDict, stored: dict, path: str, prefix: str) -> None:
+    for key, value in stored.items():
+        if key not in config:
+            raise ConfigError(f"{path}: unknown field {prefix}.{key} (written by another "
+                              "version of s2s_jax?)")
+        if isinstance(config[key], ml_collections.ConfigDict):
+            _update(config[key], value, path, f"{prefix}.{key}")
+        else:
+            config[key] = _as_tuples(value) if isinstance(config[key], tuple) else value
+
+
+def _as_tuples(value: Any) -> Any:
+    """JSON lists back to the (nested) tuples of the schema."""
+    return tuple(map(_as_tuples, value)) if isinstance(value, list) else value
+
+
+def read_vocabs(directory: str) -> tuple[Vocab, Vocab]:
+    """The source and target vocabularies stored in ``directory``."""
+    return tuple(load_vocab(vocab_path(os.path.join(directory, stem)))
+                 for stem in VOCAB_STEMS)

@@ -1,0 +1,110 @@
+"""Which parameters a workdir stands for: one checkpoint, the mean of several, or
+what its last evaluation chose on validation; read without any optimizer state.
+
+``restore_configured`` follows ``config.eval`` (``checkpoint``: best, latest or a step;
+``average_checkpoints``), as ``--mode=eval`` does before any tuning.
+``restore_reported`` takes the parameters and decoding settings that the last
+evaluation of ``config.eval.split`` chose and scored (its ``metrics.json``), as
+translate, export and ``s2s_jax.load`` do, so that they use the model the report
+describes.
+"""
+
+import json
+import os
+from typing import Any, Optional
+
+import jax
+from absl import logging
+
+from s2s_jax.checkpointing import Checkpointer
+
+# The eval config fields that a report's "decoding" records.
+DECODING_FIELDS = ("decoder", "beam_size", "alpha", "beta", "max_len_a", "max_len_b")
+
+
+class NoCheckpointError(Exception):
+    """The workdir holds no checkpoint that the config asks for."""
+
+
+def make_checkpointer(config, workdir: str) -> Checkpointer:
+    train = config.train
+    return Checkpointer(workdir, keep=train.keep_checkpoints, best_metric=train.best_metric,
+                        best_mode=train.best_mode, keep_best=train.keep_best_checkpoints)
+
+
+def mean_params(params: list[Any]) -> Any:
+    """The element-wise mean of parameter trees of one structure."""
+    return jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *params)
+
+
+def restore_step(checkpointer: Checkpointer, abstract: Any, step: int,
+                 which: Optional[str] = None) -> Any:
+    """The parameters of checkpoint ``step``: of ``which`` ("latest" or "best"), or of
+    whichever holds it (the best first; both hold a step's same state)."""
+    if which is None:
+        which = "best" if step in checkpointer.best_values() else "latest"
+    return checkpointer.restore_params(abstract, step, which)
+
+
+def restore_steps(checkpointer: Checkpointer, abstract: Any, steps: list[int]) -> Any:
+    """The mean parameters of these checkpoints."""
+    return mean_params([restore_step(checkpointer, abstract, step) for step in steps])
+
+
+def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
+                       workdir: str) -> tuple[Any, list[int]]:
+    """The parameters ``eval_config`` names and the steps they come from: the mean of
+    the latest ``average_checkpoints``, or ``checkpoint`` (best, falling back to the
+    latest where there is no best; latest; a step number)."""
+    if eval_config.average_checkpoints > 1:
+        steps = checkpointer.steps()[-eval_config.average_checkpoints:]
+        if not steps:
+            raise NoCheckpointError(f"no checkpoint to average in {workdir!r}")
+        logging.info("averaging the parameters of checkpoints %s", steps)
+        return restore_steps(checkpointer, abstract, steps), steps
+    which = eval_config.checkpoint
+    if which.isdigit():
+        step = int(which)
+        if step not in checkpointer.steps() + list(checkpointer.best_values()):
+            raise NoCheckpointError(f"no checkpoint of step {step} in {workdir!r} (kept: "
+                                    f"{sorted(set(checkpointer.steps()) | set(checkpointer.best_values()))})")
+        return restore_step(checkpointer, abstract, step), [step]
+    step = checkpointer.best_step() if which == "best" else None
+    if step is not None:
+        logging.info("restoring the parameters of the best checkpoint, step %d", step)
+        return checkpointer.restore_params(abstract, step, "best"), [step]
+    step = checkpointer.latest_step()
+    if step is None:
+        raise NoCheckpointError(f"no checkpoint in {workdir!r}: train it first "
+                                "(--mode=train)")
+    logging.info("restoring the parameters of the latest checkpoint, step %d", step)
+    return checkpointer.restore_params(abstract, step, "latest"), [step]
+
+
+def report_path(workdir: str, split: str) -> str:
+    return os.path.join(workdir, "eval", split, "metrics.json")
+
+
+def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
+                     workdir: str) -> tuple[Any, list[int], dict]:
+    """The parameters that the last evaluation of ``config.eval.split`` scored, their
+    steps, and its decoding settings ({} where it recorded none). Without a report, or
+    where its checkpoints are gone, those that ``config.eval`` names (with a warning
+    for the latter)."""
+    path = report_path(workdir, config.eval.split)
+    report = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+    steps = report.get("parameters_of_steps")
+    if steps:
+        kept = set(checkpointer.steps()) | set(checkpointer.best_values())
+        if set(steps) <= kept:
+            logging.info("parameters of steps %s, as scored in %s", steps, path)
+            return (restore_steps(checkpointer, abstract, steps), steps,
+                    report.get("decoding") or {})
+        logging.warning("%s scored the parameters of steps %s, but checkpoints %s are gone; "
+                        "using config.eval.checkpoint=%r (run --mode=eval to choose again)",
+                        path, steps, sorted(set(steps) - kept), config.eval.checkpoint)
+    params, steps = restore_configured(checkpointer, abstract, config.eval, workdir)
+    return params, steps, {}
