@@ -4,11 +4,11 @@ Trains on the CPU in a few minutes, no download:
 
   python -m s2s_jax.main --config=configs/default.py --workdir=runs/default
 
-then restore and use it:
+then use it (the workdir stores its config) or export it:
 
-  python -m s2s_jax.main --config=configs/default.py --workdir=runs/default --mode=eval
-  echo "march 3rd 1999" | python -m s2s_jax.main --config=configs/default.py \
-      --workdir=runs/default --mode=translate
+  python -m s2s_jax.main --workdir=runs/default --mode=eval
+  echo "march 3rd 1999" | python -m s2s_jax.main --workdir=runs/default --mode=translate
+  python -m s2s_jax.main --workdir=runs/default --mode=export --export_dir=exports/dates
 """
 
 from s2s_jax.config import base_config
