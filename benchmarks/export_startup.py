@@ -8,10 +8,14 @@ translated line.
 
 Each contestant is a fresh ``python -m s2s_jax.main --mode=translate`` process given one
 line on stdin; the clock stops when its translation is read. Contestants run in turn,
-``--repeats`` rounds, and the median counts. ``--reference_checkout`` adds the same
+``--repeats`` rounds, and the median counts; all decode as ``--translate_flags`` say
+(greedy by default, so that every contestant compiles the same search).
+``--reference_checkout`` adds the same
 command on the workdir from another checkout of s2s_jax (e.g. a commit before exports
 existed, which needs its ``--reference_flags``). Sizes: the export against the latest
-training checkpoint of the workdir (parameters and optimizer state).
+training checkpoint of the workdir (parameters and optimizer state). With ``--eval``,
+each export also scores the workdir's eval split (``--mode=eval --model``), beside the
+workdir's own report: a bfloat16 export's BLEU against float32's.
 """
 
 import json
@@ -20,6 +24,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app, flags
@@ -29,9 +34,13 @@ flags.DEFINE_string("workdir", None, "A trained workdir.", required=True)
 flags.DEFINE_multi_string("export", [], "Exports of that workdir.")
 flags.DEFINE_string("reference_checkout", None, "Another checkout of s2s_jax (optional).")
 flags.DEFINE_string("reference_flags", "", "Its extra translate flags (e.g. its --config).")
+flags.DEFINE_string("translate_flags", "--config.eval.decoder=greedy",
+                    "Flags for every contestant (the same decoder for all).")
 flags.DEFINE_string("line", "Two young men are playing football on a green field.",
                     "The line translated.")
 flags.DEFINE_integer("repeats", 3, "Rounds of all contestants.")
+flags.DEFINE_bool("eval", True, "Also score each export on config.eval.split with "
+                  "--mode=eval --model (BLEU against the workdir's report).")
 
 
 def _size(path: str) -> int:
@@ -53,10 +62,22 @@ def _first_line_seconds(command: list[str], cwd: str, env: dict) -> tuple[float,
     return seconds, line.rstrip("\n")
 
 
+def _eval_metrics(export: str, repo: str) -> dict:
+    """``--mode=eval --model=export`` on its config's eval split: its metrics.json."""
+    with tempfile.TemporaryDirectory() as reports:
+        command = [sys.executable, "-m", "s2s_jax.main", "--mode=eval", f"--model={export}",
+                   f"--workdir={reports}"]
+        subprocess.run(command, cwd=repo, check=True, capture_output=True)
+        (split,) = os.listdir(os.path.join(reports, "eval"))
+        with open(os.path.join(reports, "eval", split, "metrics.json")) as f:
+            return json.load(f)
+
+
 def main(argv):
     del argv
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    translate = [sys.executable, "-m", "s2s_jax.main", "--mode=translate"]
+    translate = [sys.executable, "-m", "s2s_jax.main", "--mode=translate",
+                 *shlex.split(FLAGS.translate_flags)]
     contestants = {"workdir": (translate + [f"--workdir={os.path.abspath(FLAGS.workdir)}"],
                                repo, dict(os.environ))}
     for path in FLAGS.export:
@@ -88,16 +109,31 @@ def main(argv):
             path = FLAGS.export[[n for n in contestants if n.startswith("export ")].index(name)]
             row["bytes"] = _size(path)
             row["size_of_checkpoint"] = row["bytes"] / checkpoint_bytes
+            if FLAGS.eval:
+                metrics = _eval_metrics(os.path.abspath(path), repo)
+                row.update({key: metrics.get(key) for key in
+                            ("bleu", "bleu_wmt17", "chrf", "bleu_signature")})
         rows.append(row)
+    with open(os.path.join(FLAGS.workdir, "config.json")) as f:
+        split = json.load(f)["config"]["eval"]["split"]
+    with open(os.path.join(FLAGS.workdir, "eval", split, "metrics.json")) as f:
+        report = json.load(f)
     print(f"first translated line of {FLAGS.line!r}; latest checkpoint {latest}: "
           f"{checkpoint_bytes / 2**20:.1f} MiB")
-    print(f"{'contestant':<30} {'median s':>9} {'x base':>7} {'MiB':>8} {'x checkpoint':>12}")
+    print(f"the workdir's report: BLEU {report['bleu']:.2f}, bleu_wmt17 "
+          f"{report.get('bleu_wmt17', float('nan')):.2f} ({report['bleu_signature']})")
+    print(f"{'contestant':<30} {'median s':>9} {'x base':>7} {'MiB':>8} {'x checkpoint':>12} "
+          f"{'BLEU':>6} {'wmt17':>6}")
     for r in rows:
-        size = f"{r['bytes'] / 2**20:8.1f} {r['size_of_checkpoint']:12.3f}" if "bytes" in r else ""
+        size = (f"{r['bytes'] / 2**20:8.1f} {r['size_of_checkpoint']:12.3f}" if "bytes" in r
+                else " " * 21)
+        bleu = (f"{r['bleu']:6.2f} {r.get('bleu_wmt17') or float('nan'):6.2f}" if r.get("bleu")
+                is not None else "")
         print(f"{r['contestant']:<30} {r['median_seconds']:>9.2f} {r['relative_time']:>7.2f} "
-              f"{size}")
+              f"{size} {bleu}")
     print(json.dumps({"benchmark": "export_startup", "checkpoint_bytes": checkpoint_bytes,
                       "checkpoint_step": int(latest), "repeats": FLAGS.repeats,
+                      "report_bleu": report["bleu"], "report_bleu_wmt17": report.get("bleu_wmt17"),
                       "results": rows}))
 
 

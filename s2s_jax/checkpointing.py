@@ -1,6 +1,7 @@
 """Checkpointing of training state with Orbax.
 
-This is the only module of the package that imports Orbax. A `Checkpointer`
+This is the only module of the package that imports Orbax. `save_tree` and
+`restore_tree` write and read one pytree (an export's parameters). A `Checkpointer`
 owns two `orbax.checkpoint.CheckpointManager`s under a work directory:
 
   * `<workdir>/checkpoints`: the most recent `keep` checkpoints, for resuming.
@@ -308,3 +309,17 @@ class Checkpointer:
         """Waits for pending saves and releases Orbax resources."""
         self._latest.close()
         self._best.close()
+
+
+def save_tree(directory: str | os.PathLike, tree: PyTree) -> None:
+    """Writes a pytree of arrays (e.g. an export's parameters) to a new `directory`,
+    whole or not at all, and waits until it is written."""
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.abspath(directory), tree)
+    checkpointer.wait_until_finished()
+
+
+def restore_tree(directory: str | os.PathLike, abstract_tree: PyTree) -> PyTree:
+    """Reads what `save_tree` wrote into the structure, dtypes and shardings of
+    `abstract_tree` (e.g. float32 parameters from a bfloat16 export)."""
+    return ocp.StandardCheckpointer().restore(os.path.abspath(directory), abstract_tree)

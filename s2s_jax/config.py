@@ -48,6 +48,9 @@ def base_config() -> ml_collections.ConfigDict:
     data.held_out_fraction = 0.01  # files: share of train held out per missing split
     data.tokenizer = "char"  # char | word | sentencepiece
     data.vocab_size = 8_000  # word / sentencepiece vocabulary size
+    # sentencepiece: train on a seeded random sample of at most this many training
+    # sentences (0: all of them); a corpus no larger is used whole, in order.
+    data.vocab_sample_sentences = 2_000_000
     data.spm_model_type = "unigram"  # sentencepiece: unigram | bpe
     data.joint_vocab = False  # one vocabulary for source and target
     data.vocab_dir = ""  # where vocabularies are cached ("" = <workdir>/vocab)
@@ -240,6 +243,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(config.eval.n_best <= config.eval.beam_size, "eval.n_best",
            f"must be <= eval.beam_size={config.eval.beam_size}", config.eval.n_best)
     for key in ("eval.alpha", "eval.beta", "eval.top_k", "train.loss_chunk_tokens",
+                "data.vocab_sample_sentences",
                 "train.early_stopping_evals"):
         _check(_get(config, key) >= 0, key, "must be >= 0", _get(config, key))
     if config.model.attention == "none":

@@ -1,15 +1,18 @@
 """Evaluation: teacher-forced loss, greedy decoding, exact match, BLEU, chrF, heatmaps.
 
-:class:`Evaluator` scores parameters on one split (used periodically while training);
-:func:`run` is ``--mode=eval``: restore a checkpoint, score the configured split and
-write ``hypotheses.txt``, ``metrics.json`` and ``attention_*.png`` into
-``workdir/eval/<split>/``.
+:class:`Evaluator` scores parameters on (source, reference) pairs: a split (used
+periodically while training) or any two files. :func:`report` scores a translator and
+writes ``hypotheses.txt``, ``metrics.json``, ``bleu_by_length.png`` and
+``attention_*.png`` into a directory; :func:`run` is the end of training and
+``--mode=eval`` on a workdir: it restores parameters alone, chooses what
+``config.eval`` asks on the validation split (``s2s_jax.tuning``) and reports
+``config.eval.split`` into ``workdir/eval/<split>/``.
 """
 
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import jax
 import numpy as np
@@ -21,7 +24,9 @@ from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.data.sources import load_splits
 from s2s_jax.models.seq2seq import Seq2Seq
-from s2s_jax.translator import Translator
+
+if TYPE_CHECKING:  # the translator builds on this module (its score method)
+    from s2s_jax.translator import Translator
 
 
 def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
@@ -62,7 +67,7 @@ def bleu_by_length(lengths: list[int], hypotheses: list[str], references: list[s
 class Evaluator:
     """Scores parameters on one list of (source, reference) pairs."""
 
-    def __init__(self, translator: Translator, pairs: list[tuple[str, str]], name: str,
+    def __init__(self, translator: "Translator", pairs: list[tuple[str, str]], name: str,
                  wmt17_split: Optional[str] = None):
         """``name`` names the pairs in logs and scalars (a split, or a file);
         ``wmt17_split`` is the corpus split they are, whose official tokenized
@@ -169,8 +174,8 @@ def write_report(result: EvalResult, directory: str, step: Optional[int] = None,
                                 title=f"attention, example {i}")
 
 
-def choose(translator: Translator, workdir: str, checkpointer: Checkpointer,
-           splits: Optional[dict] = None) -> tuple[Translator, list[int]]:
+def choose(translator: "Translator", workdir: str, checkpointer: Checkpointer,
+           splits: Optional[dict] = None) -> tuple["Translator", list[int]]:
     """``translator`` with the parameters ``config.eval`` names, then (where the config
     asks) the parameters and decoding settings chosen on ``config.eval.train_split``
     (``s2s_jax.tuning``); and the checkpoint steps of its parameters. ``splits``: the
@@ -191,7 +196,7 @@ def choose(translator: Translator, workdir: str, checkpointer: Checkpointer,
     return dataclasses.replace(translator, config=config, params=params), steps
 
 
-def report(translator: Translator, pairs: list[tuple[str, str]], name: str, directory: str,
+def report(translator: "Translator", pairs: list[tuple[str, str]], name: str, directory: str,
            wmt17_split: Optional[str] = None,
            steps: Optional[list[int]] = None) -> dict[str, float]:
     """Scores ``translator`` on ``pairs`` and writes the report into ``directory``."""
@@ -206,7 +211,7 @@ def report(translator: Translator, pairs: list[tuple[str, str]], name: str, dire
     return result.metrics
 
 
-def run(config, workdir: str, translator: Translator, checkpointer: Checkpointer,
+def run(config, workdir: str, translator: "Translator", checkpointer: Checkpointer,
         splits: Optional[dict] = None) -> dict[str, float]:
     """Scores ``config.eval.split`` with the parameters and decoding that ``choose``
     picks, into ``<workdir>/eval/<split>/``: the end of training, and ``--mode=eval``

@@ -12,13 +12,14 @@ workdir or config file. ``--export_dtype=bfloat16`` stores the parameters in bfl
 import json
 import os
 import shutil
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import logging
 
-from s2s_jax import loading, model_files, parameters
+from s2s_jax import checkpointing, loading, model_files, parameters
 from s2s_jax.config import ConfigError
 
 DTYPES = ("float32", "bfloat16")
@@ -39,7 +40,7 @@ def export(config, workdir: str, export_dir: str, dtype: str = "float32") -> Non
     if os.path.exists(report_path):
         with open(report_path, encoding="utf-8") as f:
             report = json.load(f)
-    params = loading.cast_floats(translator.params, dtype)
+    params = cast_floats(translator.params, dtype)
     count = sum(np.size(p) for p in jax.tree.leaves(params))
     export_dir = os.path.abspath(export_dir)
     temporary = f"{export_dir}.partial-{os.getpid()}"
@@ -48,9 +49,7 @@ def export(config, workdir: str, export_dir: str, dtype: str = "float32") -> Non
                       export={"from_workdir": os.path.abspath(workdir),
                               "parameters_of_steps": steps, "dtype": dtype,
                               "parameters": count})
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(temporary, loading.PARAMS_DIR), params)
-    checkpointer.wait_until_finished()
+    checkpointing.save_tree(os.path.join(temporary, loading.PARAMS_DIR), params)
     if jax.process_index() == 0:
         if report:
             with open(os.path.join(temporary, "metrics.json"), "w", encoding="utf-8") as f:
@@ -62,6 +61,12 @@ def export(config, workdir: str, export_dir: str, dtype: str = "float32") -> Non
         os.replace(temporary, export_dir)
     logging.info("exported the parameters of steps %s (%s, %s parameters) to %s", steps,
                  dtype, f"{count:,}", export_dir)
+
+
+def cast_floats(params: Any, dtype: str) -> Any:
+    """``params`` on the host, with floating-point arrays in ``dtype``."""
+    return jax.tree.map(lambda x: np.asarray(jax.device_get(x)).astype(dtype)
+                        if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
 
 
 def model_card(translator, steps: list[int], dtype: str, count: int, report: dict) -> str:

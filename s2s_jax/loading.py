@@ -10,15 +10,11 @@ or else the checkpoint ``config.eval`` names. No training data is read.
 import copy
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Optional
 
-import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
-import orbax.checkpoint as ocp
 
-from s2s_jax import model_files, parameters
+from s2s_jax import checkpointing, model_files, parameters
 from s2s_jax.translator import Translator
 
 PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
@@ -55,8 +51,7 @@ def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = Non
     translator = Translator.build(config, *model_files.read_vocabs(path))
     abstract = translator.abstract_params()
     if is_export(path):
-        params = ocp.StandardCheckpointer().restore(os.path.join(os.path.abspath(path),
-                                                                 PARAMS_DIR), abstract)
+        params = checkpointing.restore_tree(os.path.join(path, PARAMS_DIR), abstract)
         return dataclasses.replace(translator, params=params), list(
             model_files.read_record(path).get("export", {}).get("parameters_of_steps", []))
     checkpointer = parameters.make_checkpointer(config, path)
@@ -79,9 +74,3 @@ def _with_decoding(config, stored, decoding: dict):
     config = copy.deepcopy(config)
     config.eval.update(chosen)
     return config
-
-
-def cast_floats(params: Any, dtype: str) -> Any:
-    """``params`` with floating-point arrays in ``dtype``, on the host."""
-    return jax.tree.map(lambda x: np.asarray(jax.device_get(x)).astype(dtype)
-                        if jnp.issubdtype(x.dtype, jnp.floating) else x, params)

@@ -19,8 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
-from s2s_jax import evaluate, export, host_memory, loading, model_files, parallel, train
-from s2s_jax import translate
+from s2s_jax import evaluate, export, host_memory, loading, model_files, parallel, translate
 from s2s_jax.data import readers
 from s2s_jax.data.readers import CorpusError
 from s2s_jax.parameters import NoCheckpointError, make_checkpointer
@@ -79,7 +78,12 @@ def _text_file(path: str | None, mode: str, default):
 
 
 def _train(config) -> None:
-    train.train_and_evaluate(config, FLAGS.workdir)
+    # Training alone loads TensorFlow (TensorBoard's writer): the other modes start sooner.
+    from s2s_jax import train
+    try:
+        train.train_and_evaluate(config, FLAGS.workdir)
+    except train.DivergenceError as error:  # a diverged run is no bug
+        sys.exit(f"error: {error}")
 
 
 def _eval(config) -> None:
@@ -151,9 +155,8 @@ def main(argv):
         host_memory.configure(FLAGS.config)
         logging.info("config:\n%s", FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config)
-    except (config_lib.ConfigError, CorpusError, NoCheckpointError,  # the user's input,
-            train.DivergenceError) as error:  # not a bug; nor is a diverged run
-        sys.exit(f"error: {error}")
+    except (config_lib.ConfigError, CorpusError, NoCheckpointError) as error:  # the
+        sys.exit(f"error: {error}")  # user's input, not a bug
 
 
 def run() -> None:

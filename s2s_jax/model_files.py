@@ -24,7 +24,7 @@ import ml_collections
 
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.vocab import Vocab
-from s2s_jax.data.vocab_files import load_vocab, save_vocab, vocab_path
+from s2s_jax.data.vocab_files import load_vocab, same_vocab, save_vocab, vocab_path
 
 CONFIG_FILE = "config.json"
 VOCAB_STEMS = ("source_vocab", "target_vocab")
@@ -158,3 +158,18 @@ def read_vocabs(directory: str) -> tuple[Vocab, Vocab]:
     """The source and target vocabularies stored in ``directory``."""
     return tuple(load_vocab(vocab_path(os.path.join(directory, stem)))
                  for stem in VOCAB_STEMS)
+
+
+def check_same_vocabs(directory: str, src_vocab: Vocab, tgt_vocab: Vocab) -> None:
+    """Raises ConfigError if ``directory`` stores vocabularies other than these (a
+    resumed run whose training data or vocabulary settings changed)."""
+    if not has_config(directory):
+        return
+    for side, stem, vocab, stored in zip(("source", "target"), VOCAB_STEMS,
+                                         (src_vocab, tgt_vocab), read_vocabs(directory)):
+        if not same_vocab(vocab, stored):
+            raise ConfigError(
+                f"the {side} vocabulary built from config.data differs from "
+                f"{vocab_path(os.path.join(directory, stem))}, the one this workdir was "
+                "trained with: the training data or vocabulary settings changed; train a "
+                "new workdir")

@@ -191,6 +191,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
                  corpus.num_dropped, batches.num_filtered, batches.num_skipped,
                  batches.shapes, batches.steps_per_epoch, corpus.src_vocab.size,
                  corpus.tgt_vocab.size)
+    model_files.check_same_vocabs(workdir, corpus.src_vocab, corpus.tgt_vocab)
     translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
     model_files.write(workdir, config, corpus.src_vocab, corpus.tgt_vocab)
     state = initial_state(config, translator.model,

@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from s2s_jax import decoding, parallel
+from s2s_jax import decoding, evaluate, parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
 from s2s_jax.data.vocab import EOS_ID, Vocab
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
@@ -125,6 +125,9 @@ class Translator:
             decoder = "beam"
         translator = self.with_decoding(decoder=decoder, beam_size=beam_size, alpha=alpha,
                                         n_best=n_best)
+        settings = translator.config.eval
+        if settings.decoder == "beam" and settings.n_best > settings.beam_size:
+            raise ValueError(f"n_best={settings.n_best} exceeds beam_size={settings.beam_size}")
         sentences = list(sentences)
         if any("\n" in s for s in sentences):
             raise ValueError("each sentence must be one line (no '\\n')")
@@ -162,9 +165,8 @@ class Translator:
         loss, perplexity, exact match, BLEU and chrF with sacrebleu signatures (and
         the WMT17 convention's BLEU when ``config.eval.wmt17_bleu``), BLEU by source
         length; as ``--mode=eval`` reports them."""
-        from s2s_jax.evaluate import Evaluator  # evaluation builds on this module
         pairs = list(zip(sources, references, strict=True))
-        result = Evaluator(self, pairs, "score")(self.params)
+        result = evaluate.Evaluator(self, pairs, "score")(self.params)
         return {**result.metrics, "bleu_by_length": result.bleu_by_length}
 
 

@@ -99,6 +99,15 @@ def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
     assert "step 15/15" in run.stderr and "step 5/15" not in run.stderr
 
 
+def test_resuming_with_other_training_data_is_refused(trained):
+    workdir, _ = trained
+    run = run_main(workdir, *TINY, "--config.train.num_steps=20", "--config.data.task=dates")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert ("error: the source vocabulary built from config.data differs from "
+            f"{os.path.relpath(workdir, REPO)}/source_vocab.json") in run.stderr
+    assert sorted(os.listdir(workdir / "checkpoints"))[-1] != "20"
+
+
 @pytest.mark.parametrize("flag, message", [
     ("--config.model.hiden_size=3", "hiden_size"),
     ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),

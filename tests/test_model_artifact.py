@@ -105,6 +105,15 @@ def test_eval_on_files_scores_as_the_built_in_split(moved):
     assert (workdir / "eval" / "mine" / "hypotheses.txt").read_text() == (
         workdir / "eval" / "test" / "hypotheses.txt").read_text()
 
+    run = run_main(workdir, "--mode=export", f"--export_dir={root / 'D3'}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_main(root / "reports", "--mode=eval", f"--model={root / 'D3'}",
+                   f"--src_file={data / 'mine.src'}", f"--ref_file={data / 'mine.ref'}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    exported = json.loads((root / "reports" / "eval" / "mine" / "metrics.json").read_text())
+    for key in ("bleu", "chrf", "exact_match", "loss", "step", "decoding"):
+        assert exported[key] == split[key], key
+
 
 def test_bfloat16_export_is_smaller_and_translates(moved):
     root, workdir, _ = moved

@@ -8,6 +8,7 @@ import pytest
 
 from s2s_jax.config import base_config
 from s2s_jax.data.readers import CorpusError
+from s2s_jax.data import sources
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.data.tokenizer import SentencePieceVocab
 
@@ -67,6 +68,30 @@ def test_sentencepiece_vocabulary_is_trained_once_and_cached(tmp_path):
         config.data.vocab_size = 100_000
     with pytest.raises(CorpusError, match="vocabulary size 100000 is too large"):
         load_corpus(config, str(tmp_path / "run2"))
+
+
+def test_sentencepiece_trains_on_a_sample_no_larger_than_asked(tmp_path, monkeypatch):
+    (tmp_path / "corpus.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(300)))
+    trained_on = []
+    original = sources.load_or_train
+
+    def load_or_train(cache_dir, name, texts_fn, *args):
+        trained_on.append((name, list(texts_fn())))
+        return original(cache_dir, name, texts_fn, *args)
+
+    monkeypatch.setattr(sources, "load_or_train", load_or_train)
+    names = []
+    for sample in (0, 1_000, 50):
+        config = _config(train_path=str(tmp_path / "corpus.tsv"), tokenizer="sentencepiece",
+                         vocab_size=284, joint_vocab=True, held_out_fraction=0.1,
+                         vocab_sample_sentences=sample)
+        corpus = load_corpus(config, str(tmp_path / "run"))
+        names.append(trained_on[-1][0])
+    (_, whole), (_, no_larger), (_, sampled) = trained_on
+    assert no_larger == whole and len(whole) > 50  # a corpus no larger than the sample
+    assert len(sampled) == 50 and set(sampled) <= set(whole)
+    assert len(set(names)) == 3  # the sample size is part of the cache key
+    assert isinstance(corpus.src_vocab, SentencePieceVocab)
 
 
 def test_multi30k_offline(shared_data_dir, tmp_path, capsys):

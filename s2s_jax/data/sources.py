@@ -15,14 +15,10 @@ import os
 import sys
 from typing import Callable
 
-import tensorflow_datasets as tfds
-
 from s2s_jax.data import readers
-from s2s_jax.data.multi30k import available_splits, load_multi30k
 from s2s_jax.data.readers import CorpusError, Pairs
 from s2s_jax.data.tasks import make_splits
-from s2s_jax.data.tfds_source import load_tfds
-from s2s_jax.data.tokenizer import cache_name, load_or_train
+from s2s_jax.data.tokenizer import cache_name, load_or_train, reservoir_sample
 from s2s_jax.data.vocab import CharVocab, Vocab, WordVocab
 
 
@@ -44,6 +40,7 @@ def _synthetic(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pa
 @contextlib.contextmanager
 def _tfds_output_to_stderr():
     """TFDS prints progress to stdout, which translate mode keeps for translations."""
+    import tensorflow_datasets as tfds  # see _multi30k
     tfds.disable_progress_bar()
     with contextlib.redirect_stdout(sys.stderr):
         yield
@@ -56,6 +53,9 @@ _MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 
 def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     """Multi30k task 1 through the project's TFDS builder (offline with manual_dir)."""
+    # TFDS and TensorFlow load only when a TFDS-backed source is read: a translate,
+    # export or eval on files then starts seconds sooner (benchmarks/export_startup.py).
+    from s2s_jax.data.multi30k import available_splits, load_multi30k
     pair = f"{data.src_lang}-{data.tgt_lang}"
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     extra = [s for s in _MULTI30K_EXTRA if s in available_splits(pair, data.manual_dir)]
@@ -72,6 +72,7 @@ _TFDS_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 def _tfds(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en."""
+    from s2s_jax.data.tfds_source import load_tfds  # see _multi30k
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     with _tfds_output_to_stderr():
         return load_tfds(data.tfds_name, data_dir,
@@ -118,8 +119,9 @@ def _fingerprint(texts: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _vocabulary(data, texts: list[str], vocab_dir: str, side: str) -> Vocab:
-    """One vocabulary trained on ``texts`` (cached for word and sentencepiece)."""
+def _vocabulary(data, texts: list[str], vocab_dir: str, side: str, seed: int) -> Vocab:
+    """One vocabulary trained on ``texts`` (cached for word and sentencepiece;
+    SentencePiece on a sample of ``data.vocab_sample_sentences`` of them)."""
     if data.tokenizer == "char":
         return CharVocab("".join(sorted(set("".join(texts)))))
     if data.tokenizer == "word":
@@ -129,9 +131,12 @@ def _vocabulary(data, texts: list[str], vocab_dir: str, side: str) -> Vocab:
             os.makedirs(vocab_dir, exist_ok=True)
             WordVocab.build(texts, data.vocab_size).save(path)
         return WordVocab.load(path)
-    name = cache_name(data.spm_model_type, data.vocab_size, f"{side}:{_fingerprint(texts)}")
-    return load_or_train(vocab_dir, name, lambda: texts, data.vocab_size,
-                         data.spm_model_type)
+    sample = data.vocab_sample_sentences
+    name = cache_name(data.spm_model_type, data.vocab_size,
+                      f"{side}:{_fingerprint(texts)}:sample {sample}, seed {seed}")
+    return load_or_train(vocab_dir, name,
+                         lambda: reservoir_sample(texts, sample, seed) if sample else texts,
+                         data.vocab_size, data.spm_model_type)
 
 
 TOKENIZERS = ("char", "word", "sentencepiece")
@@ -162,8 +167,9 @@ def load_corpus(config, workdir: str) -> Corpus:
     vocab_dir = data.vocab_dir or os.path.join(workdir, "vocab")
     sources, targets = [s for s, _ in train], [t for _, t in train]
     if data.joint_vocab:
-        src_vocab = tgt_vocab = _vocabulary(data, sources + targets, vocab_dir, "joint")
+        src_vocab = tgt_vocab = _vocabulary(data, sources + targets, vocab_dir, "joint",
+                                            config.seed)
     else:
-        src_vocab = _vocabulary(data, sources, vocab_dir, "source")
-        tgt_vocab = _vocabulary(data, targets, vocab_dir, "target")
+        src_vocab = _vocabulary(data, sources, vocab_dir, "source", config.seed)
+        tgt_vocab = _vocabulary(data, targets, vocab_dir, "target", config.seed)
     return Corpus(splits, src_vocab, tgt_vocab, num_dropped)

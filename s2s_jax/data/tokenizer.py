@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import sentencepiece as spm
@@ -26,6 +26,7 @@ from s2s_jax.data.vocab import (BOS_ID, EOS_ID, PAD_ID, UNK_CHAR, UNK_ID,
                                 strip_specials)
 
 ModelType = Literal["unigram", "bpe"]
+T = TypeVar("T")
 
 # SentencePiece writes spaces as this meta symbol (U+2581) inside pieces, and
 # decodes the symbol back to a space wherever it comes from.
@@ -184,6 +185,20 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
         raise
     _write_atomically(path, model.getvalue())
     return SentencePieceVocab(path)
+
+
+def reservoir_sample(items: Iterable[T], size: int, seed: int) -> list[T]:
+    """A uniform random sample of at most `size` of `items`, drawn in one pass
+    holding `size` items (Algorithm R); all of them, in order, when there are no
+    more than `size`. The same items and seed give the same sample."""
+    rng = np.random.default_rng(seed)
+    sample: list[T] = []
+    for seen, item in enumerate(items):
+        if seen < size:
+            sample.append(item)
+        elif (slot := int(rng.integers(0, seen + 1))) < size:
+            sample[slot] = item
+    return sample
 
 
 def load_or_train(cache_dir: str, name: str,

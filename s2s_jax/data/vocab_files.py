@@ -45,3 +45,9 @@ def load_vocab(path: str) -> Vocab:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CorpusError(f"{path}: not a vocabulary file ({type(error).__name__}: "
                           f"{error})") from None
+
+
+def same_vocab(a: Vocab, b: Vocab) -> bool:
+    """Whether ``a`` and ``b`` map the same ids to the same pieces."""
+    return type(a) is type(b) and a.size == b.size and all(
+        a.piece(i) == b.piece(i) for i in range(a.size))
