@@ -76,18 +76,18 @@ def _eval_metrics(export: str, repo: str) -> dict:
 def main(argv):
     del argv
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    translate = [sys.executable, "-m", "s2s_jax.main", "--mode=translate",
-                 *shlex.split(FLAGS.translate_flags)]
-    contestants = {"workdir": (translate + [f"--workdir={os.path.abspath(FLAGS.workdir)}"],
-                               repo, dict(os.environ))}
+    translate = [sys.executable, "-m", "s2s_jax.main", "--mode=translate"]
+    options = shlex.split(FLAGS.translate_flags)  # after any --config
+    workdir = f"--workdir={os.path.abspath(FLAGS.workdir)}"
+    contestants = {"workdir": (translate + [workdir] + options, repo, dict(os.environ))}
     for path in FLAGS.export:
         contestants[f"export {os.path.basename(os.path.normpath(path))}"] = (
-            translate + [f"--model={os.path.abspath(path)}"], repo, dict(os.environ))
+            translate + [f"--model={os.path.abspath(path)}"] + options, repo,
+            dict(os.environ))
     if FLAGS.reference_checkout:
         reference = os.path.abspath(FLAGS.reference_checkout)
         contestants["workdir, reference checkout"] = (
-            translate + [f"--workdir={os.path.abspath(FLAGS.workdir)}"]
-            + shlex.split(FLAGS.reference_flags), reference,
+            translate + [workdir] + shlex.split(FLAGS.reference_flags) + options, reference,
             dict(os.environ, PYTHONPATH=reference))
     seconds = {name: [] for name in contestants}
     outputs = {}

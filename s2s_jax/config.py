@@ -31,6 +31,10 @@ def base_config() -> ml_collections.ConfigDict:
     # glibc keeps freed host memory for the next step (s2s_jax/host_memory.py): faster
     # steps on CPU; the heap never shrinks and may hold a spare step's temporaries.
     config.reuse_host_memory = True
+    # The command line caches the XLA programs it compiles here, across runs: a later
+    # translate, eval or resumed run compiles nothing ("" = no cache; at most 2 GiB, the
+    # least recently used go first; the variable JAX_COMPILATION_CACHE_DIR, if set, wins).
+    config.compilation_cache_dir = "~/.cache/s2s_jax/xla"
 
     config.data = data = ml_collections.ConfigDict()
     data.source = "synthetic"  # synthetic | multi30k | tfds | files (s2s_jax/data/sources.py)

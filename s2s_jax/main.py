@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -102,8 +103,8 @@ def _eval(config) -> None:
         translator, steps = loading.load_with_steps(path, config)
         split = config.eval.split
         directory = os.path.join(FLAGS.workdir or path, "eval", split)
-        evaluate.report(translator, evaluate.split_pairs(config, path, None, split), split, directory,
-                        wmt17_split=split, steps=steps)
+        pairs = evaluate.split_pairs(config, FLAGS.workdir or path, None, split)
+        evaluate.report(translator, pairs, split, directory, wmt17_split=split, steps=steps)
     else:
         _, config = loading.resolved_config(path, config)
         translator = Translator.build(config, *model_files.read_vocabs(path))
@@ -142,6 +143,13 @@ def _check_paths() -> None:
         raise config_lib.ConfigError("--mode=train needs --config")
 
 
+def _cache_compilations(directory: str) -> None:
+    """XLA programs persist in ``directory`` across runs (see config.compilation_cache_dir)."""
+    if directory and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
+        jax.config.update("jax_compilation_cache_max_size", 2 << 30)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -153,6 +161,7 @@ def main(argv):
             model_files.check_same_model(model_files.read_config(path), FLAGS.config, path)
         parallel.initialize_distributed(FLAGS.config)
         host_memory.configure(FLAGS.config)
+        _cache_compilations(FLAGS.config.compilation_cache_dir)
         logging.info("config:\n%s", FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config)
     except (config_lib.ConfigError, CorpusError, NoCheckpointError) as error:  # the
