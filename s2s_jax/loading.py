@@ -13,8 +13,10 @@ import os
 from typing import Optional
 
 import ml_collections
+from absl import logging
 
-from s2s_jax import checkpointing, model_files, parameters
+from s2s_jax import checkpointing, model_files, parallel, parameters
+from s2s_jax.data.sources import load_corpus
 from s2s_jax.translator import Translator
 
 PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
@@ -32,6 +34,19 @@ def resolved_config(path: str, config: Optional[ml_collections.ConfigDict] = Non
         return stored, stored
     model_files.check_same_model(stored, config, path)
     return stored, config
+
+
+def store_model_files(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """A workdir trained before ``config.json`` existed, used with its ``--config``:
+    its vocabularies rebuilt from ``config.data`` as training built them (from the
+    vocabulary cache) and stored with the config, once; then it needs neither again."""
+    if model_files.has_config(workdir) or not os.path.isdir(os.path.join(workdir,
+                                                                          "checkpoints")):
+        return
+    corpus = parallel.process_0_first(load_corpus, config, workdir)
+    model_files.write(workdir, config, corpus.src_vocab, corpus.tgt_vocab)
+    logging.warning("%s had no %s: wrote it and the vocabularies, from the given config",
+                    workdir, model_files.CONFIG_FILE)
 
 
 def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Translator:

@@ -163,6 +163,8 @@ def main(argv):
         host_memory.configure(FLAGS.config)
         _cache_compilations(FLAGS.config.compilation_cache_dir)
         logging.info("config:\n%s", FLAGS.config)
+        if FLAGS.mode != "train" and not FLAGS.model:
+            loading.store_model_files(FLAGS.workdir, FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config)
     except (config_lib.ConfigError, CorpusError, NoCheckpointError) as error:  # the
         sys.exit(f"error: {error}")  # user's input, not a bug

@@ -124,7 +124,8 @@ def read_record(directory: str) -> dict:
         return record
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; is {directory!r} a workdir trained by "
-                          "s2s_jax, or an export?") from None
+                          "s2s_jax, or an export? (a workdir trained before config.json "
+                          "existed needs its --config once)") from None
     except (OSError, ValueError, AttributeError) as error:
         raise ConfigError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
 

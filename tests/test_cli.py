@@ -40,6 +40,26 @@ def test_eval_mode_reproduces_training_report(trained):
     assert json.loads(report.read_text()) == before
 
 
+def test_a_workdir_without_config_json_gains_it_from_its_config(trained):
+    """A workdir trained before config.json existed: its --config, once."""
+    workdir, _ = trained
+    stored = {name: (workdir / name).read_bytes()
+              for name in ("config.json", "source_vocab.json", "target_vocab.json")}
+    for name in stored:
+        (workdir / name).unlink()
+    run = run_main(workdir, "--mode=translate", stdin="abc\n")
+    assert run.returncode != 0 and "needs its --config once" in run.stderr
+    report = workdir / "eval" / "test" / "metrics.json"
+    before = json.loads(report.read_text())
+    run = run_main(workdir, *TINY, "--config.train.num_steps=10", "--mode=eval")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(report.read_text()) == before
+    for name in ("source_vocab.json", "target_vocab.json"):
+        assert (workdir / name).read_bytes() == stored[name]
+    assert json.loads((workdir / "config.json").read_text())["config"] == json.loads(
+        stored["config.json"])["config"]
+
+
 def test_translate_mode_maps_lines_to_lines(trained):
     workdir, _ = trained
     lines = ["abc", "", "zyxw", "   ", "q" * 40]
