@@ -69,7 +69,7 @@ def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = Non
         params = checkpointing.restore_tree(os.path.join(path, PARAMS_DIR), abstract)
         return dataclasses.replace(translator, params=params), list(
             model_files.read_record(path).get("export", {}).get("parameters_of_steps", []))
-    checkpointer = parameters.make_checkpointer(config, path)
+    checkpointer = parameters.open_checkpointer(config, path)
     try:
         params, steps, decoding = parameters.restore_reported(checkpointer, abstract, config,
                                                               path)

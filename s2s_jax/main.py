@@ -23,7 +23,7 @@ from s2s_jax import config as config_lib
 from s2s_jax import evaluate, export, host_memory, loading, model_files, parallel, translate
 from s2s_jax.data import readers
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.parameters import NoCheckpointError, make_checkpointer
+from s2s_jax.parameters import NoCheckpointError, open_checkpointer
 from s2s_jax.translator import Translator
 
 FLAGS = flags.FLAGS
@@ -73,7 +73,11 @@ def _text_file(path: str | None, mode: str, default):
     become U+FFFD and only "\\n" ends a line (so line numbers match ``wc -l``)."""
     options = {"encoding": "utf-8", "errors": "replace", "newline": "\n"}
     if path:
-        return open(path, mode, **options)
+        try:
+            return open(path, mode, **options)
+        except OSError as error:
+            flag = "--input" if mode == "r" else "--output"
+            raise config_lib.ConfigError(f"{flag} {path!r}: {error.strerror}") from None
     default.reconfigure(**options)
     return contextlib.nullcontext(default)
 
@@ -108,7 +112,7 @@ def _eval(config) -> None:
     else:
         _, config = loading.resolved_config(path, config)
         translator = Translator.build(config, *model_files.read_vocabs(path))
-        evaluate.run(config, path, translator, make_checkpointer(config, path))
+        evaluate.run(config, path, translator, open_checkpointer(config, path))
 
 
 def _translate(config) -> None:

@@ -32,6 +32,14 @@ def make_checkpointer(config, workdir: str) -> Checkpointer:
                         best_mode=train.best_mode, keep_best=train.keep_best_checkpoints)
 
 
+def open_checkpointer(config, workdir: str) -> Checkpointer:
+    """The checkpointer of a trained workdir (NoCheckpointError, and nothing created,
+    where it has none)."""
+    if not any(os.path.isdir(os.path.join(workdir, kind)) for kind in ("checkpoints", "best")):
+        raise NoCheckpointError(f"no checkpoint in {workdir!r}: train it first (--mode=train)")
+    return make_checkpointer(config, workdir)
+
+
 def mean_params(params: list[Any]) -> Any:
     """The element-wise mean of parameter trees of one structure."""
     return jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *params)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -82,6 +83,25 @@ def test_translate_files_and_n_best(trained, tmp_path):
     assert [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "2", "2"]
     scores = [float(line.split(" ||| ")[2]) for line in lines]
     assert scores[0] >= scores[1] and scores[3] >= scores[4]
+
+
+def test_translate_names_a_bad_input_output_or_workdir(trained, tmp_path):
+    workdir, _ = trained
+    empty = tmp_path / "empty"
+    shutil.copytree(workdir, empty, ignore=shutil.ignore_patterns("checkpoints", "best"))
+    for flags, message in [
+            ([f"--input={tmp_path / 'missing.txt'}"], f"--input '{tmp_path / 'missing.txt'}': "
+                                                       "No such file or directory"),
+            ([f"--input={tmp_path}"], f"--input '{tmp_path}': Is a directory"),
+            ([f"--output={tmp_path / 'no' / 'out.txt'}"],
+             f"--output '{tmp_path / 'no' / 'out.txt'}': No such file or directory")]:
+        run = run_main(workdir, "--mode=translate", *flags, stdin="abc\n")
+        assert run.returncode != 0 and "Traceback" not in run.stderr
+        assert f"error: {message}" in run.stderr
+    run = run_main(empty, "--mode=translate", stdin="abc\n")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "error: no checkpoint in" in run.stderr
+    assert not (empty / "checkpoints").exists() and not (empty / "best").exists()
 
 
 def test_translate_survives_any_input(trained):
