@@ -23,6 +23,7 @@ from s2s_jax import decoding, losses, parallel, parameters, plots, tuning, wmt17
 from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.data.sources import load_splits
+from s2s_jax.data.vocab import one_line
 from s2s_jax.models.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:  # the translator builds on this module (its score method)
@@ -116,7 +117,7 @@ class Evaluator:
             for row, position in zip(rows, positions):
                 tokens = decoding.until_eos(decoded.tokens[row, 0])  # the best hypothesis
                 empty = self.empty_sources[position]  # empty in, empty out
-                hypotheses[position] = "" if empty else tgt_vocab.decode(tokens)
+                hypotheses[position] = "" if empty else one_line(tgt_vocab.decode(tokens))
                 if position < num_heatmaps and attention is not None:
                     src = batch["src"][row][batch["src_mask"][row]]
                     heatmaps[position] = (attention[row][:len(tokens), :len(src)],

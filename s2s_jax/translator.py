@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 
 from s2s_jax import decoding, evaluate, parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
-from s2s_jax.data.vocab import EOS_ID, Vocab
+from s2s_jax.data.vocab import EOS_ID, Vocab, one_line
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 
 Hypotheses = list[tuple[str, float]]  # (translation, score), best first
@@ -106,7 +106,7 @@ class Translator:
                 decoded = parallel.fetch(decode(self.params, arrays["src"], arrays["src_mask"]))
                 for row, i in enumerate(to_decode):
                     nbest = zip(decoded.tokens[row], decoded.scores[row])
-                    outputs[i] = [(" ".join(self.tgt_vocab.decode(tokens).splitlines()),
+                    outputs[i] = [(one_line(self.tgt_vocab.decode(tokens)),
                                    float(score))  # decode stops at EOS
                                   for tokens, score in nbest if np.isfinite(score)]
             yield from outputs

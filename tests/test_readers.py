@@ -28,6 +28,15 @@ def test_read_aligned(aligned):
     assert (pairs, dropped) == ([("a b", "x"), ("c", "y z")], 0)
 
 
+def test_a_byte_order_mark_is_not_part_of_line_1(aligned, tmp_path):
+    bom = "\ufeff".encode()
+    pairs, _ = read_aligned(*aligned(bom + b"aehg hfd\nb\n", bom + b"x\ny\n"),
+                            drop_empty=True)
+    assert pairs == [("aehg hfd", "x"), ("b", "y")]
+    pairs, _ = read_tsv(write(tmp_path / "c.tsv", bom + b"aehg hfd\tx\n"), drop_empty=True)
+    assert pairs == [("aehg hfd", "x")]
+
+
 def test_strips_only_line_ends(aligned):
     src, tgt = aligned(" a \r\nb\tc\x0cd\u2028e\n\u00e9", " x \r\ny\nz")
     pairs, _ = read_aligned(src, tgt, drop_empty=True)

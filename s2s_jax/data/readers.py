@@ -40,7 +40,8 @@ def _read_lines(path: str | os.PathLike) -> list[str]:
         raise CorpusError(
             f"{path}, line {line}: invalid UTF-8 at byte offset {e.start} "
             f"({e.reason})") from None
-    lines = text.replace("\r\n", "\n").split("\n")
+    # A byte-order mark (Windows editors write one) is no part of the first sentence.
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")
     if lines[-1] == "":  # The file ends with a newline, or is empty.
         lines.pop()
     return lines

@@ -29,6 +29,12 @@ class Vocab(Protocol):
     def piece(self, i: int) -> str: ...
 
 
+def one_line(text: str) -> str:
+    """``text`` with each line break (any that ``str.splitlines`` splits on: "\\r",
+    form feed, U+2028, ...) made a space: one output line per input line."""
+    return " ".join(text.splitlines())
+
+
 def strip_specials(ids: Sequence[int] | np.ndarray) -> list[int]:
     """Returns `ids` up to the first EOS_ID, without PAD_ID and BOS_ID."""
     kept = []
