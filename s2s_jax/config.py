@@ -242,6 +242,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.train.best_metric == "bleu_wmt17":
         _check(config.eval.wmt17_bleu, "eval.wmt17_bleu",
                "must be True for train.best_metric='bleu_wmt17'", config.eval.wmt17_bleu)
+    for key in ("eval.max_len_a", "eval.max_len_b"):
+        _check(_get(config, key) >= 0, key, "must be >= 0", _get(config, key))
+    _check(config.eval.max_len_a > 0 or config.eval.max_len_b > 0, "eval.max_len_b",
+           "must be > 0 where eval.max_len_a is 0 (the output length bound a * src_len + b)",
+           config.eval.max_len_b)
     _one_of(config, "eval.decoder", DECODERS)
     _positive(config, "eval.beam_size", "eval.n_best", "eval.temperature")
     _check(config.eval.n_best <= config.eval.beam_size, "eval.n_best",

@@ -13,6 +13,7 @@ is can be overridden: ``--config.eval.beam_size=5``.
 
 import contextlib
 import os
+import re
 import sys
 
 import jax
@@ -174,9 +175,24 @@ def main(argv):
         sys.exit(f"error: {error}")  # user's input, not a bug
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, where a misspelt ``--config.x.y`` ends in one error line
+    naming the flag (ml_collections raises it as a KeyError or AttributeError)."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except (KeyError, AttributeError) as error:
+        message = str(error).strip("'\"").replace("\\'", "'").replace("\\n", " ")
+        key = re.match(r"'(\w+)'", message)
+        named = [arg.split("=")[0] for arg in argv[1:] if key and arg.startswith("--config.")
+                 and f".{key[1]}" in arg.split("=")[0]]
+        hint = message[key.end():].replace(" Did you", "; did you") if key else f": {message}"
+        sys.exit(f"error: {named[0] if named else 'a --config override'}: no such config "
+                 f"field{hint}")
+
+
 def run() -> None:
     define_config_flag(sys.argv)
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

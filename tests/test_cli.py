@@ -149,7 +149,12 @@ def test_resuming_with_other_training_data_is_refused(trained):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--config.model.hiden_size=3", "hiden_size"),
+    ("--config.model.hiden_size=3", "error: --config.model.hiden_size: no such config field; "
+                                    'did you mean "hidden_size" instead of "hiden_size"?'),
+    ("--config.trainn.num_steps=3", "error: --config.trainn.num_steps: no such config field; "
+                                    'did you mean "train" instead of "trainn"?'),
+    ("--config.eval.max_len_a=-1", "config.eval.max_len_a must be >= 0"),
+    ("--config.eval.max_len_b=-2", "config.eval.max_len_b must be >= 0"),
     ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
     ("--config.model.attention=luong", "config.model.attention must be one of"),
     ("--config.model.cell=lstn", "config.model.cell must be one of"),
@@ -165,7 +170,7 @@ def test_resuming_with_other_training_data_is_refused(trained):
 def test_bad_config_stops_before_compute_naming_the_key(tmp_path, flag, message):
     run = run_main(tmp_path / "run", *TINY, flag)
     assert run.returncode != 0
-    assert message in run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
