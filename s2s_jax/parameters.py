@@ -62,8 +62,9 @@ def restore_steps(checkpointer: Checkpointer, abstract: Any, steps: list[int]) -
 def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
                        workdir: str) -> tuple[Any, list[int]]:
     """The parameters ``eval_config`` names and the steps they come from: the mean of
-    the latest ``average_checkpoints``, or ``checkpoint`` (best, falling back to the
-    latest where there is no best; latest; a step number)."""
+    the latest ``average_checkpoints``; a step number; or ``checkpoint`` "best" or
+    "latest", where a checkpoint that cannot be read (damaged files) is passed over,
+    with a warning, for the next: the best, then the latest ones, newest first."""
     if eval_config.average_checkpoints > 1:
         steps = checkpointer.steps()[-eval_config.average_checkpoints:]
         if not steps:
@@ -77,16 +78,24 @@ def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
             raise NoCheckpointError(f"no checkpoint of step {step} in {workdir!r} (kept: "
                                     f"{sorted(set(checkpointer.steps()) | set(checkpointer.best_values()))})")
         return restore_step(checkpointer, abstract, step), [step]
-    step = checkpointer.best_step() if which == "best" else None
-    if step is not None:
-        logging.info("restoring the parameters of the best checkpoint, step %d", step)
-        return checkpointer.restore_params(abstract, step, "best"), [step]
-    step = checkpointer.latest_step()
-    if step is None:
+    best = checkpointer.best_step() if which == "best" else None
+    candidates = ([] if best is None else [(best, "best")]) + [
+        (step, "latest") for step in reversed(checkpointer.steps())]
+    if not candidates:
         raise NoCheckpointError(f"no checkpoint in {workdir!r}: train it first "
                                 "(--mode=train)")
-    logging.info("restoring the parameters of the latest checkpoint, step %d", step)
-    return checkpointer.restore_params(abstract, step, "latest"), [step]
+    for step, kind in candidates:  # the first that can be read
+        try:
+            params = checkpointer.restore_params(abstract, step, kind)
+        except Exception as error:  # noqa: BLE001 - damaged files raise many error types
+            logging.warning("cannot read the %s checkpoint of step %d (%s: %s); trying the "
+                            "next", kind, step, type(error).__name__, error)
+            continue
+        logging.info("restored the parameters of the %s checkpoint, step %d", kind, step)
+        return params, [step]
+    raise NoCheckpointError(f"no checkpoint in {workdir!r} can be read (tried "
+                            f"{[f'{kind} {step}' for step, kind in candidates]}; see the "
+                            "warnings above)")
 
 
 def report_path(workdir: str, split: str) -> str:
@@ -97,8 +106,8 @@ def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
                      workdir: str) -> tuple[Any, list[int], dict]:
     """The parameters that the last evaluation of ``config.eval.split`` scored, their
     steps, and its decoding settings ({} where it recorded none). Without a report, or
-    where its checkpoints are gone, those that ``config.eval`` names (with a warning
-    for the latter)."""
+    where its checkpoints are gone or cannot be read, those that ``config.eval`` names
+    (with a warning for the latter)."""
     path = report_path(workdir, config.eval.split)
     report = {}
     if os.path.exists(path):
@@ -108,11 +117,19 @@ def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
     if steps:
         kept = set(checkpointer.steps()) | set(checkpointer.best_values())
         if set(steps) <= kept:
-            logging.info("parameters of steps %s, as scored in %s", steps, path)
-            return (restore_steps(checkpointer, abstract, steps), steps,
-                    report.get("decoding") or {})
-        logging.warning("%s scored the parameters of steps %s, but checkpoints %s are gone; "
-                        "using config.eval.checkpoint=%r (run --mode=eval to choose again)",
-                        path, steps, sorted(set(steps) - kept), config.eval.checkpoint)
+            try:
+                params = restore_steps(checkpointer, abstract, steps)
+            except Exception as error:  # noqa: BLE001 - damaged files raise many error types
+                logging.warning("%s scored the parameters of steps %s, which cannot be read "
+                                "(%s: %s); using config.eval.checkpoint=%r", path, steps,
+                                type(error).__name__, error, config.eval.checkpoint)
+            else:
+                logging.info("parameters of steps %s, as scored in %s", steps, path)
+                return params, steps, report.get("decoding") or {}
+        else:
+            logging.warning(
+                "%s scored the parameters of steps %s, but checkpoints %s are gone; using "
+                "config.eval.checkpoint=%r (run --mode=eval to choose again)", path, steps,
+                sorted(set(steps) - kept), config.eval.checkpoint)
     params, steps = restore_configured(checkpointer, abstract, config.eval, workdir)
     return params, steps, {}

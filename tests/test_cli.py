@@ -104,6 +104,21 @@ def test_translate_names_a_bad_input_output_or_workdir(trained, tmp_path):
     assert not (empty / "checkpoints").exists() and not (empty / "best").exists()
 
 
+def test_a_damaged_best_checkpoint_falls_back_to_the_latest(trained, tmp_path):
+    workdir, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    for root, _, names in os.walk(copy / "best" / "10" / "default"):  # the arrays
+        for name in names:
+            os.truncate(os.path.join(root, name), os.path.getsize(os.path.join(root, name)) // 2)
+    expected = run_main(workdir, "--mode=translate", stdin="abc\nzyx\n")
+    run = run_main(copy, "--mode=translate", stdin="abc\nzyx\n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout == expected.stdout  # step 10 is the latest checkpoint too
+    assert "cannot read the best checkpoint of step 10" in run.stderr
+    assert "restored the parameters of the latest checkpoint, step 10" in run.stderr
+
+
 def test_translate_survives_any_input(trained):
     """Random bytes (invalid UTF-8, NUL, CR, control characters), 10,000- and
     60,000-character lines, empty and blank lines, no final newline: one output line
