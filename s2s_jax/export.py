@@ -35,11 +35,7 @@ def export(config, workdir: str, export_dir: str, dtype: str = "float32") -> Non
                           "directory; remove it or choose another")
     translator, steps = loading.load_with_steps(workdir, config)
     config = translator.config
-    report_path = parameters.report_path(workdir, config.eval.split)
-    report = {}
-    if os.path.exists(report_path):
-        with open(report_path, encoding="utf-8") as f:
-            report = json.load(f)
+    _, report = parameters.read_report(workdir, config.eval.split)
     params = cast_floats(translator.params, dtype)
     count = sum(np.size(p) for p in jax.tree.leaves(params))
     export_dir = os.path.abspath(export_dir)

@@ -40,8 +40,7 @@ def store_model_files(workdir: str, config: ml_collections.ConfigDict) -> None:
     """A workdir trained before ``config.json`` existed, used with its ``--config``:
     its vocabularies rebuilt from ``config.data`` as training built them (from the
     vocabulary cache) and stored with the config, once; then it needs neither again."""
-    if model_files.has_config(workdir) or not os.path.isdir(os.path.join(workdir,
-                                                                          "checkpoints")):
+    if model_files.has_config(workdir) or not parameters.has_checkpoints(workdir):
         return
     corpus = parallel.process_0_first(load_corpus, config, workdir)
     model_files.write(workdir, config, corpus.src_vocab, corpus.tgt_vocab)

@@ -111,9 +111,9 @@ def _eval(config) -> None:
         pairs = evaluate.split_pairs(config, FLAGS.workdir or path, None, split)
         evaluate.report(translator, pairs, split, directory, wmt17_split=split, steps=steps)
     else:
-        _, config = loading.resolved_config(path, config)
+        checkpointer = open_checkpointer(config, path)  # main checked it is the same model
         translator = Translator.build(config, *model_files.read_vocabs(path))
-        evaluate.run(config, path, translator, open_checkpointer(config, path))
+        evaluate.run(config, path, translator, checkpointer)
 
 
 def _translate(config) -> None:

@@ -32,10 +32,20 @@ def make_checkpointer(config, workdir: str) -> Checkpointer:
                         best_mode=train.best_mode, keep_best=train.keep_best_checkpoints)
 
 
+def has_checkpoints(workdir: str) -> bool:
+    """Whether ``workdir`` has checkpoint folders (a Checkpointer would create them)."""
+    return any(os.path.isdir(os.path.join(workdir, kind)) for kind in ("checkpoints", "best"))
+
+
+def kept_steps(checkpointer: Checkpointer) -> list[int]:
+    """The steps of every kept checkpoint, latest and best."""
+    return sorted(set(checkpointer.steps()) | set(checkpointer.best_values()))
+
+
 def open_checkpointer(config, workdir: str) -> Checkpointer:
     """The checkpointer of a trained workdir (NoCheckpointError, and nothing created,
     where it has none)."""
-    if not any(os.path.isdir(os.path.join(workdir, kind)) for kind in ("checkpoints", "best")):
+    if not has_checkpoints(workdir):
         raise NoCheckpointError(f"no checkpoint in {workdir!r}: train it first (--mode=train)")
     return make_checkpointer(config, workdir)
 
@@ -74,9 +84,9 @@ def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
     which = eval_config.checkpoint
     if which.isdigit():
         step = int(which)
-        if step not in checkpointer.steps() + list(checkpointer.best_values()):
+        if step not in kept_steps(checkpointer):
             raise NoCheckpointError(f"no checkpoint of step {step} in {workdir!r} (kept: "
-                                    f"{sorted(set(checkpointer.steps()) | set(checkpointer.best_values()))})")
+                                    f"{kept_steps(checkpointer)})")
         return restore_step(checkpointer, abstract, step), [step]
     best = checkpointer.best_step() if which == "best" else None
     candidates = ([] if best is None else [(best, "best")]) + [
@@ -98,8 +108,14 @@ def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
                             "warnings above)")
 
 
-def report_path(workdir: str, split: str) -> str:
-    return os.path.join(workdir, "eval", split, "metrics.json")
+def read_report(workdir: str, split: str) -> tuple[str, dict]:
+    """The path of the last evaluation report of ``split`` and its contents ({} where
+    there is none)."""
+    path = os.path.join(workdir, "eval", split, "metrics.json")
+    if not os.path.exists(path):
+        return path, {}
+    with open(path, encoding="utf-8") as f:
+        return path, json.load(f)
 
 
 def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
@@ -108,14 +124,10 @@ def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
     steps, and its decoding settings ({} where it recorded none). Without a report, or
     where its checkpoints are gone or cannot be read, those that ``config.eval`` names
     (with a warning for the latter)."""
-    path = report_path(workdir, config.eval.split)
-    report = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            report = json.load(f)
+    path, report = read_report(workdir, config.eval.split)
     steps = report.get("parameters_of_steps")
     if steps:
-        kept = set(checkpointer.steps()) | set(checkpointer.best_values())
+        kept = set(kept_steps(checkpointer))
         if set(steps) <= kept:
             try:
                 params = restore_steps(checkpointer, abstract, steps)
