@@ -18,7 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from s2s_jax import host_memory, parallel, schedules
-from s2s_jax.data.batching import TrainBatches, encode_pairs, prefetch
+from s2s_jax.data.batching import TrainBatches, prefetch
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.train_state import initial_state
 from s2s_jax.translator import Translator
@@ -41,8 +41,7 @@ def main(argv):
     host_memory.configure(config)
     start = time.perf_counter()
     corpus = load_corpus(config, FLAGS.workdir)
-    examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
-    batches = TrainBatches(examples, batch_sizes(config.data), config.data.buckets,
+    batches = TrainBatches(corpus.train, batch_sizes(config.data), config.data.buckets,
                            config.seed)
     setup_seconds = time.perf_counter() - start
 
@@ -78,7 +77,7 @@ def main(argv):
     rows = [
         ("corpus read + tokenize + encode (s)", f"{setup_seconds:.1f}"),
         ("training pairs / filtered / dropped empty",
-         f"{len(examples)} / {batches.num_filtered} / {corpus.num_dropped}"),
+         f"{len(corpus.train)} / {batches.num_filtered} / {corpus.num_dropped}"),
         ("batch shapes (src, tgt, sentences)", str(batches.shapes)),
         ("pipeline batches/s", f"{FLAGS.pipeline_steps / pipeline_seconds:,.0f}"),
         ("pipeline tokens/s", f"{pipeline_tokens_per_sec:,.0f}"),

@@ -53,11 +53,16 @@ def base_config() -> ml_collections.ConfigDict:
     data.tokenizer = "char"  # char | word | sentencepiece
     data.vocab_size = 8_000  # word / sentencepiece vocabulary size
     # sentencepiece: train on a seeded random sample of at most this many training
-    # sentences (0: all of them); a corpus no larger is used whole, in order.
-    data.vocab_sample_sentences = 2_000_000
+    # sentences (0: all of them); a corpus no larger is used whole, in order. Unigram
+    # training takes ~2.8 KB of memory per sentence of ~120 characters: 500k keeps
+    # preprocessing a WMT-sized corpus under 3 GB (benchmarks/corpus_scale.py).
+    data.vocab_sample_sentences = 500_000
     data.spm_model_type = "unigram"  # sentencepiece: unigram | bpe
     data.joint_vocab = False  # one vocabulary for source and target
     data.vocab_dir = ""  # where vocabularies are cached ("" = <workdir>/vocab)
+    # where the training pairs are kept encoded, keyed by corpus and vocabularies, with
+    # the splits held out of a corpus file ("" = <workdir>/records; runs may share one)
+    data.records_dir = ""
     data.buckets = ((16, 12), (32, 12))  # fixed (src_len, tgt_len) batch shapes
     data.batch_size = 128  # sentences per global batch (all devices, all hosts)
     data.tokens_per_batch = 0  # > 0: size each bucket's batch to ~this many tokens instead

@@ -16,7 +16,7 @@ import ml_collections
 from absl import logging
 
 from s2s_jax import checkpointing, model_files, parallel, parameters
-from s2s_jax.data.sources import load_corpus
+from s2s_jax.data.sources import load_vocabularies
 from s2s_jax.translator import Translator
 
 PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
@@ -42,8 +42,8 @@ def store_model_files(workdir: str, config: ml_collections.ConfigDict) -> None:
     vocabulary cache) and stored with the config, once; then it needs neither again."""
     if model_files.has_config(workdir) or not parameters.has_checkpoints(workdir):
         return
-    corpus = parallel.process_0_first(load_corpus, config, workdir)
-    model_files.write(workdir, config, corpus.src_vocab, corpus.tgt_vocab)
+    model_files.write(workdir, config,
+                      *parallel.process_0_first(load_vocabularies, config, workdir))
     logging.warning("%s had no %s: wrote it and the vocabularies, from the given config",
                     workdir, model_files.CONFIG_FILE)
 

@@ -16,7 +16,6 @@ import os
 import re
 import sys
 
-import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -28,8 +27,12 @@ from s2s_jax.parameters import NoCheckpointError, open_checkpointer
 from s2s_jax.translator import Translator
 
 FLAGS = flags.FLAGS
+# The modes that start from --config alone (the others read the model's stored config).
+_TRAINING_MODES = ("train", "preprocess")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "translate", "export"], "What to do.")
+flags.DEFINE_enum("mode", "train", ["train", "preprocess", "eval", "translate", "export"],
+                  "What to do; preprocess: only what a first training start prepares "
+                  "(vocabularies, encoded training pairs).")
 flags.DEFINE_string("model", None, "eval / translate: an export directory (instead of "
                     "--workdir).")
 flags.DEFINE_string("input", None, "translate: file of source lines (default stdin).")
@@ -46,7 +49,7 @@ def _model_path(argv: list[str]) -> str | None:
     """The directory whose stored config a run without ``--config`` starts from:
     ``--model``, else ``--workdir`` (for modes other than train)."""
     FLAGS(argv, known_only=True)
-    path = None if FLAGS.mode == "train" else FLAGS.model or FLAGS.workdir
+    path = None if FLAGS.mode in _TRAINING_MODES else FLAGS.model or FLAGS.workdir
     FLAGS.unparse_flags()
     return path
 
@@ -92,6 +95,19 @@ def _train(config) -> None:
         sys.exit(f"error: {error}")
 
 
+def _preprocess(config) -> None:
+    """Builds (or opens) the vocabularies and the encoded training pairs, once, where
+    training finds them (config.data.vocab_dir, config.data.records_dir)."""
+    from s2s_jax.data.sources import load_corpus
+    corpus = parallel.process_0_first(load_corpus, config, FLAGS.workdir)
+    manifest = corpus.train.manifest
+    logging.info("%s: %d training pairs (dropped: %d with a blank side, %d too long), "
+                 "built in %.1f s; vocabularies %d / %d", corpus.train.path,
+                 len(corpus.train), manifest["num_dropped_empty"],
+                 manifest["num_dropped_long"], manifest["build_seconds"],
+                 corpus.src_vocab.size, corpus.tgt_vocab.size)
+
+
 def _eval(config) -> None:
     """Scores config.eval.split, or --src_file against --ref_file, and writes the report
     into <workdir or model>/eval/<split, or the source file's name>."""
@@ -129,30 +145,23 @@ def _export(config) -> None:
     export.export(config, FLAGS.workdir, FLAGS.export_dir, FLAGS.export_dtype)
 
 
-MODES = {"train": _train, "eval": _eval, "translate": _translate, "export": _export}
+MODES = {"train": _train, "preprocess": _preprocess, "eval": _eval, "translate": _translate, "export": _export}
 
 
 def _check_paths() -> None:
     """The directories a mode needs, before any compute."""
-    if FLAGS.mode in ("train", "export") or not FLAGS.model:
+    if FLAGS.mode in (*_TRAINING_MODES, "export") or not FLAGS.model:
         if not FLAGS.workdir:
             raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --workdir"
-                                         + ("" if FLAGS.mode in ("train", "export")
+                                         + ("" if FLAGS.mode in (*_TRAINING_MODES, "export")
                                             else " or --model"))
-        if FLAGS.mode == "train":
+        if FLAGS.mode in _TRAINING_MODES:
             config_lib.check_workdir(FLAGS.workdir)
     if FLAGS.mode in ("translate", "eval") and FLAGS.model and not loading.is_export(FLAGS.model):
         raise config_lib.ConfigError(f"--model {FLAGS.model!r} is not an export directory "
                                      f"(no {loading.PARAMS_DIR}/); for a workdir use --workdir")
     if FLAGS.config is None:
-        raise config_lib.ConfigError("--mode=train needs --config")
-
-
-def _cache_compilations(directory: str) -> None:
-    """XLA programs persist in ``directory`` across runs (see config.compilation_cache_dir)."""
-    if directory and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
-        jax.config.update("jax_compilation_cache_max_size", 2 << 30)
+        raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --config")
 
 
 def main(argv):
@@ -166,9 +175,9 @@ def main(argv):
             model_files.check_same_model(model_files.read_config(path), FLAGS.config, path)
         parallel.initialize_distributed(FLAGS.config)
         host_memory.configure(FLAGS.config)
-        _cache_compilations(FLAGS.config.compilation_cache_dir)
+        parallel.cache_compilations(FLAGS.config.compilation_cache_dir)
         logging.info("config:\n%s", FLAGS.config)
-        if FLAGS.mode != "train" and not FLAGS.model:
+        if FLAGS.mode not in _TRAINING_MODES and not FLAGS.model:
             loading.store_model_files(FLAGS.workdir, FLAGS.config)
         MODES[FLAGS.mode](FLAGS.config)
     except (config_lib.ConfigError, CorpusError, NoCheckpointError) as error:  # the

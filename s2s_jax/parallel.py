@@ -7,6 +7,7 @@ contributes its local rows of the global batch.
 """
 
 import math
+import os
 from typing import Any, Callable, TypeVar
 
 import jax
@@ -45,6 +46,13 @@ def initialize_distributed(config) -> None:
                  jax.process_count(), jax.local_device_count(), jax.device_count())
     if jax.process_index() > 0:
         logging.set_verbosity(logging.WARNING)
+
+
+def cache_compilations(directory: str) -> None:
+    """XLA programs persist in ``directory`` across runs (see config.compilation_cache_dir)."""
+    if directory and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
+        jax.config.update("jax_compilation_cache_max_size", 2 << 30)
 
 
 def process_0_first(fn: Callable[..., T], *args) -> T:

@@ -14,8 +14,7 @@ from s2s_jax import (evaluate, losses, model_files, output_loss, parallel, param
                      schedules)
 from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError
-from s2s_jax.data.batching import (TrainBatches, encode_pairs, prefetch,
-                                   token_budget_batch_sizes)
+from s2s_jax.data.batching import TrainBatches, prefetch, token_budget_batch_sizes
 from s2s_jax.data.sources import Corpus, load_corpus
 from s2s_jax.preemption import Preemption
 from s2s_jax.train_state import TrainState, initial_state
@@ -170,6 +169,14 @@ def _evaluate(evaluator: evaluate.Evaluator, writer, checkpointer, step: int,
     checkpointer.save_best(step, state, metrics[config.train.best_metric])
 
 
+def training_data(config, workdir: str) -> tuple[Corpus, TrainBatches]:
+    """The corpus (its vocabularies and encoded pairs built on a first start, by process
+    0 first; opened on later ones) and this process's stream of training batches."""
+    corpus = parallel.process_0_first(load_corpus, config, workdir)
+    return corpus, TrainBatches(corpus.train, batch_sizes(config.data), config.data.buckets,
+                                config.seed, jax.process_index(), jax.process_count())
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint, then
     evaluates the best checkpoint on ``config.eval.split`` and returns its metrics.
@@ -181,13 +188,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     deadline = time.monotonic() + 60 * config.train.time_budget_minutes
     writer = metric_writers.create_default_writer(
         workdir, just_logging=jax.process_index() > 0)
-    corpus = parallel.process_0_first(load_corpus, config, workdir)
-    examples = encode_pairs(corpus.splits["train"], corpus.src_vocab, corpus.tgt_vocab)
-    batches = TrainBatches(examples, batch_sizes(config.data), config.data.buckets,
-                           config.seed, jax.process_index(), jax.process_count())
+    corpus, batches = training_data(config, workdir)
     logging.info("train pairs: %d (dropped for an empty side: %d), filtered (fit no "
                  "bucket): %d, skipped: %d; batch shapes (src_len, tgt_len, sentences) %s; "
-                 "%d steps per epoch; vocabularies %d / %d", len(examples),
+                 "%d steps per epoch; vocabularies %d / %d", len(corpus.train),
                  corpus.num_dropped, batches.num_filtered, batches.num_skipped,
                  batches.shapes, batches.steps_per_epoch, corpus.src_vocab.size,
                  corpus.tgt_vocab.size)

@@ -146,5 +146,53 @@ def test_checkpointer_saves_latest_and_best_from_two_processes(tmp_path):
                                                        "restored": 20.0}
 
 
+def _rows_config():
+    from s2s_jax.config import base_config
+    config = base_config()
+    with config.unlocked():
+        config.data.update(train_size=400, batch_size=16, buckets=((32, 12),))
+    return config
+
+
+def _read_rows(coordinator: str, process_id: int, workdir: str) -> dict:
+    """This process's rows of the first training batches, and how many rows it read
+    from the records (which process 0 builds and process 1 opens)."""
+    import jax
+
+    jax.distributed.initialize(coordinator, 2, process_id)
+    from s2s_jax import train
+
+    corpus, batches = train.training_data(_rows_config(), workdir)
+    sources = [batches.batch(step)["src"].tolist() for step in range(5)]
+    return {"rows_read": corpus.train.rows_read, "sources": sources}
+
+
+def test_each_process_reads_only_its_own_rows(tmp_path):
+    coordinator = f"127.0.0.1:{_free_port()}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    processes = [subprocess.Popen([sys.executable, __file__, "rows", coordinator, str(rank),
+                                   str(tmp_path / "run")], cwd=REPO, env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for rank in range(2)]
+    try:
+        outputs = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    seen = [json.loads(stdout.splitlines()[-1]) for stdout, _ in outputs]
+    assert [process["rows_read"] for process in seen] == [5 * 8, 5 * 8]
+
+    from s2s_jax import train  # one process: the whole global batches
+    _, batches = train.training_data(_rows_config(), str(tmp_path / "one"))
+    for step in range(5):
+        assert (seen[0]["sources"][step] + seen[1]["sources"][step]
+                == batches.batch(step)["src"].tolist())
+
+
 if __name__ == "__main__":
-    print(json.dumps(_save_and_restore(sys.argv[1], int(sys.argv[2]), sys.argv[3])))
+    script = _read_rows if sys.argv[1] == "rows" else _save_and_restore
+    args = sys.argv[2:] if sys.argv[1] == "rows" else sys.argv[1:]
+    print(json.dumps(script(args[0], int(args[1]), args[2])))

@@ -35,10 +35,11 @@ def test_tsv_with_held_out_splits_drops_empty_training_pairs(tmp_path):
                                  held_out_fraction=0.1, joint_vocab=True),
                          str(tmp_path / "run"))
     sizes = {name: len(pairs) for name, pairs in corpus.splits.items()}
-    assert sum(sizes.values()) + corpus.num_dropped == 402
+    assert sum(sizes.values()) + len(corpus.train) + corpus.num_dropped == 402
     assert corpus.num_dropped == 2 and sizes["validation"] > 10 and sizes["test"] > 10
-    train_sources = {s for s, _ in corpus.splits["train"]}
-    assert not train_sources & {s for s, _ in corpus.splits["test"]}
+    vocab = corpus.src_vocab
+    train_sources = {vocab.decode(src) for src in corpus.train.rows(range(len(corpus.train)))[0]}
+    assert len(train_sources) > 5 and not train_sources & {s for s, _ in corpus.splits["test"]}
     assert corpus.src_vocab is corpus.tgt_vocab
 
 
@@ -100,7 +101,7 @@ def test_multi30k_offline(shared_data_dir, tmp_path, capsys):
     corpus = load_corpus(config, str(tmp_path))
     assert capsys.readouterr().out == ""  # TFDS's chatter must not reach translate's stdout
     sizes = {name: len(pairs) for name, pairs in corpus.splits.items()}
-    assert sizes["train"] + corpus.num_dropped == 29_000
+    assert len(corpus.train) + corpus.num_dropped == 29_000
     assert (sizes["validation"], sizes["test"]) == (1_014, 1_000)
     first_de = (shared_data_dir / "multi30k" / "test_2016_flickr.de").read_text().split("\n")[0]
     assert corpus.splits["test"][0][0] == first_de

@@ -146,16 +146,22 @@ def test_unknown_model_type(tmp_path):
                                       VOCAB_SIZE, "word")
 
 
-def test_reservoir_sample_is_uniform_seeded_and_whole_when_small():
+@pytest.mark.parametrize("chunk", [1 << 16, 64])  # one block of draws, or many
+def test_reservoir_sample_is_uniform_seeded_and_whole_when_small(chunk):
     items = list(range(1000))
-    assert tokenizer.reservoir_sample(items, 1000, seed=3) == items  # no larger: all, in order
-    assert tokenizer.reservoir_sample(iter(items[:7]), 10, seed=3) == items[:7]
-    sample = tokenizer.reservoir_sample(iter(items), 100, seed=3)
-    assert len(set(sample)) == 100 and sample == tokenizer.reservoir_sample(items, 100, 3)
-    assert sample != tokenizer.reservoir_sample(items, 100, seed=4)
+    tokenizer_sample = tokenizer.reservoir_sample
+
+    def reservoir_sample(items, size, seed):
+        return tokenizer_sample(items, size, seed, chunk)
+
+    assert reservoir_sample(items, 1000, seed=3) == items  # no larger: all, in order
+    assert reservoir_sample(iter(items[:7]), 10, seed=3) == items[:7]
+    sample = reservoir_sample(iter(items), 100, seed=3)
+    assert len(set(sample)) == 100 and sample == reservoir_sample(items, 100, 3)
+    assert sample != reservoir_sample(items, 100, seed=4)
     # Each item is kept with probability 100/1000: over 2,000 draws, every tenth of the
     # stream gets 10% of the sample (binomial sd 0.21 points), early and late alike.
     counts = np.zeros(10)
     for seed in range(2000):
-        np.add.at(counts, np.array(tokenizer.reservoir_sample(items, 100, seed)) // 100, 1)
+        np.add.at(counts, np.array(reservoir_sample(items, 100, seed)) // 100, 1)
     np.testing.assert_allclose(counts / counts.sum(), 0.1, atol=0.01)

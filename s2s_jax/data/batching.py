@@ -14,7 +14,7 @@ import dataclasses
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -40,6 +40,26 @@ class Examples:
 
     def __len__(self) -> int:
         return len(self.src)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 [num_pairs, 2]: source length (EOS included), target length."""
+        return np.array([(len(s), len(t)) for s, t in zip(self.src, self.tgt)],
+                        np.int64).reshape(-1, 2)
+
+    def rows(self, ids: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [self.src[i] for i in ids], [self.tgt[i] for i in ids]
+
+
+class Rows(Protocol):
+    """Encoded pairs read by index: ``Examples`` in memory, ``records.Records`` on disk."""
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """[num_pairs, 2]: source length (EOS included), target length."""
+
+    def rows(self, ids: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(sources, targets) of the pairs ``ids``, as in ``Examples``."""
 
 
 def sort_by_source_length(examples: Examples) -> tuple[np.ndarray, Examples]:
@@ -135,7 +155,7 @@ class TrainBatches:
       shapes: the (src_len, tgt_len, batch_size) of the buckets in use.
     """
 
-    def __init__(self, examples: Examples, batch_size: int | Sequence[int],
+    def __init__(self, examples: Rows, batch_size: int | Sequence[int],
                  buckets: Buckets, seed: int, process_index: int = 0,
                  process_count: int = 1):
         _check_buckets(buckets)
@@ -154,9 +174,9 @@ class TrainBatches:
         self._seed = seed
         self._process = (process_index, process_count)
 
-        src_lens = np.array([len(s) for s in examples.src], dtype=np.int64)
-        tgt_lens = np.array([len(t) + 1 for t in examples.tgt], dtype=np.int64)
-        unassigned = np.ones(len(examples), bool)
+        lengths = np.asarray(examples.lengths, np.int64)
+        src_lens, tgt_lens = lengths[:, 0], lengths[:, 1] + 1  # the target with its EOS
+        unassigned = np.ones(len(lengths), bool)
         self._buckets: list[tuple[Shape, int, np.ndarray]] = []
         self.num_skipped = 0
         for (bucket_src, bucket_tgt), size in zip(buckets, sizes):
@@ -172,7 +192,7 @@ class TrainBatches:
         if not self.steps_per_epoch:
             raise ValueError(
                 f"no bucket of {list(buckets)} holds a batch ({sizes}) of "
-                f"the {len(examples)} examples ({self.num_filtered} fit no bucket)")
+                f"the {len(lengths)} examples ({self.num_filtered} fit no bucket)")
         self._epoch_cache: tuple[int, list[tuple[Shape, np.ndarray]]] | None = None
 
     def _epoch(self, epoch: int) -> list[tuple[Shape, np.ndarray]]:
@@ -194,9 +214,8 @@ class TrainBatches:
         shape, ids = self._epoch(epoch)[index]
         process_index, process_count = self._process
         local = len(ids) // process_count
-        ids = ids[process_index * local:(process_index + 1) * local]
-        return _make_batch([self._examples.src[i] for i in ids],
-                           [self._examples.tgt[i] for i in ids], len(ids), shape)
+        src, tgt = self._examples.rows(ids[process_index * local:(process_index + 1) * local])
+        return _make_batch(src, tgt, len(src), shape)
 
     def iterate(self, start_step: int = 0) -> Iterator[Batch]:
         step = start_step

@@ -1,40 +1,79 @@
 """Where (source, target) sentence pairs come from, and their vocabularies.
 
-``load_corpus(config, workdir)`` returns a :class:`Corpus`: split name -> list of
-string pairs (``train``, ``validation``, ``test`` and any extra test sets), and the
-source and target vocabularies, trained on the training split only and cached. A
-registry maps ``config.data.source`` to a loader, so a new source is one function
-and one line. Training pairs with an empty side are dropped and counted; evaluation
-splits keep every line (an empty source gets an empty translation).
+A registry maps ``config.data.source`` to a loader, so a new source is one function
+and one line. A loader returns the evaluation splits as lists of string pairs and the
+training split as a :class:`PairStream`, read one pair at a time, however large.
+
+``load_corpus(config, workdir)`` returns a :class:`Corpus`: the evaluation splits
+(``validation``, ``test`` and any extra test sets), vocabularies trained on the
+training split only, and the training pairs encoded on disk (``data/records.py``).
+Vocabularies and records are keyed by the training pairs' fingerprint and built once:
+a later start only opens them. Training pairs with a blank side are dropped (and
+counted); evaluation splits keep every line (an empty source gets an empty
+translation).
 """
 
 import contextlib
 import dataclasses
 import hashlib
+import itertools
+import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Callable
 
-from s2s_jax.data import readers
-from s2s_jax.data.readers import CorpusError, Pairs
+import filelock
+
+from s2s_jax.data import corpus_files, records
+from s2s_jax.data.corpus_files import HELD_OUT_SPLITS, CorpusFile
+from s2s_jax.data.readers import CorpusError, Pairs, is_blank
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.tokenizer import cache_name, load_or_train, reservoir_sample
 from s2s_jax.data.vocab import CharVocab, Vocab, WordVocab
+from s2s_jax.data.vocab_files import vocab_digest
+
+
+@dataclasses.dataclass(frozen=True)
+class PairStream:
+    """Training pairs, read one at a time as often as needed, never all in memory.
+
+    Attributes:
+      fingerprint: identifies the pairs; vocabularies and records are keyed by it.
+      read: returns a new iterator over the pairs.
+    """
+
+    fingerprint: str
+    read: Callable[[], Iterator[tuple[str, str]]]
+
+    @classmethod
+    def of(cls, pairs: Pairs) -> "PairStream":
+        """Pairs already in memory (the small sources: synthetic tasks, Multi30k)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for pair in pairs:
+            digest.update("\t".join(pair).encode("utf-8", "surrogatepass") + b"\n")
+        return cls(f"pairs {digest.hexdigest()}", lambda: iter(pairs))
 
 
 @dataclasses.dataclass(frozen=True)
 class Corpus:
-    splits: dict[str, Pairs]
+    splits: dict[str, Pairs]  # the evaluation splits
+    train: records.Records  # the training pairs, encoded on disk
     src_vocab: Vocab
     tgt_vocab: Vocab
-    num_dropped: int  # training pairs dropped for an empty side
+
+    @property
+    def num_dropped(self) -> int:
+        """Training pairs dropped for a blank side."""
+        return self.train.manifest["num_dropped_empty"]
 
 
-def _synthetic(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
+def _synthetic(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     """A generated task, deterministic given the seed."""
     sizes = {"train": data.train_size, "validation": data.eval_size,
              "test": data.eval_size}
-    return make_splits(data.task, seed, sizes)  # all three: they are disjoint
+    splits = make_splits(data.task, seed, sizes)  # all three: they are disjoint
+    return {**splits, "train": PairStream.of(splits["train"])}
 
 
 @contextlib.contextmanager
@@ -51,7 +90,7 @@ _MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_fl
 _MULTI30K_EXTRA = ("test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
 
 
-def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
+def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     """Multi30k task 1 through the project's TFDS builder (offline with manual_dir)."""
     # TFDS and TensorFlow load only when a TFDS-backed source is read: a translate,
     # export or eval on files then starts seconds sooner (benchmarks/export_startup.py).
@@ -64,47 +103,55 @@ def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pai
              if ours in wanted}
     with _tfds_output_to_stderr():
         loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
-    return {ours: loaded[theirs] for ours, theirs in names.items()}
+    splits = {ours: loaded[theirs] for ours, theirs in names.items()}
+    if "train" in splits:  # 29,000 pairs: small enough to hold
+        splits["train"] = PairStream.of(splits["train"])
+    return splits
 
 
 _TFDS_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 
-def _tfds(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
-    """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en."""
-    from s2s_jax.data.tfds_source import load_tfds  # see _multi30k
+def _tfds(data, seed: int, workdir: str, wanted: list[str]) -> dict:
+    """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en; its training
+    split streamed."""
+    from s2s_jax.data import tfds_source  # see _multi30k
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
+    langs = data.src_lang, data.tgt_lang
     with _tfds_output_to_stderr():
-        return load_tfds(data.tfds_name, data_dir,
-                         {ours: theirs for ours, theirs in _TFDS_SPLITS.items()
-                          if ours in wanted}, data.src_lang, data.tgt_lang)
-
-
-def _read_path(path: str, data) -> Pairs:
-    """``path`` is a TSV file, or the prefix of ``path.<src_lang>``/``path.<tgt_lang>``."""
-    src, tgt = f"{path}.{data.src_lang}", f"{path}.{data.tgt_lang}"
-    if not os.path.isfile(path) and (os.path.exists(src) or os.path.exists(tgt)):
-        return readers.read_aligned(src, tgt, drop_empty=False)[0]
-    return readers.read_tsv(path, drop_empty=False)[0]
-
-
-def _files(data, seed: int, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
-    """Local files; evaluation splits not given are held out from the training file
-    (which is read only where it is needed)."""
-    given = {"validation": data.validation_path, "test": data.test_path}
-    if "train" not in wanted and all(given[split] for split in wanted if split in given):
-        return {split: _read_path(given[split], data) for split in wanted if split in given}
-    splits = {"train": _read_path(data.train_path, data)}
-    for offset, (split, path) in enumerate(given.items()):
-        if path:
-            splits[split] = _read_path(path, data)
-        else:  # a different hash seed per split: two independent held-out sets
-            splits["train"], splits[split] = readers.held_out_split(
-                splits["train"], data.held_out_fraction, seed + offset)
+        builder = tfds_source.prepare(data.tfds_name, data_dir, *langs)
+        splits = {ours: list(tfds_source.iter_split(builder, theirs, *langs))
+                  for ours, theirs in _TFDS_SPLITS.items() if ours in wanted and ours != "train"}
+    if "train" in wanted:
+        splits["train"] = PairStream(tfds_source.fingerprint(builder, "train", *langs),
+                                     lambda: tfds_source.iter_split(builder, "train", *langs))
     return splits
 
 
-SOURCES: dict[str, Callable[..., dict[str, Pairs]]] = {
+def records_dir(data, workdir: str) -> str:
+    """Where encoded training pairs and held-out splits go (shareable between runs)."""
+    return data.records_dir or os.path.join(workdir, "records")
+
+
+def _files(data, seed: int, workdir: str, wanted: list[str]) -> dict:
+    """Local files; evaluation splits not given are held out from the training file
+    (which is read only where it is needed)."""
+    given = {"validation": data.validation_path, "test": data.test_path}
+    splits: dict = {split: corpus_files.read_pairs(path, data.src_lang, data.tgt_lang)
+                    for split, path in given.items() if path and split in wanted}
+    held_out = tuple(split for split in HELD_OUT_SPLITS if not given[split])
+    if "train" in wanted or set(held_out) & set(wanted):
+        corpus = CorpusFile(
+            corpus_files.corpus_paths(data.train_path, data.src_lang, data.tgt_lang),
+            held_out, data.held_out_fraction, seed)
+        if "train" in wanted:
+            splits["train"] = PairStream(corpus.fingerprint, corpus.train_pairs)
+        if held_out:
+            splits.update(corpus.held_out_pairs(records_dir(data, workdir)))
+    return splits
+
+
+SOURCES: dict[str, Callable[..., dict]] = {
     "synthetic": _synthetic,
     "multi30k": _multi30k,
     "tfds": _tfds,
@@ -112,31 +159,60 @@ SOURCES: dict[str, Callable[..., dict[str, Pairs]]] = {
 }
 
 
-def _fingerprint(texts: list[str]) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for text in texts:
-        digest.update(text.encode("utf-8", "surrogatepass") + b"\n")
-    return digest.hexdigest()
+def _short_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _vocabulary(data, texts: list[str], vocab_dir: str, side: str, seed: int) -> Vocab:
-    """One vocabulary trained on ``texts`` (cached for word and sentencepiece;
-    SentencePiece on a sample of ``data.vocab_sample_sentences`` of them)."""
-    if data.tokenizer == "char":
-        return CharVocab("".join(sorted(set("".join(texts)))))
-    if data.tokenizer == "word":
-        path = os.path.join(vocab_dir, f"words_{data.vocab_size}_{side}_"
-                                       f"{_fingerprint(texts)}.json")
+def _texts(stream: PairStream, side: int) -> Iterator[str]:
+    """One side of the training pairs training keeps (no blank side)."""
+    for pair in stream.read():
+        if not (is_blank(pair[0]) or is_blank(pair[1])):
+            yield pair[side]
+
+
+def _vocabulary(data, stream: PairStream, sides: tuple[int, ...], name: str,
+                vocab_dir: str, seed: int) -> Vocab:
+    """A vocabulary of the ``sides`` (0 source, 1 target) of the training pairs,
+    cached under their fingerprint; SentencePiece trains on a seeded sample of
+    ``data.vocab_sample_sentences`` of them."""
+    key = f"{name}:{stream.fingerprint}"
+    texts = lambda: itertools.chain.from_iterable(_texts(stream, side) for side in sides)  # noqa: E731
+    if data.tokenizer in ("char", "word"):
+        path = os.path.join(vocab_dir, f"{data.tokenizer}s_{data.vocab_size}_"
+                                       f"{_short_digest(key)}.json")
         if not os.path.exists(path):
             os.makedirs(vocab_dir, exist_ok=True)
-            WordVocab.build(texts, data.vocab_size).save(path)
-        return WordVocab.load(path)
+            if data.tokenizer == "word":
+                vocab = WordVocab.build(texts(), data.vocab_size)
+            else:
+                chars = set()
+                for text in texts():
+                    chars.update(text)
+                vocab = CharVocab("".join(sorted(chars)))
+            vocab.save(f"{path}.{os.getpid()}.partial")
+            os.replace(f"{path}.{os.getpid()}.partial", path)
+        return (WordVocab if data.tokenizer == "word" else CharVocab).load(path)
     sample = data.vocab_sample_sentences
-    name = cache_name(data.spm_model_type, data.vocab_size,
-                      f"{side}:{_fingerprint(texts)}:sample {sample}, seed {seed}")
-    return load_or_train(vocab_dir, name,
-                         lambda: reservoir_sample(texts, sample, seed) if sample else texts,
+    return load_or_train(vocab_dir, cache_name(data.spm_model_type, data.vocab_size,
+                                               f"{key}:sample {sample}, seed {seed}"),
+                         lambda: reservoir_sample(texts(), sample, seed) if sample else texts(),
                          data.vocab_size, data.spm_model_type)
+
+
+def _records(data, workdir: str, stream: PairStream, src_vocab: Vocab,
+             tgt_vocab: Vocab) -> records.Records:
+    """The training pairs encoded on disk: opened if built before, else built (once,
+    whoever else waits for the same records)."""
+    description = {"pairs": stream.fingerprint, "source_vocab": vocab_digest(src_vocab),
+                   "target_vocab": vocab_digest(tgt_vocab)}
+    path = os.path.join(records_dir(data, workdir),
+                        _short_digest(json.dumps(description, sort_keys=True)))
+    if not os.path.exists(os.path.join(path, records.MANIFEST)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with filelock.FileLock(path + ".lock"):
+            if not os.path.exists(os.path.join(path, records.MANIFEST)):
+                return records.build(path, stream.read(), src_vocab, tgt_vocab, description)
+    return records.open_records(path)
 
 
 TOKENIZERS = ("char", "word", "sentencepiece")
@@ -150,26 +226,35 @@ def load_splits(config, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     if missing:
         raise CorpusError(f"config.data.source={config.data.source!r} has no split "
                           f"{', '.join(missing)} (it has {', '.join(splits)})")
+    if "train" in wanted:
+        splits["train"] = list(splits["train"].read())
     return {split: splits[split] for split in wanted}
 
 
 ALL_SPLITS = ("train", "validation", "test", *_MULTI30K_EXTRA)
 
 
-def load_corpus(config, workdir: str) -> Corpus:
-    """Every split of the source, and vocabularies trained on (or cached for) its
-    training split: what training needs."""
+def _vocabularies(config, workdir: str, train: PairStream) -> tuple[Vocab, Vocab]:
     data = config.data
-    splits = SOURCES[data.source](data, config.seed, workdir, list(ALL_SPLITS))
-    train = [(s, t) for s, t in splits["train"] if s.strip() and t.strip()]
-    num_dropped = len(splits["train"]) - len(train)
-    splits["train"] = train
     vocab_dir = data.vocab_dir or os.path.join(workdir, "vocab")
-    sources, targets = [s for s, _ in train], [t for _, t in train]
     if data.joint_vocab:
-        src_vocab = tgt_vocab = _vocabulary(data, sources + targets, vocab_dir, "joint",
-                                            config.seed)
-    else:
-        src_vocab = _vocabulary(data, sources, vocab_dir, "source", config.seed)
-        tgt_vocab = _vocabulary(data, targets, vocab_dir, "target", config.seed)
-    return Corpus(splits, src_vocab, tgt_vocab, num_dropped)
+        vocab = _vocabulary(data, train, (0, 1), "joint", vocab_dir, config.seed)
+        return vocab, vocab
+    return (_vocabulary(data, train, (0,), "source", vocab_dir, config.seed),
+            _vocabulary(data, train, (1,), "target", vocab_dir, config.seed))
+
+
+def load_vocabularies(config, workdir: str) -> tuple[Vocab, Vocab]:
+    """The source and target vocabularies training builds (cached after the first)."""
+    train = SOURCES[config.data.source](config.data, config.seed, workdir, ["train"])
+    return _vocabularies(config, workdir, train["train"])
+
+
+def load_corpus(config, workdir: str) -> Corpus:
+    """Every split of the source, vocabularies trained on (or cached for) its
+    training split, and that split encoded on disk: what training needs."""
+    splits = SOURCES[config.data.source](config.data, config.seed, workdir, list(ALL_SPLITS))
+    train = splits.pop("train")
+    src_vocab, tgt_vocab = _vocabularies(config, workdir, train)
+    return Corpus(splits, _records(config.data, workdir, train, src_vocab, tgt_vocab),
+                  src_vocab, tgt_vocab)

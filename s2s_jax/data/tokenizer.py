@@ -88,6 +88,15 @@ class SentencePieceVocab:
             ids += self._space_symbol_ids + self._sp.encode(segment)
         return ids
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """``[encode(text) for text in texts]``, encoded on every core."""
+        ids = self._sp.encode([" " + text for text in texts],
+                              num_threads=os.cpu_count() or 1)
+        for i, text in enumerate(texts):
+            if _SPACE_SYMBOL in text:  # rare: the slow path keeps its bytes
+                ids[i] = self.encode(text)
+        return ids
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Decodes `[length]` ids up to the first EOS_ID, skipping PAD and BOS."""
         return self._sp.decode(strip_specials(ids)).removeprefix(" ")
@@ -187,17 +196,24 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
     return SentencePieceVocab(path)
 
 
-def reservoir_sample(items: Iterable[T], size: int, seed: int) -> list[T]:
+def reservoir_sample(items: Iterable[T], size: int, seed: int,
+                     chunk: int = 1 << 16) -> list[T]:
     """A uniform random sample of at most `size` of `items`, drawn in one pass
-    holding `size` items (Algorithm R); all of them, in order, when there are no
-    more than `size`. The same items and seed give the same sample."""
+    holding `size` items (Algorithm R, its random slots drawn `chunk` at a time);
+    all of them, in order, when there are no more than `size`. The same items and
+    seed give the same sample."""
     rng = np.random.default_rng(seed)
     sample: list[T] = []
-    for seen, item in enumerate(items):
-        if seen < size:
-            sample.append(item)
-        elif (slot := int(rng.integers(0, seen + 1))) < size:
-            sample[slot] = item
+    seen = 0
+    iterator = iter(items)
+    while block := list(itertools.islice(iterator, chunk)):
+        fill = max(0, min(len(block), size - seen))
+        sample += block[:fill]
+        # Item number j (0-based) replaces slot s ~ U{0..j} when s < size.
+        slots = rng.integers(0, np.arange(seen + fill, seen + len(block)) + 1)
+        for k in np.flatnonzero(slots < size):
+            sample[slots[k]] = block[fill + k]
+        seen += len(block)
     return sample
 
 

@@ -24,6 +24,9 @@ class Vocab(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """``[encode(text) for text in texts]``, as fast as the vocabulary can."""
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> str: ...
 
     def piece(self, i: int) -> str: ...
@@ -69,6 +72,9 @@ class _TokenListVocab:
     def encode(self, text: str) -> list[int]:
         """Returns one id per token, UNK_ID for unknown ones; no BOS/EOS."""
         return [self._ids.get(t, UNK_ID) for t in self._split(text)]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(text) for text in texts]
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Decodes `[length]` ids up to the first EOS_ID, skipping PAD and BOS."""

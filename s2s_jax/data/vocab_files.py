@@ -6,6 +6,7 @@ back into the same vocabulary, with no training data.
 """
 
 import glob
+import hashlib
 import json
 
 from s2s_jax.data.readers import CorpusError
@@ -51,3 +52,11 @@ def same_vocab(a: Vocab, b: Vocab) -> bool:
     """Whether ``a`` and ``b`` map the same ids to the same pieces."""
     return type(a) is type(b) and a.size == b.size and all(
         a.piece(i) == b.piece(i) for i in range(a.size))
+
+
+def vocab_digest(vocab: Vocab) -> str:
+    """A digest of ``vocab``'s kind and pieces: equal for vocabularies ``same_vocab``."""
+    digest = hashlib.sha256(type(vocab).__name__.encode())
+    for i in range(vocab.size):
+        digest.update(b"\0" + vocab.piece(i).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
