@@ -10,16 +10,22 @@ owns two `orbax.checkpoint.CheckpointManager`s under a work directory:
 Saves are asynchronous: `save` returns once the arrays have been copied to host
 memory (so the state may be donated or updated right away) and the files are
 written in the background. Orbax writes each step into a temporary directory
-and renames it when complete, so unfinished steps are never reported; a step
-whose files were damaged later is skipped on restore, for the one before it.
+and renames it when complete, so unfinished steps are never reported. Once a
+step is written, `<step>/checksums.json` records the CRC32 of each of its files
+(written atomically, at the next save or `wait`); restore verifies them first, so
+a step whose files were garbled or cut later is skipped, with one warning naming
+the step and the file, for the one before it (the latest ones, then the best).
 
 All methods must be called on every JAX process; Orbax coordinates the
 processes and decides which one writes shared files.
 """
 
+import json
 import logging
 import math
 import os
+import shutil
+import zlib
 from typing import Any, Literal
 
 import jax
@@ -39,6 +45,108 @@ logging.getLogger("absl").addFilter(_not_orbax_info)
 _logger = logging.getLogger(__name__)
 # The directory of a step's one unnamed item, as Orbax names it.
 _ITEM = "default"
+
+
+# Per step: the CRC32 of each of its files, by path relative to the step.
+CHECKSUMS = "checksums.json"
+
+
+class DamagedCheckpointError(Exception):
+    """A checkpoint's files do not match their checksums."""
+
+
+def _file_checksums(step_dir: str) -> dict[str, str]:
+    """The CRC32 (hex) of every file under ``step_dir`` but CHECKSUMS, by relative path
+    (zlib's CRC32 runs at about 3 GB/s: a few per cent of a restore)."""
+    checksums = {}
+    for root, _, names in os.walk(step_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, step_dir)
+            if not relative.startswith(CHECKSUMS):  # nor a partial one
+                crc = 0
+                with open(path, "rb") as f:
+                    while block := f.read(1 << 24):
+                        crc = zlib.crc32(block, crc)
+                checksums[relative] = f"{crc:08x}"
+    return dict(sorted(checksums.items()))
+
+
+def seal(step_dir: str) -> None:
+    """Writes ``step_dir``'s CHECKSUMS (atomically: complete or absent)."""
+    checksums = _file_checksums(step_dir)
+    partial = os.path.join(step_dir, CHECKSUMS + ".partial")
+    with open(partial, "w", encoding="utf-8") as f:
+        json.dump(checksums, f, indent=0)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, os.path.join(step_dir, CHECKSUMS))
+
+
+def verify(step_dir: str) -> None:
+    """Raises DamagedCheckpointError naming the first file of ``step_dir`` that is
+    missing or differs from its checksum; a step without CHECKSUMS (saved before
+    checksums existed, or killed before they were written) passes unchecked."""
+    path = os.path.join(step_dir, CHECKSUMS)
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            expected = json.load(f)
+    except (OSError, ValueError) as error:
+        raise DamagedCheckpointError(f"{path}: unreadable ({error})") from None
+    actual = _file_checksums(step_dir)
+    for relative, crc in expected.items():
+        if actual.get(relative) != crc:
+            problem = "is missing" if relative not in actual else "does not match its checksum"
+            raise DamagedCheckpointError(f"{os.path.join(step_dir, relative)} {problem}")
+
+
+def _sync(name: str) -> None:
+    """Waits for every JAX process to get here."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
+def _move_to_damaged(directory: str, step: int) -> None:
+    """Moves step ``step`` of ``directory`` (a manager's) to
+    ``<workdir>/damaged/<checkpoints or best>-<step>``: kept for inspection, never
+    deleted, and out of Orbax's sight. Called on process 0."""
+    damaged = os.path.join(os.path.dirname(directory), "damaged")
+    target = os.path.join(damaged, f"{os.path.basename(directory)}-{step}")
+    os.makedirs(damaged, exist_ok=True)
+    suffix = 0
+    while os.path.exists(target + (f".{suffix}" if suffix else "")):
+        suffix += 1
+    target += f".{suffix}" if suffix else ""
+    os.replace(os.path.join(directory, str(step)), target)
+    _logger.warning("Moved the damaged checkpoint %s of %s to %s.", step, directory, target)
+
+
+def _remove_unfinished_saves(directory: str) -> None:
+    """Deletes the temporary folders of saves that never finished, before Orbax opens
+    ``directory``: its own cleanup runs in a thread, which prints tracebacks when a
+    short command (a failed eval) exits before it ends."""
+    if jax.process_index() == 0 and os.path.isdir(directory):
+        for unfinished in ocp.path.step.all_temporary_paths(directory):
+            shutil.rmtree(unfinished.get())
+    _sync(f"s2s_jax: cleaned {directory}")
+
+
+def _set_aside_unreadable_metrics(best_dir: str) -> None:
+    """Orbax reads the metrics of every best step when it opens ``best_dir`` and fails
+    on one it cannot parse: such steps are moved to ``damaged/`` first."""
+    if jax.process_index() == 0 and os.path.isdir(best_dir):
+        for name in sorted(os.listdir(best_dir)):
+            path = os.path.join(best_dir, name, "metrics", "metrics")
+            if name.isdigit() and os.path.exists(path):
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        json.load(f)
+                except (OSError, ValueError) as error:
+                    _logger.warning("Cannot read %s (%s).", path, error)
+                    _move_to_damaged(best_dir, int(name))
+    _sync(f"s2s_jax: checked {best_dir}")
 
 
 def _on_every_process(ok: bool) -> bool:
@@ -96,13 +204,14 @@ class Checkpointer:
         # Each manager names its own barriers across processes: both save step N
         # into "N.orbax-checkpoint-tmp" at once, and with the same barrier names
         # their background threads would meet each other's and hang.
+        for kind in ("checkpoints", "best"):
+            _remove_unfinished_saves(os.path.join(workdir, kind))
         self._latest = ocp.CheckpointManager(
             os.path.join(workdir, "checkpoints"),
             item_handlers=ocp.StandardCheckpointHandler(),
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
-                cleanup_tmp_directories=True,
-                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                                multiprocessing_options=ocp.options.MultiprocessingOptions(
                     barrier_sync_key_prefix="latest"),
             ),
         )
@@ -110,6 +219,7 @@ class Checkpointer:
         def metric_fn(metrics: dict[str, float]) -> float:
             return metrics[best_metric]
 
+        _set_aside_unreadable_metrics(os.path.join(workdir, "best"))
         self._best = ocp.CheckpointManager(
             os.path.join(workdir, "best"),
             item_handlers=ocp.StandardCheckpointHandler(),
@@ -124,14 +234,25 @@ class Checkpointer:
                     n=keep_best,
                     keep_checkpoints_without_metrics=False,
                 ),
-                cleanup_tmp_directories=True,
-                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                                multiprocessing_options=ocp.options.MultiprocessingOptions(
                     barrier_sync_key_prefix="best"),
             ),
         )
         # The metric of each kept best checkpoint by step, read back from disk once.
         self._best_values: dict[int, float] = {
             step: metric_fn(self._best.metrics(step)) for step in self._best.all_steps()}
+        # Steps saved whose checksums are still to be written, once their files are.
+        self._unsealed: list[tuple[ocp.CheckpointManager, int]] = []
+
+    def _seal_written(self) -> None:
+        """Writes the checksums of the steps saved since the last call (waiting for
+        their files: a save waits for the one before anyway)."""
+        for manager, step in self._unsealed:
+            manager.wait_until_finished()
+            step_dir = os.path.join(os.fspath(manager.directory), str(step))
+            if jax.process_index() == 0 and os.path.isdir(step_dir):
+                seal(step_dir)
+        self._unsealed = []
 
     def save(self, step: int, state: PyTree, *, force: bool = False) -> bool:
         """Starts an asynchronous save of `state` as the latest checkpoint.
@@ -144,9 +265,11 @@ class Checkpointer:
         Returns:
             Whether a save was started.
         """
-        return self._latest.save(
-            step, args=ocp.args.StandardSave(state), force=force
-        )
+        self._seal_written()
+        started = self._latest.save(step, args=ocp.args.StandardSave(state), force=force)
+        if started:
+            self._unsealed.append((self._latest, step))
+        return started
 
     def save_best(self, step: int, state: PyTree, metric_value: float) -> bool:
         """Saves `state` among the best checkpoints if `metric_value` is better
@@ -168,6 +291,7 @@ class Checkpointer:
         if not math.isfinite(metric_value) or (
                 len(values) >= self.keep_best and not self._better(metric_value, values[-1])):
             return False
+        self._seal_written()
         self._best_values.pop(step, None)
         if step in self._best.all_steps():
             # After resuming from an older checkpoint the same step can be
@@ -180,6 +304,7 @@ class Checkpointer:
             metrics={self.best_metric: metric_value},
             force=True,  # Bypass the policy that steps must increase.
         )
+        self._unsealed.append((self._best, step))
         self._best_values[step] = metric_value
         self._best_values = dict(list(self.best_values().items())[:self.keep_best])
         return True
@@ -215,16 +340,18 @@ class Checkpointer:
         """Restores a checkpoint into the structure and shardings of `target`.
 
         Without `step`, restores the newest checkpoint that can be read: one
-        whose files are corrupt or incomplete is skipped with a warning, and
-        deleted once an older one has been restored (so that training can save
-        its step again).
+        whose files are damaged (checksum mismatch, cut or unreadable) is passed
+        over with a warning for the next: of `which` newest first, then of the
+        other kind (each holds whole training states). Once one is restored, the
+        damaged ones are moved to `<workdir>/damaged/` (never deleted), so that
+        training can save their steps again.
 
         Args:
             target: Pytree with the wanted structure, shapes, dtypes and
                 shardings, e.g. a freshly initialised `TrainState`. Only its
                 abstract values are used.
-            step: Step to restore; defaults to the latest (or best) step.
-            which: "latest" restores from `checkpoints/`, "best" from `best/`.
+            step: Step to restore (of `which`); defaults to the newest readable.
+            which: "latest" restores from `checkpoints/` first, "best" from `best/`.
 
         Returns:
             A pytree like `target` holding the restored values.
@@ -232,15 +359,11 @@ class Checkpointer:
         Raises:
             FileNotFoundError: If there is no checkpoint (for `step`).
             RuntimeError: If no checkpoint can be read (e.g. `target` has another
-                structure); the newest checkpoint's error is its cause.
+                structure); the first candidate's error is its cause.
         """
-        if which == "latest":
-            manager, candidates = self._latest, sorted(self._latest.all_steps(), reverse=True)
-        elif which == "best":
-            best = self.best_step()
-            manager, candidates = self._best, [] if best is None else [best]
-        else:
+        if which not in ("latest", "best"):
             raise ValueError(f"which must be 'latest' or 'best', got {which!r}.")
+        manager = self._latest if which == "latest" else self._best
         if step is not None:
             if step not in manager.all_steps():
                 raise FileNotFoundError(
@@ -248,25 +371,38 @@ class Checkpointer:
                     f"available steps: {list(manager.all_steps())}."
                 )
             return self._restore(manager, step, target)
+        latest = [(self._latest, s) for s in sorted(self._latest.all_steps(), reverse=True)]
+        best = [(self._best, s) for s in self.best_values()]
+        candidates = latest + best if which == "latest" else best + latest
         if not candidates:
             raise FileNotFoundError(f"No checkpoint found in {manager.directory}.")
-        errors: dict[int, Exception] = {}
+        errors: dict[tuple[ocp.CheckpointManager, int], Exception] = {}
         for candidate in candidates:
             try:
-                restored, error = self._restore(manager, candidate, target), None
+                restored, error = self._restore(*candidate, target), None
             except Exception as e:  # noqa: BLE001 - bad files raise many error types
                 restored, error = None, e
             if _on_every_process(error is None):
-                for unreadable in errors:
-                    manager.delete(unreadable)
+                for damaged in errors:
+                    self._set_aside(*damaged)
                 return restored
-            _logger.warning("Cannot restore checkpoint %s of %s (%s: %s).", candidate,
-                            manager.directory, type(error).__name__, error)
+            _logger.warning("Cannot restore checkpoint %s of %s (%s: %s).", candidate[1],
+                            candidate[0].directory, type(error).__name__, error)
             errors[candidate] = error
         raise RuntimeError(
-            f"No checkpoint in {manager.directory} can be restored (steps "
-            f"{list(errors)}); the newest one's error is above."
-        ) from errors[candidates[0]]
+            f"No checkpoint in {self._latest.directory} or {self._best.directory} can be "
+            f"restored (steps {[step for _, step in errors]}); the first one's error is "
+            "above.") from errors[candidates[0]]
+
+    def _set_aside(self, manager: ocp.CheckpointManager, step: int) -> None:
+        """Moves a damaged step out of the manager's sight (see `_move_to_damaged`)."""
+        directory = os.fspath(manager.directory)
+        if jax.process_index() == 0:
+            _move_to_damaged(directory, step)
+        _sync(f"s2s_jax: set aside {directory} {step}")
+        manager.reload()
+        if manager is self._best:
+            self._best_values.pop(step, None)
 
     def restore_params(self, abstract_params: PyTree, step: int,
                        which: Literal["latest", "best"] = "latest") -> PyTree:
@@ -286,6 +422,7 @@ class Checkpointer:
         if step not in manager.all_steps():
             raise FileNotFoundError(f"No checkpoint for step {step} in {manager.directory}.")
         manager.wait_until_finished()
+        verify(os.path.join(os.fspath(manager.directory), str(step)))
         target = {"params": abstract_params}
         restored = ocp.PyTreeCheckpointer().restore(
             os.path.join(manager.directory, str(step), _ITEM),
@@ -297,16 +434,19 @@ class Checkpointer:
     @staticmethod
     def _restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:
         manager.wait_until_finished()
+        verify(os.path.join(os.fspath(manager.directory), str(step)))
         abstract_target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         return manager.restore(step, args=ocp.args.StandardRestore(abstract_target))
 
     def wait(self) -> None:
-        """Blocks until all asynchronous saves have been written."""
+        """Blocks until all asynchronous saves, and their checksums, have been written."""
         self._latest.wait_until_finished()
         self._best.wait_until_finished()
+        self._seal_written()
 
     def close(self) -> None:
         """Waits for pending saves and releases Orbax resources."""
+        self._seal_written()
         self._latest.close()
         self._best.close()
 

@@ -14,7 +14,8 @@ from s2s_jax import (evaluate, losses, model_files, output_loss, parallel, param
                      schedules)
 from s2s_jax.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError
-from s2s_jax.data.batching import TrainBatches, prefetch, token_budget_batch_sizes
+from s2s_jax.data.batching import (TooFewExamplesError, TrainBatches, prefetch,
+                                   token_budget_batch_sizes)
 from s2s_jax.data.sources import Corpus, load_corpus
 from s2s_jax.preemption import Preemption
 from s2s_jax.train_state import TrainState, initial_state
@@ -173,8 +174,14 @@ def training_data(config, workdir: str) -> tuple[Corpus, TrainBatches]:
     """The corpus (its vocabularies and encoded pairs built on a first start, by process
     0 first; opened on later ones) and this process's stream of training batches."""
     corpus = parallel.process_0_first(load_corpus, config, workdir)
-    return corpus, TrainBatches(corpus.train, batch_sizes(config.data), config.data.buckets,
-                                config.seed, jax.process_index(), jax.process_count())
+    try:
+        return corpus, TrainBatches(corpus.train, batch_sizes(config.data), config.data.buckets,
+                                    config.seed, jax.process_index(), jax.process_count())
+    except TooFewExamplesError as error:
+        size = "tokens_per_batch" if config.data.tokens_per_batch else "batch_size"
+        raise ConfigError(f"config.data.{size}={config.data[size]} is too large for the "
+                          f"training data: {error}; lower it, or widen config.data.buckets"
+                          ) from None
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:

@@ -12,7 +12,7 @@ import pytest
 from flax import linen as nn
 from flax.training import train_state
 
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.checkpointing import Checkpointer, DamagedCheckpointError
 from s2s_jax.config import base_config
 from s2s_jax.parameters import restore_configured
 from setups import build
@@ -146,13 +146,85 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path, damage, 
     _assert_equal(restored.params, _state(seed=1).params)
     _assert_equal(restored.opt_state, _state(seed=1).opt_state)
     assert "Cannot restore checkpoint 2" in caplog.text
-    # The damaged step is gone, so training saves it again; the best one is untouched.
+    # The damaged step is set aside, so training saves it again; the best one is untouched.
     assert reopened.latest_step() == 1
+    assert os.listdir(tmp_path / "damaged" / "checkpoints-2")
     assert reopened.save(2, _state(seed=3))
     reopened.wait()
     _assert_equal(reopened.restore(_state()).params, _state(seed=3).params)
     assert reopened.best_step() == 2
     _assert_equal(reopened.restore(_state(), which="best").params, _state(seed=2).params)
+
+
+def _big_state(seed: int) -> dict:
+    """Enough parameters (256 KiB) that 4 KiB in the middle of a data file are values."""
+    return {"w": jax.random.normal(jax.random.key(seed), (256, 256)), "step": jnp.int32(seed)}
+
+
+def _flip_4_kib_mid_file(step_dir):
+    """What a bad disk block or a faulty copy does: no size or metadata changes."""
+    path = max(_files(step_dir / "default"), key=os.path.getsize)
+    middle = os.path.getsize(path) // 2
+    with open(path, "r+b") as f:
+        f.seek(middle)
+        block = f.read(4096)
+        f.seek(middle)
+        f.write(bytes(b ^ 0xFF for b in block))
+    return path
+
+
+def _garble_one_byte(step_dir):
+    path = max(_files(step_dir / "default"), key=os.path.getsize)
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(os.path.getsize(path) // 2)
+        f.write(bytes([byte[0] ^ 1]))
+
+
+def test_flipped_bytes_are_caught_by_the_checksum_and_the_step_set_aside(tmp_path, caplog):
+    ckpt = Checkpointer(tmp_path, keep=3)
+    for step in (1, 2):
+        ckpt.save(step, _big_state(step))
+    ckpt.wait()
+    assert (tmp_path / "checkpoints" / "2" / "checksums.json").exists()
+    path = _flip_4_kib_mid_file(tmp_path / "checkpoints" / "2")
+    reopened = Checkpointer(tmp_path, keep=3)
+    restored = reopened.restore(_big_state(0))
+    _assert_equal(restored, _big_state(1))
+    assert (f"Cannot restore checkpoint 2 of {tmp_path / 'checkpoints'} (DamagedCheckpointError:"
+            f" {path} does not match its checksum)") in caplog.text
+    assert os.path.exists(str(path).replace(str(tmp_path / "checkpoints" / "2"),
+                                            str(tmp_path / "damaged" / "checkpoints-2")))
+
+
+def test_restore_params_refuses_a_damaged_step_and_eval_falls_back(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=3)
+    for step in (1, 2):
+        ckpt.save(step, _state(seed=step))
+        ckpt.save_best(step, _state(seed=step), float(step))
+    ckpt.wait()
+    for kind in ("best", "checkpoints"):
+        _garble_one_byte(tmp_path / kind / "2")
+    abstract = jax.tree.map(jnp.zeros_like, _state().params)
+    with pytest.raises(DamagedCheckpointError, match="does not match its checksum"):
+        ckpt.restore_params(abstract, 2, "best")
+    params, steps = restore_configured(ckpt, abstract, base_config().eval, str(tmp_path))
+    assert steps == [1]
+    _assert_equal(params, _state(seed=1).params)
+
+
+def test_training_resumes_from_the_best_when_every_latest_is_damaged(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=2)
+    for step in (1, 2, 3):
+        ckpt.save(step, _state(seed=step))
+        if step == 2:
+            ckpt.save_best(step, _state(seed=step), 1.0)
+    ckpt.wait()
+    for step in (2, 3):
+        _garble_one_byte(tmp_path / "checkpoints" / str(step))
+    restored = Checkpointer(tmp_path, keep=2).restore(_state(seed=9))
+    _assert_equal(restored.opt_state, _state(seed=2).opt_state)
 
 
 def test_checkpoints_of_another_model_are_kept(tmp_path):
@@ -195,3 +267,18 @@ def test_the_configured_average_of_the_latest_checkpoints(tmp_path):
     assert steps == [20, 30, 40]
     for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(base.params)):
         np.testing.assert_allclose(got, 3.0 * np.asarray(want), rtol=1e-6, atol=1e-7)
+
+
+def test_a_best_checkpoint_with_cut_metrics_is_set_aside_not_fatal(tmp_path, caplog):
+    ckpt = Checkpointer(tmp_path, keep=2, keep_best=2)
+    for step in (1, 2):
+        ckpt.save(step, _state(seed=step))
+        ckpt.save_best(step, _state(seed=step), float(step))
+    ckpt.close()
+    metrics = tmp_path / "best" / "2" / "metrics" / "metrics"
+    metrics.write_text(metrics.read_text()[:3])
+    reopened = Checkpointer(tmp_path, keep=2, keep_best=2)
+    assert reopened.best_values() == {1: 1.0}
+    assert f"Cannot read {metrics}" in caplog.text
+    assert (tmp_path / "damaged" / "best-2" / "metrics" / "metrics").exists()
+    _assert_equal(reopened.restore(_state(), which="best").params, _state(seed=1).params)

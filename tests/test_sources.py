@@ -8,7 +8,7 @@ import pytest
 
 from s2s_jax.config import base_config
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.data import sources
+from s2s_jax.data import corpus_files, sources
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.data.tokenizer import SentencePieceVocab
 
@@ -134,3 +134,38 @@ def test_cli_empty_evaluation_line_gives_empty_translation(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     hypotheses = (tmp_path / "run" / "eval" / "test" / "hypotheses.txt").read_text()
     assert len(hypotheses.split("\n")) == 4 and hypotheses.split("\n")[1] == ""
+
+
+@pytest.mark.parametrize("tokenizer, message", [
+    ("char", "no training pair to learn from (3 with a blank side, 0 too long)"),
+    ("sentencepiece", "cannot train a SentencePiece model without any non-empty"),
+])
+def test_cli_names_an_empty_corpus(tmp_path, tokenizer, message):
+    (tmp_path / "blank.tsv").write_text("\t\n \tx\n\n")
+    run = _main(tmp_path / "run", f"--config.data.train_path={tmp_path / 'blank.tsv'}",
+                f"--config.data.tokenizer={tokenizer}", "--config.data.test_path=",
+                f"--config.data.validation_path={tmp_path / 'blank.tsv'}",
+                f"--config.data.test_path={tmp_path / 'blank.tsv'}")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"error: {tmp_path / 'blank.tsv'}: {message}" in run.stderr
+
+
+def test_cli_names_the_batch_size_too_large_for_the_corpus(tmp_path):
+    (tmp_path / "train.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(200)))
+    run = _main(tmp_path / "run", f"--config.data.train_path={tmp_path / 'train.tsv'}",
+                "--config.data.tokens_per_batch=0", "--config.data.batch_size=256")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "error: config.data.batch_size=256 is too large for the training data" in run.stderr
+
+
+def test_a_corpus_file_is_read_again_only_when_it_changes(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(100)))
+    config = _config(train_path=str(corpus))
+    first = load_corpus(config, str(tmp_path / "run"))
+    monkeypatch.setattr(corpus_files.hashlib, "blake2b", None)  # no file is hashed now
+    assert load_corpus(config, str(tmp_path / "run")).train.path == first.train.path
+    monkeypatch.undo()
+    corpus.write_text("".join(f"{t}\t{s}\n" for s, t in _pairs(100)))  # same size
+    changed = load_corpus(config, str(tmp_path / "run"))
+    assert changed.train.path != first.train.path

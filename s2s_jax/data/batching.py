@@ -135,6 +135,10 @@ def token_budget_batch_sizes(buckets: Buckets, tokens_per_batch: int,
             for shape in buckets]
 
 
+class TooFewExamplesError(ValueError):
+    """No bucket holds as many examples as one batch."""
+
+
 class TrainBatches:
     """An infinite, deterministic, resumable stream of fixed-shape batches.
 
@@ -174,8 +178,9 @@ class TrainBatches:
         self._seed = seed
         self._process = (process_index, process_count)
 
-        lengths = np.asarray(examples.lengths, np.int64)
-        src_lens, tgt_lens = lengths[:, 0], lengths[:, 1] + 1  # the target with its EOS
+        lengths = np.asarray(examples.lengths)  # uint16 from disk: no int64 copies
+        src_lens = lengths[:, 0]
+        tgt_lens = lengths[:, 1].astype(np.int32) + 1  # the target with its EOS
         unassigned = np.ones(len(lengths), bool)
         self._buckets: list[tuple[Shape, int, np.ndarray]] = []
         self.num_skipped = 0
@@ -183,14 +188,15 @@ class TrainBatches:
             fits = unassigned & (src_lens <= bucket_src) & (tgt_lens <= bucket_tgt)
             unassigned &= ~fits
             if fits.sum() >= size:
-                self._buckets.append(((bucket_src, bucket_tgt), size, np.flatnonzero(fits)))
+                ids = np.flatnonzero(fits).astype(np.int32)  # 4 bytes per example
+                self._buckets.append(((bucket_src, bucket_tgt), size, ids))
             else:
                 self.num_skipped += int(fits.sum())
         self.num_filtered = int(unassigned.sum())
         self.shapes = [shape + (size,) for shape, size, _ in self._buckets]
         self.steps_per_epoch = sum(len(ids) // size for _, size, ids in self._buckets)
         if not self.steps_per_epoch:
-            raise ValueError(
+            raise TooFewExamplesError(
                 f"no bucket of {list(buckets)} holds a batch ({sizes}) of "
                 f"the {len(lengths)} examples ({self.num_filtered} fit no bucket)")
         self._epoch_cache: tuple[int, list[tuple[Shape, np.ndarray]]] | None = None

@@ -38,8 +38,26 @@ def read_pairs(path: str, src_lang: str, tgt_lang: str) -> Pairs:
     return list(iter_pairs(corpus_paths(path, src_lang, tgt_lang)))
 
 
-def files_digest(paths: list[str]) -> str:
-    """A digest of the files' bytes (about a second a gigabyte)."""
+def _stat(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def files_digest(paths: list[str], cache_dir: str) -> str:
+    """A digest of the files' bytes (about a second a gigabyte), remembered in
+    ``cache_dir`` under each file's path, size, modification time and inode, so that a
+    restart does not read the corpus again, and a changed file is read anew."""
+    stats = [(os.path.abspath(path), (st := _stat(path)).st_size, st.st_mtime_ns, st.st_ino)
+             for path in paths]
+    remembered = os.path.join(cache_dir, "digest_" + hashlib.sha256(
+        json.dumps(stats).encode()).hexdigest()[:16])
+    if os.path.exists(remembered):
+        with open(remembered, encoding="utf-8") as f:
+            return f.read()
     digest = hashlib.blake2b(digest_size=16)
     for path in paths:
         try:
@@ -49,6 +67,10 @@ def files_digest(paths: list[str]) -> str:
         except OSError as e:
             raise CorpusError(f"{path}: cannot read: {e.strerror or e}") from None
         digest.update(b"\0")
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(f"{remembered}.{os.getpid()}.partial", "w", encoding="utf-8") as f:
+        f.write(digest.hexdigest())
+    os.replace(f"{remembered}.{os.getpid()}.partial", remembered)
     return digest.hexdigest()
 
 
@@ -61,18 +83,20 @@ class CorpusFile:
       held_out: the splits held out of it, a subset of HELD_OUT_SPLITS.
       fraction: the expected share of pairs each held-out split takes.
       seed: split s in HELD_OUT_SPLITS is drawn with seed + its position there.
+      cache_dir: where the files' digest and the held-out splits are kept.
     """
 
     paths: list[str]
     held_out: tuple[str, ...]
     fraction: float
     seed: int
+    cache_dir: str
 
     @functools.cached_property
     def fingerprint(self) -> str:
         """Identifies the training pairs: the files' bytes and what is held out."""
-        return f"files {files_digest(self.paths)} held out {list(self.held_out)} " \
-               f"{self.fraction} seed {self.seed}"
+        return (f"files {files_digest(self.paths, self.cache_dir)} held out "
+                f"{list(self.held_out)} {self.fraction} seed {self.seed}")
 
     def _split_of(self, source: str) -> str | None:
         for offset, split in enumerate(HELD_OUT_SPLITS):
@@ -90,10 +114,10 @@ class CorpusFile:
             if self._split_of(pair[0]) is None:
                 yield pair
 
-    def held_out_pairs(self, cache_dir: str) -> dict[str, Pairs]:
+    def held_out_pairs(self) -> dict[str, Pairs]:
         """The held-out splits, from ``cache_dir`` or one pass over the files."""
         digest = hashlib.sha256(self.fingerprint.encode()).hexdigest()[:16]
-        path = os.path.join(cache_dir, f"held_out_{digest}.json")
+        path = os.path.join(self.cache_dir, f"held_out_{digest}.json")
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 return {split: [tuple(pair) for pair in pairs]
@@ -102,7 +126,7 @@ class CorpusFile:
         for pair in iter_pairs(self.paths):
             if (split := self._split_of(pair[0])) is not None:
                 splits[split].append(pair)
-        os.makedirs(cache_dir, exist_ok=True)
+        os.makedirs(self.cache_dir, exist_ok=True)
         partial = f"{path}.{os.getpid()}.partial"
         with open(partial, "w", encoding="utf-8") as f:
             json.dump(splits, f, ensure_ascii=False)

@@ -39,20 +39,22 @@ class PairStream:
     """Training pairs, read one at a time as often as needed, never all in memory.
 
     Attributes:
+      name: says where they come from, in errors (e.g. the corpus file).
       fingerprint: identifies the pairs; vocabularies and records are keyed by it.
       read: returns a new iterator over the pairs.
     """
 
+    name: str
     fingerprint: str
     read: Callable[[], Iterator[tuple[str, str]]]
 
     @classmethod
-    def of(cls, pairs: Pairs) -> "PairStream":
+    def of(cls, name: str, pairs: Pairs) -> "PairStream":
         """Pairs already in memory (the small sources: synthetic tasks, Multi30k)."""
         digest = hashlib.blake2b(digest_size=16)
         for pair in pairs:
             digest.update("\t".join(pair).encode("utf-8", "surrogatepass") + b"\n")
-        return cls(f"pairs {digest.hexdigest()}", lambda: iter(pairs))
+        return cls(name, f"pairs {digest.hexdigest()}", lambda: iter(pairs))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +75,8 @@ def _synthetic(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     sizes = {"train": data.train_size, "validation": data.eval_size,
              "test": data.eval_size}
     splits = make_splits(data.task, seed, sizes)  # all three: they are disjoint
-    return {**splits, "train": PairStream.of(splits["train"])}
+    return {**splits, "train": PairStream.of(f"the {data.task!r} task's training split",
+                                             splits["train"])}
 
 
 @contextlib.contextmanager
@@ -105,7 +108,7 @@ def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict:
         loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
     splits = {ours: loaded[theirs] for ours, theirs in names.items()}
     if "train" in splits:  # 29,000 pairs: small enough to hold
-        splits["train"] = PairStream.of(splits["train"])
+        splits["train"] = PairStream.of(f"Multi30k {pair} train", splits["train"])
     return splits
 
 
@@ -123,7 +126,8 @@ def _tfds(data, seed: int, workdir: str, wanted: list[str]) -> dict:
         splits = {ours: list(tfds_source.iter_split(builder, theirs, *langs))
                   for ours, theirs in _TFDS_SPLITS.items() if ours in wanted and ours != "train"}
     if "train" in wanted:
-        splits["train"] = PairStream(tfds_source.fingerprint(builder, "train", *langs),
+        splits["train"] = PairStream(f"{data.tfds_name} train",
+                                     tfds_source.fingerprint(builder, "train", *langs),
                                      lambda: tfds_source.iter_split(builder, "train", *langs))
     return splits
 
@@ -143,11 +147,12 @@ def _files(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     if "train" in wanted or set(held_out) & set(wanted):
         corpus = CorpusFile(
             corpus_files.corpus_paths(data.train_path, data.src_lang, data.tgt_lang),
-            held_out, data.held_out_fraction, seed)
+            held_out, data.held_out_fraction, seed, records_dir(data, workdir))
         if "train" in wanted:
-            splits["train"] = PairStream(corpus.fingerprint, corpus.train_pairs)
+            splits["train"] = PairStream(" and ".join(corpus.paths), corpus.fingerprint,
+                                         corpus.train_pairs)
         if held_out:
-            splits.update(corpus.held_out_pairs(records_dir(data, workdir)))
+            splits.update(corpus.held_out_pairs())
     return splits
 
 
@@ -193,10 +198,13 @@ def _vocabulary(data, stream: PairStream, sides: tuple[int, ...], name: str,
             os.replace(f"{path}.{os.getpid()}.partial", path)
         return (WordVocab if data.tokenizer == "word" else CharVocab).load(path)
     sample = data.vocab_sample_sentences
-    return load_or_train(vocab_dir, cache_name(data.spm_model_type, data.vocab_size,
-                                               f"{key}:sample {sample}, seed {seed}"),
-                         lambda: reservoir_sample(texts(), sample, seed) if sample else texts(),
-                         data.vocab_size, data.spm_model_type)
+    try:
+        return load_or_train(vocab_dir, cache_name(data.spm_model_type, data.vocab_size,
+                                                   f"{key}:sample {sample}, seed {seed}"),
+                             lambda: reservoir_sample(texts(), sample, seed) if sample
+                             else texts(), data.vocab_size, data.spm_model_type)
+    except CorpusError as error:
+        raise CorpusError(f"{stream.name}: {error}") from None
 
 
 def _records(data, workdir: str, stream: PairStream, src_vocab: Vocab,
@@ -256,5 +264,9 @@ def load_corpus(config, workdir: str) -> Corpus:
     splits = SOURCES[config.data.source](config.data, config.seed, workdir, list(ALL_SPLITS))
     train = splits.pop("train")
     src_vocab, tgt_vocab = _vocabularies(config, workdir, train)
-    return Corpus(splits, _records(config.data, workdir, train, src_vocab, tgt_vocab),
-                  src_vocab, tgt_vocab)
+    encoded = _records(config.data, workdir, train, src_vocab, tgt_vocab)
+    if not len(encoded):
+        raise CorpusError(f"{train.name}: no training pair to learn from "
+                          f"({encoded.manifest['num_dropped_empty']} with a blank side, "
+                          f"{encoded.manifest['num_dropped_long']} too long)")
+    return Corpus(splits, encoded, src_vocab, tgt_vocab)
