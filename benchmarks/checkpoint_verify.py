@@ -11,7 +11,6 @@ restore of the parameters alone (eval, translate, export), both verification
 included. Prints a table (medians), then one JSON line.
 """
 
-import json
 import os
 import tempfile
 import time
@@ -25,6 +24,8 @@ from s2s_jax import checkpointing, schedules
 from s2s_jax.data.vocab import WordVocab
 from s2s_jax.train_state import initial_state
 from s2s_jax.translator import Translator
+
+from report import print_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("vocab_size", 8_000, "Pieces of each vocabulary.")
@@ -71,10 +72,7 @@ def main(argv):
             ("restore parameters alone, check included (s)", f"{params:.3f}"),
             ("check / state restore", f"{verify / restore:.1%}"),
             ("check / parameters restore", f"{verify / params:.1%}")]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps(figures))
+    print_report(rows, figures)
 
 
 if __name__ == "__main__":

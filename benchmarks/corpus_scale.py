@@ -15,6 +15,7 @@ then runs, each in a fresh process whose peak RSS is read from wait4:
 Prints a table, then one JSON line.
 """
 
+import glob
 import json
 import os
 import resource
@@ -25,6 +26,8 @@ import time
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
+
+from report import print_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("pairs", 1_000_000, "Pairs in the generated corpus.")
@@ -147,10 +150,15 @@ def main(argv):
         _, rss, out = _measured(command)
         restarts.append({**json.loads(out.strip().splitlines()[-1]), "peak_rss_mib": rss})
     cold, warm = restarts
+    (manifest_path,) = glob.glob(f"{FLAGS.workdir}/records/*/manifest.json")
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
     figures = {
         "benchmark": "corpus_scale", "pairs": pairs, "corpus_bytes": os.path.getsize(train_path),
         "train_pairs": warm["train_pairs"], "preprocess_seconds": preprocess_seconds,
         "preprocess_peak_rss_mib": preprocess_rss,
+        "records_build_seconds": manifest["build_seconds"],
+        "vocabularies_and_rest_seconds": preprocess_seconds - manifest["build_seconds"],
         "first_start_to_first_step_seconds": cold["restart_to_first_step_seconds"],
         "restart_to_first_step_seconds": warm["restart_to_first_step_seconds"],
         "restart_peak_rss_mib": warm["peak_rss_mib"],
@@ -163,6 +171,7 @@ def main(argv):
         "cpus": os.cpu_count()}
     rows = [("corpus pairs / bytes", f"{pairs:,} / {figures['corpus_bytes']:,}"),
             ("preprocess (vocabularies + records), s", f"{preprocess_seconds:.1f}"),
+            ("  of which encoding and writing records, s", f"{manifest['build_seconds']:.1f}"),
             ("preprocess peak RSS, MiB", f"{preprocess_rss:,.0f}"),
             ("records on disk, MiB", f"{figures['records_mib']:,.0f}"),
             ("first start -> first step (cold XLA cache), s",
@@ -173,10 +182,7 @@ def main(argv):
             ("pipeline tokens/s", f"{figures['pipeline_tokens_per_sec']:,.0f}"),
             ("train step tokens/s", f"{figures['train_tokens_per_sec']:,.0f}"),
             ("pipeline / train step", f"{figures['pipeline_over_train_step']:.0f}x")]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps(figures))
+    print_report(rows, figures)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ of the batch stream alone; and the tokens/s of the compiled train step (median o
 timed steps after compiling every bucket shape). Prints a table, then one JSON line.
 """
 
-import json
 import time
 
 import jax
@@ -23,6 +22,8 @@ from s2s_jax.data.sources import load_corpus
 from s2s_jax.train_state import initial_state
 from s2s_jax.translator import Translator
 from s2s_jax.train import batch_sizes, jit_train_step
+
+from report import print_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_input", "Vocabulary / TFDS cache.")
@@ -85,16 +86,13 @@ def main(argv):
         ("compile time, all shapes (s)", f"{compile_seconds:.1f}"),
         ("pipeline / train step", f"{ratio:.1f}x"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps({
+    print_report(rows, {
         "benchmark": "input_pipeline", "setup_seconds": setup_seconds,
         "pipeline_tokens_per_sec": pipeline_tokens_per_sec,
         "train_tokens_per_sec": train_tokens_per_sec, "ratio": ratio,
         "compile_seconds": compile_seconds, "shapes": batches.shapes,
         "filtered": batches.num_filtered, "dropped_empty": corpus.num_dropped,
-        "devices": jax.device_count(), "jax": jax.__version__}))
+        "devices": jax.device_count(), "jax": jax.__version__})
 
 
 if __name__ == "__main__":
