@@ -1,14 +1,16 @@
-"""Command line: train, evaluate, translate or export.
+"""Command line: train (or only preprocess its data), evaluate, translate or export.
 
   python -m s2s_jax.main --config=configs/default.py --workdir=runs/default
+  python -m s2s_jax.main --config=configs/tsv.py --config.data.train_path=big.tsv \
+      --workdir=runs/big --mode=preprocess
   python -m s2s_jax.main --workdir=runs/default --mode=eval
   echo "march 3rd 1999" | python -m s2s_jax.main --workdir=runs/default --mode=translate
   python -m s2s_jax.main --workdir=runs/default --mode=export --export_dir=exports/dates
   python -m s2s_jax.main --model=exports/dates --mode=eval --src_file=X --ref_file=Y
 
-Training needs ``--config``; the other modes read the config stored with the model
-(``--workdir`` or an export's ``--model``), and any field that leaves the model as it
-is can be overridden: ``--config.eval.beam_size=5``.
+Training and preprocessing need ``--config``; the other modes read the config stored
+with the model (``--workdir`` or an export's ``--model``), and any field that leaves
+the model as it is can be overridden: ``--config.eval.beam_size=5``.
 """
 
 import contextlib
