@@ -189,6 +189,10 @@ def _get(config, key: str):
     return node
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first key whose value cannot work."""
     _one_of(config, "data.source", SOURCES)
@@ -206,18 +210,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "train.teacher_forcing_steps",
               "train.max_consecutive_nonfinite", "eval.batch_size", "eval.max_input_chars")
     beam_sizes, alphas = config.eval.tune_beam_sizes, config.eval.tune_alphas
-    _check(all(isinstance(k, int) and k > 0 for k in beam_sizes),
+    _check(all(_is_int(k) and k > 0 for k in beam_sizes),
            "eval.tune_beam_sizes", "must hold positive beam sizes", beam_sizes)
     _check(not beam_sizes or len(alphas) > 0, "eval.tune_alphas",
            "must not be empty when eval.tune_beam_sizes is set", alphas)
-    _check(all(alpha >= 0 for alpha in alphas), "eval.tune_alphas",
+    _check(all(isinstance(alpha, (int, float)) and alpha >= 0 for alpha in alphas),
+           "eval.tune_alphas",
            "must hold alphas >= 0", alphas)
     _check(config.train.time_budget_minutes >= 0, "train.time_budget_minutes",
            "must be >= 0", config.train.time_budget_minutes)
     _check(config.data.tokens_per_batch >= 0, "data.tokens_per_batch", "must be >= 0",
            config.data.tokens_per_batch)
     buckets = config.data.buckets
-    _check(len(buckets) > 0 and all(len(b) == 2 and min(b) > 0 for b in buckets),
+    _check(len(buckets) > 0 and all(isinstance(b, (tuple, list)) and len(b) == 2 and
+                                    all(_is_int(n) and n > 0 for n in b) for b in buckets),
            "data.buckets", "must be (src_len, tgt_len) pairs of positive sizes", buckets)
     _check(list(buckets) == sorted(buckets), "data.buckets", "must be sorted", buckets)
     for key in ("model.dropout", "train.label_smoothing"):
@@ -240,8 +246,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key, kept in (("eval.tune_average_checkpoints", "train.keep_checkpoints"),
                       ("eval.tune_average_best", "train.keep_best_checkpoints")):
         counts, most = _get(config, key), _get(config, kept)
-        _check(all(2 <= n <= most for n in counts), key, f"each must be in [2, {kept}={most}]",
-               counts)
+        _check(all(_is_int(n) and 2 <= n <= most for n in counts), key,
+               f"each must be in [2, {kept}={most}]", counts)
         _check(not (counts and config.eval.average_checkpoints > 1), key,
                "chooses the average itself: leave eval.average_checkpoints at 0", counts)
     if config.train.best_metric == "bleu_wmt17":

@@ -108,3 +108,25 @@ def test_a_run_of_nonfinite_steps_stops_training(tmp_path):
     state = _checkpoint(tmp_path)
     assert 0 < int(state["step"]) <= int(stopped[1]) and int(state["skipped"]) > 0
     assert all(np.isfinite(p).all() for p in jax.tree.leaves(state["params"]))
+
+
+def test_a_garbled_latest_checkpoint_is_passed_over_and_the_rerun_ends_bit_identical(
+        tmp_path, uninterrupted):
+    process = _start_until(tmp_path, 12)
+    process.send_signal(signal.SIGTERM)
+    assert process.communicate(timeout=600)[1] is not None and process.returncode == 0
+    latest = max(int(name) for name in os.listdir(tmp_path / "checkpoints"))
+    data = [os.path.join(root, name) for root, _, names
+            in os.walk(tmp_path / "checkpoints" / str(latest) / "default") for name in names]
+    with open(max(data, key=os.path.getsize), "r+b") as f:  # 4 KiB flipped mid-file
+        f.seek(os.path.getsize(f.name) // 2)
+        block = f.read(4096)
+        f.seek(os.path.getsize(f.name) // 2)
+        f.write(bytes(b ^ 0xFF for b in block))
+    run = run_main(tmp_path, *FLAGS)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"Cannot restore checkpoint {latest} of" in run.stderr
+    assert "does not match its checksum" in run.stderr
+    resumed = int(re.search(r"resuming at step (\d+)", run.stderr)[1])
+    assert resumed < latest
+    _assert_same_state(tmp_path, uninterrupted, f"step {latest} garbled, resumed at {resumed}")
