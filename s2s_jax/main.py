@@ -157,8 +157,6 @@ def _check_paths() -> None:
             raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --workdir"
                                          + ("" if FLAGS.mode in (*_TRAINING_MODES, "export")
                                             else " or --model"))
-        if FLAGS.mode in _TRAINING_MODES:
-            config_lib.check_workdir(FLAGS.workdir)
     if FLAGS.mode in ("translate", "eval") and FLAGS.model and not loading.is_export(FLAGS.model):
         raise config_lib.ConfigError(f"--model {FLAGS.model!r} is not an export directory "
                                      f"(no {loading.PARAMS_DIR}/); for a workdir use --workdir")
@@ -172,6 +170,8 @@ def main(argv):
     try:
         _check_paths()
         config_lib.validate(FLAGS.config)
+        if FLAGS.mode in _TRAINING_MODES:  # made only once the command can run
+            config_lib.check_workdir(FLAGS.workdir)
         path = FLAGS.model or FLAGS.workdir
         if model_files.has_config(path):  # resuming or using a model: the same model
             model_files.check_same_model(model_files.read_config(path), FLAGS.config, path)

@@ -119,6 +119,30 @@ def test_a_damaged_best_checkpoint_falls_back_to_the_latest(trained, tmp_path):
     assert "restored the parameters of the latest checkpoint, step 10" in run.stderr
 
 
+def test_a_workdir_of_garbled_checkpoints_ends_in_one_error_line(trained, tmp_path):
+    """One flipped byte in every checkpoint: caught by the checksums, each passed over
+    with a warning, then one error line; no traceback, no asyncio or Orbax noise."""
+    workdir, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    for kind in ("checkpoints", "best"):
+        for step in os.listdir(copy / kind):
+            data = [os.path.join(root, name) for root, _, names
+                    in os.walk(copy / kind / step / "default") for name in names]
+            with open(max(data, key=os.path.getsize), "r+b") as f:
+                f.seek(100)
+                byte = f.read(1)
+                f.seek(100)
+                f.write(bytes([byte[0] ^ 1]))
+    for mode in ("eval", "translate"):
+        run = run_main(copy, f"--mode={mode}", stdin="abc\n")
+        assert run.returncode == 1, run.stderr[-3000:]
+        assert run.stderr.rstrip().splitlines()[-1].startswith("error: no checkpoint in")
+        for noise in ("Traceback", "Task exception", "Event loop is closed"):
+            assert noise not in run.stderr, run.stderr[-3000:]
+        assert run.stderr.count("does not match its checksum") >= 2
+
+
 def test_translate_survives_any_input(trained):
     """Random bytes (invalid UTF-8, NUL, CR, control characters), 10,000- and
     60,000-character lines, empty and blank lines, no final newline: one output line
@@ -170,6 +194,7 @@ def test_resuming_with_other_training_data_is_refused(trained):
                                     'did you mean "train" instead of "trainn"?'),
     ("--config.eval.max_len_a=-1", "config.eval.max_len_a must be >= 0"),
     ("--config.eval.max_len_b=-2", "config.eval.max_len_b must be >= 0"),
+    ("--config.data.train_size=20", "config.data.batch_size=32 is too large for the training"),
     ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
     ("--config.model.attention=luong", "config.model.attention must be one of"),
     ("--config.model.cell=lstn", "config.model.cell must be one of"),
@@ -187,6 +212,13 @@ def test_bad_config_stops_before_compute_naming_the_key(tmp_path, flag, message)
     assert run.returncode != 0
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_command_refused_up_front_creates_no_workdir(tmp_path):
+    for flags in (["--config.model.hiden_size=3"], ["--config.eval.max_len_a=-1"]):
+        run = run_main(tmp_path / "run", *TINY, *flags)
+        assert run.returncode == 1 and "Traceback" not in run.stderr
+        assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_workdir_is_named(tmp_path):
