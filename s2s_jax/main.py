@@ -14,6 +14,7 @@ the model as it is can be overridden: ``--config.eval.beam_size=5``.
 """
 
 import contextlib
+import logging as std_logging
 import os
 import re
 import sys
@@ -164,9 +165,18 @@ def _check_paths() -> None:
         raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --config")
 
 
+def _quiet_libraries() -> None:
+    """Keeps JAX's report of its search for a TPU off stderr, unless --verbosity=1 or
+    more asks for it. (TensorFlow's one oneDNN line, which training prints, comes from
+    C++ before any log level applies.)"""
+    if FLAGS.verbosity < 1:
+        std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    _quiet_libraries()
     try:
         _check_paths()
         config_lib.validate(FLAGS.config)
