@@ -77,8 +77,10 @@ def define_config_flag(argv: list[str]) -> None:
 
 def _text_file(path: str | None, mode: str, default):
     """``path``, or ``default`` (stdin / stdout), as UTF-8 text where undecodable bytes
-    become U+FFFD and only "\\n" ends a line (so line numbers match ``wc -l``)."""
-    options = {"encoding": "utf-8", "errors": "replace", "newline": "\n"}
+    become U+FFFD and only "\\n" ends a line (so line numbers match ``wc -l``); read,
+    a leading byte-order mark is dropped."""
+    options = {"encoding": "utf-8-sig" if mode == "r" else "utf-8", "errors": "replace",
+               "newline": "\n"}
     if path:
         try:
             return open(path, mode, **options)

@@ -72,6 +72,15 @@ def test_translate_mode_maps_lines_to_lines(trained):
     assert "input line 5 has 40 tokens; translating its first 23" in run.stderr
 
 
+def test_translate_drops_a_byte_order_mark(trained, tmp_path):
+    workdir, _ = trained
+    plain = run_main(workdir, "--mode=translate", stdin="abc\nzyx\n")
+    (tmp_path / "bom.txt").write_bytes("\ufeffabc\nzyx\n".encode())
+    for flags, stdin in (([f"--input={tmp_path / 'bom.txt'}"], None), ([], "\ufeffabc\nzyx\n")):
+        run = run_main(workdir, "--mode=translate", *flags, stdin=stdin)
+        assert run.returncode == 0 and run.stdout == plain.stdout, run.stderr[-2000:]
+
+
 def test_translate_files_and_n_best(trained, tmp_path):
     workdir, _ = trained
     (tmp_path / "in.txt").write_text("abc\n\nzyx\n")
