@@ -34,6 +34,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from s2s_jax.atomic_files import write_atomically
+
 PyTree = Any
 
 
@@ -73,20 +75,15 @@ def _file_checksums(step_dir: str) -> dict[str, str]:
         for name in names:
             path = os.path.join(root, name)
             relative = os.path.relpath(path, step_dir)
-            if not relative.startswith(CHECKSUMS):  # nor a partial one
+            if relative != CHECKSUMS:
                 checksums[relative] = f"{_crc32(path):08x}"
     return dict(sorted(checksums.items()))
 
 
 def seal(step_dir: str) -> None:
     """Writes ``step_dir``'s CHECKSUMS (atomically: complete or absent)."""
-    checksums = _file_checksums(step_dir)
-    partial = os.path.join(step_dir, CHECKSUMS + ".partial")
-    with open(partial, "w", encoding="utf-8") as f:
-        json.dump(checksums, f, indent=0)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, os.path.join(step_dir, CHECKSUMS))
+    write_atomically(os.path.join(step_dir, CHECKSUMS),
+                     json.dumps(_file_checksums(step_dir), indent=0))
 
 
 def verify(step_dir: str) -> None:
@@ -217,7 +214,7 @@ class Checkpointer:
             item_handlers=ocp.StandardCheckpointHandler(),
             options=ocp.CheckpointManagerOptions(
                 preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
-                                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
                     barrier_sync_key_prefix="latest"),
             ),
         )
@@ -240,7 +237,7 @@ class Checkpointer:
                     n=keep_best,
                     keep_checkpoints_without_metrics=False,
                 ),
-                                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
                     barrier_sync_key_prefix="best"),
             ),
         )

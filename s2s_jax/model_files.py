@@ -22,6 +22,7 @@ from typing import Any, Optional
 import jax
 import ml_collections
 
+from s2s_jax.atomic_files import write_atomically
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.vocab import Vocab
 from s2s_jax.data.vocab_files import load_vocab, same_vocab, save_vocab, vocab_path
@@ -102,10 +103,8 @@ def write(directory: str, config: ml_collections.ConfigDict, src_vocab: Vocab,
     for vocab, stem in zip((src_vocab, tgt_vocab), VOCAB_STEMS):
         save_vocab(vocab, os.path.join(directory, stem))
     record = {**provenance(), **extra, "config": config.to_dict()}
-    temporary = os.path.join(directory, CONFIG_FILE + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, ensure_ascii=False)
-    os.replace(temporary, os.path.join(directory, CONFIG_FILE))
+    write_atomically(os.path.join(directory, CONFIG_FILE),
+                     json.dumps(record, indent=2, ensure_ascii=False))
 
 
 def has_config(directory: str) -> bool:

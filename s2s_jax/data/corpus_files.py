@@ -13,12 +13,12 @@ import json
 import os
 from collections.abc import Iterator
 
+from s2s_jax.atomic_files import write_atomically
 from s2s_jax.data import readers
-from s2s_jax.data.readers import CorpusError, Pairs
+from s2s_jax.data.readers import Pairs
 
 # The evaluation splits a corpus file can stand in for, in the order they are held out.
 HELD_OUT_SPLITS = ("validation", "test")
-_BLOCK_BYTES = 8 << 20
 
 
 def corpus_paths(path: str, src_lang: str, tgt_lang: str) -> list[str]:
@@ -38,21 +38,15 @@ def read_pairs(path: str, src_lang: str, tgt_lang: str) -> Pairs:
     return list(iter_pairs(corpus_paths(path, src_lang, tgt_lang)))
 
 
-def _stat(path: str) -> os.stat_result:
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file") from None
-    except OSError as e:
-        raise CorpusError(f"{path}: cannot read: {e.strerror}") from None
-
-
 def files_digest(paths: list[str], cache_dir: str) -> str:
     """A digest of the files' bytes (about a second a gigabyte), remembered in
     ``cache_dir`` under each file's path, size, modification time and inode, so that a
     restart does not read the corpus again, and a changed file is read anew."""
-    stats = [(os.path.abspath(path), (st := _stat(path)).st_size, st.st_mtime_ns, st.st_ino)
-             for path in paths]
+    stats = []
+    for path in paths:
+        with readers.open_binary(path) as f:
+            st = os.fstat(f.fileno())
+        stats.append((os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino))
     remembered = os.path.join(cache_dir, "digest_" + hashlib.sha256(
         json.dumps(stats).encode()).hexdigest()[:16])
     if os.path.exists(remembered):
@@ -60,17 +54,12 @@ def files_digest(paths: list[str], cache_dir: str) -> str:
             return f.read()
     digest = hashlib.blake2b(digest_size=16)
     for path in paths:
-        try:
-            with open(path, "rb") as f:
-                while block := f.read(_BLOCK_BYTES):
-                    digest.update(block)
-        except OSError as e:
-            raise CorpusError(f"{path}: cannot read: {e.strerror or e}") from None
+        with readers.open_binary(path) as f:
+            while block := f.read(readers.BLOCK_BYTES):
+                digest.update(block)
         digest.update(b"\0")
     os.makedirs(cache_dir, exist_ok=True)
-    with open(f"{remembered}.{os.getpid()}.partial", "w", encoding="utf-8") as f:
-        f.write(digest.hexdigest())
-    os.replace(f"{remembered}.{os.getpid()}.partial", remembered)
+    write_atomically(remembered, digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -127,8 +116,5 @@ class CorpusFile:
             if (split := self._split_of(pair[0])) is not None:
                 splits[split].append(pair)
         os.makedirs(self.cache_dir, exist_ok=True)
-        partial = f"{path}.{os.getpid()}.partial"
-        with open(partial, "w", encoding="utf-8") as f:
-            json.dump(splits, f, ensure_ascii=False)
-        os.replace(partial, path)
+        write_atomically(path, json.dumps(splits, ensure_ascii=False))
         return splits

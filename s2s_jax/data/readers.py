@@ -16,14 +16,15 @@ from collections.abc import Iterator
 Pairs = list[tuple[str, str]]
 # Bytes read at a time: large enough that decoding runs at C speed, small enough
 # that a corpus of any size streams in bounded memory.
-_BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 8 << 20
 
 
 class CorpusError(ValueError):
     """A corpus file is missing, unreadable or malformed."""
 
 
-def _open(path: str | os.PathLike):
+def open_binary(path: str | os.PathLike):
+    """``open(path, "rb")``, its errors a CorpusError naming the file."""
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -40,11 +41,11 @@ def iter_lines(path: str | os.PathLike) -> Iterator[str]:
     Only "\\n" separates lines: other characters `str.splitlines` would split on
     (form feeds, U+2028, ...) stay inside their sentence.
     """
-    with _open(path) as f:
+    with open_binary(path) as f:
         offset, line, rest, first = 0, 1, b"", True
         while True:
             try:
-                block = f.read(_BLOCK_BYTES)
+                block = f.read(BLOCK_BYTES)
             except OSError as e:
                 raise CorpusError(f"{path}: cannot read: {e.strerror}") from None
             data = rest + block

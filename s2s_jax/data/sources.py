@@ -194,8 +194,7 @@ def _vocabulary(data, stream: PairStream, sides: tuple[int, ...], name: str,
                 for text in texts():
                     chars.update(text)
                 vocab = CharVocab("".join(sorted(chars)))
-            vocab.save(f"{path}.{os.getpid()}.partial")
-            os.replace(f"{path}.{os.getpid()}.partial", path)
+            vocab.save(path)
         return (WordVocab if data.tokenizer == "word" else CharVocab).load(path)
     sample = data.vocab_sample_sentences
     try:

@@ -14,13 +14,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TypeVar
 
 import numpy as np
 import sentencepiece as spm
 
+from s2s_jax.atomic_files import write_atomically
 from s2s_jax.data.readers import CorpusError
 from s2s_jax.data.vocab import (BOS_ID, EOS_ID, PAD_ID, UNK_CHAR, UNK_ID,
                                 strip_specials)
@@ -109,23 +109,7 @@ class SentencePieceVocab:
 
     def save(self, path: str) -> None:
         """Writes the model (all that rebuilds this vocabulary) to `path`."""
-        _write_atomically(path, self._sp.serialized_model_proto())
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    """Writes `data` to `path` so that `path` is never partially written."""
-    fd, tmp_path = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                    suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, 0o644)  # mkstemp makes it private to the owner.
-        os.replace(tmp_path, path)
-    except BaseException:
-        os.remove(tmp_path)
-        raise
+        write_atomically(path, self._sp.serialized_model_proto())
 
 
 def cache_name(model_type: ModelType, vocab_size: int, data: str) -> str:
@@ -192,7 +176,7 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
                 "256 bytes and its characters; raise config.data.vocab_size"
             ) from e
         raise
-    _write_atomically(path, model.getvalue())
+    write_atomically(path, model.getvalue())
     return SentencePieceVocab(path)
 
 

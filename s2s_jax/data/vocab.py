@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from s2s_jax.atomic_files import write_atomically
+
 PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
@@ -90,8 +92,8 @@ class _TokenListVocab:
         return self._tokens[i - NUM_SPECIALS]
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"type": self.kind, "tokens": self._tokens}, f, ensure_ascii=False)
+        write_atomically(path, json.dumps({"type": self.kind, "tokens": self._tokens},
+                                          ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str):
