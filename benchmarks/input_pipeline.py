@@ -17,11 +17,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from s2s_jax import host_memory, parallel, schedules
-from s2s_jax.data.batching import TrainBatches, prefetch
-from s2s_jax.data.sources import load_corpus
+from s2s_jax.data.batching import prefetch
 from s2s_jax.train_state import initial_state
 from s2s_jax.translator import Translator
-from s2s_jax.train import batch_sizes, jit_train_step
+from s2s_jax.train import jit_train_step, training_data
 
 from report import print_report
 
@@ -41,9 +40,7 @@ def main(argv):
     config = FLAGS.config
     host_memory.configure(config)
     start = time.perf_counter()
-    corpus = load_corpus(config, FLAGS.workdir)
-    batches = TrainBatches(corpus.train, batch_sizes(config.data), config.data.buckets,
-                           config.seed)
+    corpus, batches = training_data(config, FLAGS.workdir)
     setup_seconds = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -30,9 +30,7 @@ from ml_collections import config_flags
 
 from model_flops import train_step_flops
 from side_by_side import MATMUL_SIZE, Worker
-from s2s_jax.data.batching import TrainBatches
-from s2s_jax.data.sources import load_corpus
-from s2s_jax.train import batch_sizes
+from s2s_jax.train import training_data
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_train", "Vocabulary / TFDS cache.")
@@ -51,9 +49,7 @@ WORKERS = {  # contestant -> (script, extra arguments after the spec directory)
 
 def _write_spec(config, spec_dir: str) -> tuple[list[dict], dict]:
     """Draws the warm-up and timed batches once, for every contestant to read."""
-    corpus = load_corpus(config, FLAGS.workdir)
-    stream = TrainBatches(corpus.train, batch_sizes(config.data), config.data.buckets,
-                          config.seed)
+    corpus, stream = training_data(config, FLAGS.workdir)
     timed = FLAGS.rounds * FLAGS.steps_per_round
     batches = [stream.batch(step) for step in range(timed)]
     first_of_shape = {}  # warm-up: one batch of every bucket shape, drawn after these

@@ -150,7 +150,8 @@ def _export(config) -> None:
     export.export(config, FLAGS.workdir, FLAGS.export_dir, FLAGS.export_dtype)
 
 
-MODES = {"train": _train, "preprocess": _preprocess, "eval": _eval, "translate": _translate, "export": _export}
+MODES = {"train": _train, "preprocess": _preprocess, "eval": _eval, "translate": _translate,
+         "export": _export}
 
 
 def _check_paths() -> None:
