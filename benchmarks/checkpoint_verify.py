@@ -5,7 +5,7 @@ restore it, on the Multi30k model.
 
 Builds the config's model with vocabularies of --vocab_size pieces (Multi30k's joint
 SentencePiece vocabulary has 8,000), saves its training state (parameters and Adam
-moments) as training does, then times --repeats times each: the CRC32 check of the
+moments) as training does, then times --repeats times each: the CRC32C check of the
 step's files alone, a restore of the training state (what a resumed run does) and a
 restore of the parameters alone (eval, translate, export), both verification
 included. Prints a table (medians), then one JSON line.
@@ -67,7 +67,7 @@ def main(argv):
                "verify_share_of_state_restore": verify / restore,
                "verify_share_of_params_restore": verify / params}
     rows = [("checkpoint files (MiB)", f"{figures['step_mib']:.1f}"),
-            ("CRC32 check of every file (s)", f"{verify:.3f}"),
+            ("CRC32C check of every file (s)", f"{verify:.3f}"),
             ("restore training state, check included (s)", f"{restore:.3f}"),
             ("restore parameters alone, check included (s)", f"{params:.3f}"),
             ("check / state restore", f"{verify / restore:.1%}"),

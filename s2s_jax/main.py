@@ -169,11 +169,22 @@ def _check_paths() -> None:
 
 
 def _quiet_libraries() -> None:
-    """Keeps JAX's report of its search for a TPU off stderr, unless --verbosity=1 or
-    more asks for it. (TensorFlow's one oneDNN line, which training prints, comes from
-    C++ before any log level applies.)"""
-    if FLAGS.verbosity < 1:
-        std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
+    """Keeps library chatter off stderr unless --verbosity=1 or more asks for it: JAX's
+    report of its search for a TPU, and TensorFlow's oneDNN notice, which its C++ prints
+    on import before any log level applies (so training and eval, which import it through
+    TFDS and clu, import it first with stderr's descriptor pointed at /dev/null)."""
+    if FLAGS.verbosity >= 1:
+        return
+    std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
+    if FLAGS.mode in (*_TRAINING_MODES, "eval") and "tensorflow" not in sys.modules:
+        saved_stderr = os.dup(2)
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401, PLC0415 - imported for its side effect
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
 
 
 def main(argv):

@@ -1,8 +1,10 @@
 """Checkpointer: round trip, retention, best-by-metric (the best N), restore errors, fallback from a
 damaged latest checkpoint."""
 
+import json
 import os
 import shutil
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -196,6 +198,43 @@ def test_flipped_bytes_are_caught_by_the_checksum_and_the_step_set_aside(tmp_pat
             f" {path} does not match its checksum)") in caplog.text
     assert os.path.exists(str(path).replace(str(tmp_path / "checkpoints" / "2"),
                                             str(tmp_path / "damaged" / "checkpoints-2")))
+
+
+def _crc32c_bitwise(data: bytes) -> int:
+    """CRC32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def test_checksums_are_the_crc32c_of_each_file(tmp_path):
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(1, _state())
+    ckpt.wait()
+    step_dir = tmp_path / "checkpoints" / "1"
+    saved = json.loads((step_dir / "checksums.json").read_text())["crc32c"]
+    files = {str(p.relative_to(step_dir)) for p in step_dir.rglob("*") if p.is_file()}
+    assert set(saved) == files - {"checksums.json"}
+    for relative, crc in saved.items():
+        assert int(crc, 16) == _crc32c_bitwise((step_dir / relative).read_bytes()), relative
+
+
+def test_steps_checksummed_with_crc32_before_crc32c_are_still_verified(tmp_path):
+    ckpt = Checkpointer(tmp_path, keep=3)
+    for step in (1, 2):
+        ckpt.save(step, _state(seed=step))
+    ckpt.wait()
+    for step in (1, 2):  # the flat {file: CRC32} mapping of earlier versions
+        step_dir = tmp_path / "checkpoints" / str(step)
+        (step_dir / "checksums.json").write_text(json.dumps({
+            relative: f"{zlib.crc32((step_dir / relative).read_bytes()):08x}"
+            for relative in json.loads((step_dir / "checksums.json").read_text())["crc32c"]}))
+    _assert_equal(Checkpointer(tmp_path, keep=3).restore(_state(seed=9)), _state(seed=2))
+    _garble_one_byte(tmp_path / "checkpoints" / "2")
+    _assert_equal(Checkpointer(tmp_path, keep=3).restore(_state(seed=9)), _state(seed=1))
 
 
 def test_restore_params_refuses_a_damaged_step_and_eval_falls_back(tmp_path):

@@ -29,6 +29,7 @@ def test_train_writes_checkpoints_metrics_and_heatmaps(trained):
     assert (report / "bleu_by_length.png").stat().st_size > 1000
     assert sum(row["sentences"] for row in metrics["bleu_by_length"]) == 20
     assert "compiled train step programs" in run.stderr
+    assert "oneDNN" not in run.stderr and "absl::InitializeLog" not in run.stderr
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
 
 
