@@ -26,9 +26,10 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from configs import multi30k, synthetic  # noqa: E402
-from s2s_jax import host_memory, plots  # noqa: E402
+from s2s_jax.runtime import host_memory
+from s2s_jax.evaluation import plots  # noqa: E402
 from s2s_jax.config import validate  # noqa: E402
-from s2s_jax.train import train_and_evaluate  # noqa: E402
+from s2s_jax.training.train import train_and_evaluate  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bottleneck", "One sub-directory per run.")

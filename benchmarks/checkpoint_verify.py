@@ -20,10 +20,12 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax import checkpointing, schedules
+from s2s_jax.runtime import checkpointing
+
+from s2s_jax.training import schedules
 from s2s_jax.data.vocab import WordVocab
-from s2s_jax.train_state import initial_state
-from s2s_jax.translator import Translator
+from s2s_jax.training.train_state import initial_state
+from s2s_jax.decoding.translator import Translator
 
 from report import print_report
 

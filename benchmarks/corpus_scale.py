@@ -91,9 +91,10 @@ def restart(config, workdir: str, launched: float) -> dict:
     """A restart of training to its first step (in this process), then the batch
     stream's and the train step's tokens/s."""
     import jax
-    from s2s_jax import host_memory, parallel, schedules, train
-    from s2s_jax.train_state import initial_state
-    from s2s_jax.translator import Translator
+    from s2s_jax.runtime import host_memory, parallel
+    from s2s_jax.training import schedules, train
+    from s2s_jax.training.train_state import initial_state
+    from s2s_jax.decoding.translator import Translator
 
     host_memory.configure(config)
     parallel.cache_compilations(config.compilation_cache_dir)

@@ -40,12 +40,13 @@ from ml_collections import config_flags
 
 from model_flops import search_flops
 from side_by_side import jax_matmul_rate, torch_matmul_rate
-from s2s_jax import decoding, host_memory, parallel
+from s2s_jax import decoding
+from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.data.sources import load_corpus
-from s2s_jax.parameters import NoCheckpointError, make_checkpointer, restore_configured
-from s2s_jax.train_state import initial_state
-from s2s_jax.translator import Translator
+from s2s_jax.evaluation.parameters import NoCheckpointError, make_checkpointer, restore_configured
+from s2s_jax.training.train_state import initial_state
+from s2s_jax.decoding.translator import Translator
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_decode", "Checkpoints (optional), caches.")

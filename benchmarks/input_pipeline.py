@@ -16,11 +16,13 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax import host_memory, parallel, schedules
+from s2s_jax.runtime import host_memory, parallel
+
+from s2s_jax.training import schedules
 from s2s_jax.data.batching import prefetch
-from s2s_jax.train_state import initial_state
-from s2s_jax.translator import Translator
-from s2s_jax.train import jit_train_step, training_data
+from s2s_jax.training.train_state import initial_state
+from s2s_jax.decoding.translator import Translator
+from s2s_jax.training.train import jit_train_step, training_data
 
 from report import print_report
 

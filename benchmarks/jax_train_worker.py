@@ -3,7 +3,7 @@
   python benchmarks/jax_train_worker.py SPEC_DIR
 
 Builds the model and optimizer from SPEC_DIR/spec.json exactly as training does,
-compiles ``s2s_jax.train.train_step`` once per batch shape, then times steps on the
+compiles ``s2s_jax.training.train.train_step`` once per batch shape, then times steps on the
 batches of SPEC_DIR/batches.npz when the driver asks.
 """
 
@@ -16,11 +16,11 @@ import ml_collections
 import numpy as np
 
 from side_by_side import jax_matmul_rate, serve, timed
-from s2s_jax import host_memory, parallel
-from s2s_jax.train_state import initial_state
+from s2s_jax.runtime import host_memory, parallel
+from s2s_jax.training.train_state import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.schedules import create_optimizer
-from s2s_jax.train import jit_train_step
+from s2s_jax.training.schedules import create_optimizer
+from s2s_jax.training.train import jit_train_step
 
 
 def main(spec_dir: str) -> None:

@@ -19,11 +19,11 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax import host_memory, parallel
-from s2s_jax.train_state import initial_state
+from s2s_jax.runtime import host_memory, parallel
+from s2s_jax.training.train_state import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.schedules import create_optimizer
-from s2s_jax.train import jit_train_step
+from s2s_jax.training.schedules import create_optimizer
+from s2s_jax.training.train import jit_train_step
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["25", "50", "100", "200"], "Source = target lengths.")

@@ -30,7 +30,7 @@ from ml_collections import config_flags
 
 from model_flops import train_step_flops
 from side_by_side import MATMUL_SIZE, Worker
-from s2s_jax.train import training_data
+from s2s_jax.training.train import training_data
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_train", "Vocabulary / TFDS cache.")

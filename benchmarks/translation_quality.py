@@ -14,7 +14,7 @@ Reported: wall-clock minutes, steps and epochs trained, the checkpoint kept (bes
 val BLEU), the parameters chosen on val (that checkpoint's, or a mean of the latest
 or the best checkpoints'), the beam chosen on val, and test BLEU as WMT17 scored it
 (lowercased, Moses-tokenized, against the official references: the figure the
-published systems report, see s2s_jax/wmt17.py), sacrebleu's cased BLEU and chrF. The target is the
+published systems report, see s2s_jax/evaluation/wmt17.py), sacrebleu's cased BLEU and chrF. The target is the
 best published single RNN system the issue names. Prints a table, then one JSON line.
 """
 
@@ -29,7 +29,7 @@ import time
 from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from s2s_jax.checkpointing import Checkpointer  # noqa: E402
+from s2s_jax.runtime.checkpointing import Checkpointer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pair", "en-de", "Direction: configs/multi30k.py:<pair>.")

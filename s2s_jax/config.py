@@ -17,7 +17,7 @@ from s2s_jax.data.tasks import TASKS
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.seq2seq import BRIDGES
-from s2s_jax.schedules import LEARNING_RATE_SCHEDULES, OPTIMIZERS
+from s2s_jax.training.schedules import LEARNING_RATE_SCHEDULES, OPTIMIZERS
 
 
 class ConfigError(ValueError):
@@ -28,7 +28,7 @@ def base_config() -> ml_collections.ConfigDict:
     """Every field, with defaults for a small attention model on a synthetic task."""
     config = ml_collections.ConfigDict()
     config.seed = 0  # one seed for init, data order, dropout and sampling
-    # glibc keeps freed host memory for the next step (s2s_jax/host_memory.py): faster
+    # glibc keeps freed host memory for the next step (s2s_jax/runtime/host_memory.py): faster
     # steps on CPU; the heap never shrinks and may hold a spare step's temporaries.
     config.reuse_host_memory = True
     # The command line caches the XLA programs it compiles here, across runs: a later
@@ -138,7 +138,7 @@ def base_config() -> ml_collections.ConfigDict:
     evaluation.max_len_a = 1.0  # output length bound a * src_len + b
     evaluation.max_len_b = 10  # (src_len is the padded source length)
     # Non-empty: before scoring eval.split, choose eval.beam_size and eval.alpha among
-    # these on eval.train_split by train.best_metric (s2s_jax/tuning.py).
+    # these on eval.train_split by train.best_metric (s2s_jax/evaluation/tuning.py).
     evaluation.tune_beam_sizes = ()
     evaluation.tune_alphas = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     evaluation.checkpoint = "best"  # best | latest | a step number
@@ -161,7 +161,7 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
-# Metrics an evaluation reports (s2s_jax.evaluate), any of which can select the best.
+# Metrics an evaluation reports (s2s_jax.evaluation.evaluate), any of which can select the best.
 EVAL_METRICS = ("exact_match", "bleu", "chrf", "loss", "nll", "perplexity",
                 "token_accuracy", "bleu_wmt17")
 

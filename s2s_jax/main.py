@@ -23,11 +23,14 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
-from s2s_jax import evaluate, export, host_memory, loading, model_files, parallel, translate
+from s2s_jax.evaluation import evaluate
+from s2s_jax.serving import export, loading, translate
+from s2s_jax.runtime import host_memory, parallel
+from s2s_jax.training import model_files
 from s2s_jax.data import readers
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.parameters import NoCheckpointError, open_checkpointer
-from s2s_jax.translator import Translator
+from s2s_jax.evaluation.parameters import NoCheckpointError, open_checkpointer
+from s2s_jax.decoding.translator import Translator
 
 FLAGS = flags.FLAGS
 # The modes that start from --config alone (the others read the model's stored config).
@@ -93,7 +96,7 @@ def _text_file(path: str | None, mode: str, default):
 
 def _train(config) -> None:
     # Training alone loads TensorFlow (TensorBoard's writer): the other modes start sooner.
-    from s2s_jax import train
+    from s2s_jax.training import train
     try:
         train.train_and_evaluate(config, FLAGS.workdir)
     except train.DivergenceError as error:  # a diverged run is no bug

@@ -3,12 +3,12 @@
 import dataclasses
 from typing import Any
 
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.data.sources import Corpus, load_corpus
-from s2s_jax.parameters import make_checkpointer
-from s2s_jax.schedules import create_optimizer
-from s2s_jax.train_state import TrainState, initial_state
-from s2s_jax.translator import Translator
+from s2s_jax.evaluation.parameters import make_checkpointer
+from s2s_jax.training.schedules import create_optimizer
+from s2s_jax.training.train_state import TrainState, initial_state
+from s2s_jax.decoding.translator import Translator
 
 
 @dataclasses.dataclass

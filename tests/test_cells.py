@@ -14,7 +14,7 @@ import pytest
 
 from numpy_reference import cell_params, cell_step
 from s2s_jax.models.cells import CELLS
-from s2s_jax.models.recurrent import RecurrentLayer
+from s2s_jax.models.rnn_layers import RecurrentLayer
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 6, 5, 4
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 JAX vs float64 numpy

@@ -5,10 +5,12 @@ import dataclasses
 
 import numpy as np
 
-from s2s_jax import decoding, parallel
+from s2s_jax import decoding
+
+from s2s_jax.runtime import parallel
 from s2s_jax.config import base_config
 from s2s_jax.data.batching import encode_source, pad_source_batch
-from s2s_jax.evaluate import Evaluator, write_report
+from s2s_jax.evaluation.evaluate import Evaluator, write_report
 from setups import build
 
 

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from s2s_jax import config as config_lib
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.readers import CorpusError
 
@@ -64,7 +64,7 @@ def _data_config(**data):
 @settings(max_examples=150)
 @given(corpus_bytes(), st.booleans())
 def test_any_corpus_trains_or_is_named_in_one_error(content, held_out):
-    from s2s_jax.train import training_data  # TensorFlow, for the first example only
+    from s2s_jax.training.train import training_data  # TensorFlow, for the first example only
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "corpus.tsv")
         with open(path, "wb") as f:

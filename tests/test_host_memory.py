@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
 # size of a step's temporaries; prints the page faults of the second time.
 _STEPS = """
 import ctypes, ctypes.util, resource, sys, threading
-from s2s_jax import host_memory
+from s2s_jax.runtime import host_memory
 if sys.argv[1] != "untouched":  # as s2s_jax.main does, with the config's choice
     reuse = sys.argv[1] == "reuse"
     assert host_memory.configure({"reuse_host_memory": reuse}) == reuse

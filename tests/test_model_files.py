@@ -2,9 +2,9 @@
 
 import pytest
 
-from s2s_jax import model_files
+from s2s_jax.training import model_files
 from s2s_jax.config import ConfigError, base_config
-from s2s_jax.data.tokenizer import train_sentencepiece
+from s2s_jax.data.sentencepiece_vocab import train_sentencepiece
 from s2s_jax.data.vocab import CharVocab, WordVocab
 from s2s_jax.data.vocab_files import load_vocab, save_vocab
 

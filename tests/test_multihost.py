@@ -111,8 +111,8 @@ def _save_and_restore(coordinator: str, process_id: int, workdir: str) -> dict:
     import jax.numpy as jnp
 
     jax.distributed.initialize(coordinator, 2, process_id)
-    from s2s_jax import parallel
-    from s2s_jax.checkpointing import Checkpointer
+    from s2s_jax.runtime import parallel
+    from s2s_jax.runtime.checkpointing import Checkpointer
 
     state = parallel.replicate({"w": jnp.zeros(1000)}, parallel.make_mesh())
     checkpointer = Checkpointer(workdir, keep=2)
@@ -160,7 +160,7 @@ def _read_rows(coordinator: str, process_id: int, workdir: str) -> dict:
     import jax
 
     jax.distributed.initialize(coordinator, 2, process_id)
-    from s2s_jax import train
+    from s2s_jax.training import train
 
     corpus, batches = train.training_data(_rows_config(), workdir)
     sources = [batches.batch(step)["src"].tolist() for step in range(5)]
@@ -185,7 +185,7 @@ def test_each_process_reads_only_its_own_rows(tmp_path):
     seen = [json.loads(stdout.splitlines()[-1]) for stdout, _ in outputs]
     assert [process["rows_read"] for process in seen] == [5 * 8, 5 * 8]
 
-    from s2s_jax import train  # one process: the whole global batches
+    from s2s_jax.training import train  # one process: the whole global batches
     _, batches = train.training_data(_rows_config(), str(tmp_path / "one"))
     for step in range(5):
         assert (seen[0]["sources"][step] + seen[1]["sources"][step]

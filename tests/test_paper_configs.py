@@ -10,7 +10,7 @@ import pytest
 
 from s2s_jax.config import validate
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.schedules import create_optimizer
+from s2s_jax.training.schedules import create_optimizer
 
 _PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "paper.py"
 _spec = importlib.util.spec_from_file_location("paper", _PATH)

@@ -22,15 +22,17 @@ def _compare_devices() -> dict:
     import numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from s2s_jax import parallel, schedules
+    from s2s_jax.runtime import parallel
+
+    from s2s_jax.training import schedules
     from s2s_jax.config import base_config
     from s2s_jax.data.batching import TrainBatches, encode_pairs
     from s2s_jax.data.tasks import make_splits
     from s2s_jax.data.vocab import CharVocab
-    from s2s_jax.train_state import TrainState
-    from s2s_jax.models.recurrence import dense
+    from s2s_jax.training.train_state import TrainState
+    from s2s_jax.models.time_loop import dense
     from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-    from s2s_jax.train import train_step
+    from s2s_jax.training.train import train_step
 
     config = base_config()
     with config.unlocked():

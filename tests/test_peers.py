@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from peers import torch_search  # noqa: E402
 from peers.torch_seq2seq import (TorchSeq2Seq, check_supported, load_flax_params,  # noqa: E402
                                  loss_fn, precision)
-from s2s_jax import decoding, losses  # noqa: E402
+from s2s_jax import decoding  # noqa: E402
+from s2s_jax.models import token_metrics  # noqa: E402
 from s2s_jax.data.vocab import EOS_ID  # noqa: E402
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
 
@@ -58,7 +59,7 @@ def test_same_logits_and_loss(input_feeding):
                                    "tgt_in": torch.tensor(tgt), "tgt_out": torch.tensor(tgt_out),
                                    "tgt_mask": torch.tensor(tgt_mask)}, 0.1)
     np.testing.assert_allclose(peer_logits.numpy(), logits, rtol=1e-4, atol=1e-4)
-    sums = losses.sequence_metrics(logits, tgt_out, tgt_mask, 0.1)
+    sums = token_metrics.sequence_metrics(logits, tgt_out, tgt_mask, 0.1)
     np.testing.assert_allclose(float(peer_loss), sums["loss"] / sums["tokens"], rtol=1e-5)
 
 

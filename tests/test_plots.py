@@ -1,11 +1,11 @@
-"""Tests for s2s_jax.plots."""
+"""Tests for s2s_jax.evaluation.plots."""
 
 import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from s2s_jax import plots
+from s2s_jax.evaluation import plots
 
 
 @pytest.fixture(autouse=True)

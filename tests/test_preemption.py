@@ -14,7 +14,7 @@ import orbax.checkpoint as ocp
 import pytest
 from cli_runs import REPO, TINY, main_command, run_main
 
-from s2s_jax.preemption import Preemption
+from s2s_jax.runtime.preemption import Preemption
 
 NUM_STEPS = 30
 FLAGS = [*TINY, "--config.data.buckets=((24, 24),)", f"--config.train.num_steps={NUM_STEPS}",

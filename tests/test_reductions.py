@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s2s_jax.reductions import argmax, log_softmax, logsumexp, top_k
+from s2s_jax.models.reductions import argmax, log_softmax, logsumexp, top_k
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (3, 64), (4, 65), (2, 3, 1000), (6, 8000)])

@@ -10,7 +10,7 @@ from s2s_jax.config import base_config
 from s2s_jax.data.readers import CorpusError
 from s2s_jax.data import corpus_files, sources
 from s2s_jax.data.sources import load_corpus
-from s2s_jax.data.tokenizer import SentencePieceVocab
+from s2s_jax.data.sentencepiece_vocab import SentencePieceVocab
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "a man in a blue shirt is riding a bike down the street with his dog".split()

@@ -7,15 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s2s_jax import losses, schedules
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.models import token_metrics
+
+from s2s_jax.training import schedules
+from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.config import base_config
 from s2s_jax.data.batching import TrainBatches, encode_pairs
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.vocab import CharVocab
-from s2s_jax.train_state import TrainState
+from s2s_jax.training.train_state import TrainState
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.train import DivergenceError, NonFiniteRun, train_and_evaluate, train_step
+from s2s_jax.training.train import DivergenceError, NonFiniteRun, train_and_evaluate, train_step
 
 
 def _numpy_smoothed_loss(logits, targets, eps):
@@ -33,13 +35,13 @@ def test_losses_match_numpy_and_ignore_padding(eps):
     logits = rng.normal(size=(2, 4, 6)).astype(np.float32)
     targets = rng.integers(0, 6, (2, 4))
     mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool)
-    sums = losses.sequence_metrics(jnp.asarray(logits), jnp.asarray(targets),
+    sums = token_metrics.sequence_metrics(jnp.asarray(logits), jnp.asarray(targets),
                                    jnp.asarray(mask), eps)
     expected = (_numpy_smoothed_loss(logits, targets, eps) * mask).sum()
     np.testing.assert_allclose(sums["loss"], expected, rtol=1e-5)
     assert float(sums["tokens"]) == 4
     garbage = np.where(mask[..., None], logits, 1e3 * rng.normal(size=logits.shape))
-    again = losses.sequence_metrics(jnp.asarray(garbage, jnp.float32), jnp.asarray(targets),
+    again = token_metrics.sequence_metrics(jnp.asarray(garbage, jnp.float32), jnp.asarray(targets),
                                     jnp.asarray(mask), eps)
     for key in sums:
         np.testing.assert_allclose(again[key], sums[key], rtol=1e-6)

@@ -9,9 +9,11 @@ import jax
 import numpy as np
 import pytest
 
-from s2s_jax import decoding, evaluate, parameters, tuning
+from s2s_jax import decoding
+
+from s2s_jax.evaluation import evaluate, parameters, tuning
 from s2s_jax.config import base_config
-from s2s_jax.evaluate import Evaluator
+from s2s_jax.evaluation.evaluate import Evaluator
 from setups import build
 
 

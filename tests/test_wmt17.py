@@ -1,8 +1,8 @@
-"""Tests for s2s_jax.wmt17: BLEU in the WMT17 multimodal convention."""
+"""Tests for s2s_jax.evaluation.wmt17: BLEU in the WMT17 multimodal convention."""
 
 import pytest
 
-from s2s_jax import wmt17
+from s2s_jax.evaluation import wmt17
 from s2s_jax.config import base_config
 
 

@@ -123,7 +123,7 @@ class TorchSeq2Seq(nn.Module):
 
 
 def loss_fn(model: TorchSeq2Seq, batch: dict, label_smoothing: float) -> torch.Tensor:
-    """Mean smoothed cross-entropy over real target tokens (as s2s_jax.losses)."""
+    """Mean smoothed cross-entropy over real target tokens (as s2s_jax.models.token_metrics)."""
     logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
     total = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(),
                             ignore_index=PAD_ID, label_smoothing=label_smoothing,

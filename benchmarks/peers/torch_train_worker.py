@@ -4,7 +4,7 @@
 
 The same model, batches, loss (smoothed cross-entropy over real tokens), Adam and
 global-norm clipping as s2s_jax's training, with as many threads as the machine has
-cores and the same malloc settings (``s2s_jax.host_memory``); eager, or
+cores and the same malloc settings (``s2s_jax.runtime.host_memory``); eager, or
 ``torch.compile`` of the loss with ``--compile``; the forward pass in the model's
 ``dtype`` (``torch_seq2seq.precision``).
 """
@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from peers.torch_seq2seq import TorchSeq2Seq, loss_fn, precision  # noqa: E402
 from side_by_side import serve, timed, torch_matmul_rate  # noqa: E402
-from s2s_jax import host_memory  # noqa: E402
+from s2s_jax.runtime import host_memory  # noqa: E402
 
 
 def main(spec_dir: str, compile_loss: bool) -> None:

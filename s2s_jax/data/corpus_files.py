@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 
-from s2s_jax.atomic_files import write_atomically
+from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.data import readers
 from s2s_jax.data.readers import Pairs
 

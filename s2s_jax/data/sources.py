@@ -29,7 +29,7 @@ from s2s_jax.data import corpus_files, records
 from s2s_jax.data.corpus_files import HELD_OUT_SPLITS, CorpusFile
 from s2s_jax.data.readers import CorpusError, Pairs, is_blank
 from s2s_jax.data.tasks import make_splits
-from s2s_jax.data.tokenizer import cache_name, load_or_train, reservoir_sample
+from s2s_jax.data.sentencepiece_vocab import cache_name, load_or_train, reservoir_sample
 from s2s_jax.data.vocab import CharVocab, Vocab, WordVocab
 from s2s_jax.data.vocab_files import vocab_digest
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from s2s_jax.atomic_files import write_atomically
+from s2s_jax.runtime.atomic_files import write_atomically
 
 PAD_ID = 0
 UNK_ID = 1

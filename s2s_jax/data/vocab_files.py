@@ -10,7 +10,7 @@ import hashlib
 import json
 
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.data.tokenizer import SentencePieceVocab
+from s2s_jax.data.sentencepiece_vocab import SentencePieceVocab
 from s2s_jax.data.vocab import CharVocab, Vocab, WordVocab
 
 # The "type" a JSON vocabulary file names -> its class.

@@ -3,7 +3,7 @@
 Every cell computes its gates from ``x_proj = x @ W_ih + b`` (:meth:`project`) and
 ``r = h @ W_hh`` through an elementwise :meth:`update`. A layer that sees a whole
 sequence projects all time steps in one matmul and runs only ``r`` and the update
-inside the loop (:meth:`sequence`, see ``recurrence.py``); a decoder step projects its
+inside the loop (:meth:`sequence`, see ``time_loop.py``); a decoder step projects its
 single input (``__call__``). Both paths share the same parameters and the same update.
 
 An input can also be split: the projection of its first features computed
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from s2s_jax.models.recurrence import Carry, recurrence, dense
+from s2s_jax.models.time_loop import Carry, recurrence, dense
 
 
 def stacked_orthogonal(num_blocks: int) -> Callable:

@@ -22,11 +22,11 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax import struct
 
-from s2s_jax import reductions
+from s2s_jax.models import reductions
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS, Carry, Kernel
-from s2s_jax.models.recurrence import dense
-from s2s_jax.models.recurrent import RecurrentLayer, StackedEncoderRNN
+from s2s_jax.models.time_loop import dense
+from s2s_jax.models.rnn_layers import RecurrentLayer, StackedEncoderRNN
 
 
 @dataclasses.dataclass(frozen=True)

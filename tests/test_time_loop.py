@@ -1,4 +1,4 @@
-"""Tests for s2s_jax.models.recurrence, the fused recurrent fast path.
+"""Tests for s2s_jax.models.time_loop, the fused recurrent fast path.
 
 The forward pass is compared with the float64 numpy equations stepped in a Python
 loop (tests/numpy_reference.py); the hand-written backward pass with JAX's automatic
@@ -16,7 +16,7 @@ import pytest
 
 from numpy_reference import cell_step
 from s2s_jax.models.cells import CELLS
-from s2s_jax.models.recurrence import dense, recurrence, time_and_batch_matmul
+from s2s_jax.models.time_loop import dense, recurrence, time_and_batch_matmul
 
 BATCH, TIME, HIDDEN = 3, 7, 4
 LENGTHS = np.array([7, 3, 1])  # one full, one padded, one single-step sequence

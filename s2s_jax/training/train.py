@@ -10,16 +10,18 @@ import optax
 from absl import logging
 from clu import metric_writers
 
-from s2s_jax import (evaluate, losses, model_files, output_loss, parallel, parameters, plots,
-                     schedules)
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.evaluation import evaluate, parameters, plots
+from s2s_jax.models import output_layer, token_metrics
+from s2s_jax.runtime import parallel
+from s2s_jax.training import model_files, schedules
+from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError
 from s2s_jax.data.batching import (TooFewExamplesError, TrainBatches, prefetch,
                                    token_budget_batch_sizes)
 from s2s_jax.data.sources import Corpus, load_corpus
-from s2s_jax.preemption import Preemption
-from s2s_jax.train_state import TrainState, initial_state
-from s2s_jax.translator import Translator
+from s2s_jax.runtime.preemption import Preemption
+from s2s_jax.training.train_state import TrainState, initial_state
+from s2s_jax.decoding.translator import Translator
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
@@ -27,7 +29,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
     """One optimizer step on a (sharded) batch; pure: randomness comes from ``rng``
     folded with the step, so a resumed run repeats the same updates.
 
-    Returns the new state and metric sums (see ``losses.sequence_metrics``).
+    Returns the new state and metric sums (see ``token_metrics.sequence_metrics``).
     """
     train = config.train
     dropout_rng, forcing_rng, sample_rng = jax.random.split(
@@ -46,7 +48,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
             features, kernel, bias = state.apply_fn(
                 variables, batch["src"], batch["src_mask"], batch["tgt_in"],
                 deterministic=False, rngs=rngs, method="teacher_forced")
-            sums = output_loss.projected_metrics(
+            sums = output_layer.projected_metrics(
                 features, kernel, bias, batch["tgt_out"], mask, train.label_smoothing,
                 train.loss_chunk_tokens, jnp.dtype(config.model.dtype),
                 shards=parallel.data_shards(len(batch["tgt_out"])))
@@ -54,7 +56,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
             logits, _ = state.apply_fn(
                 variables, batch["src"], batch["src_mask"], batch["tgt_in"], forced=forced,
                 sample=train.sample_own_inputs, deterministic=False, rngs=rngs)
-            sums = losses.sequence_metrics(logits, batch["tgt_out"], mask,
+            sums = token_metrics.sequence_metrics(logits, batch["tgt_out"], mask,
                                            train.label_smoothing)
         return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
 
@@ -141,7 +143,7 @@ def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
                "tokens_per_sec": float(sums["tokens"]) / seconds}
     applied = float(sums["steps"])
     if applied:
-        metrics.update(losses.summarize(sums), grad_norm=float(sums["grad_norm"]) / applied)
+        metrics.update(token_metrics.summarize(sums), grad_norm=float(sums["grad_norm"]) / applied)
     writer.write_scalars(step, {f"train/{k}": v for k, v in metrics.items()})
     eta = (num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
     if applied:
@@ -189,7 +191,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float] | None:
     evaluates the best checkpoint on ``config.eval.split`` and returns its metrics.
 
     Returns None if SIGTERM stopped training (after saving a checkpoint of the step it
-    stopped at, see ``s2s_jax.preemption``). Raises DivergenceError after
+    stopped at, see ``s2s_jax.runtime.preemption``). Raises DivergenceError after
     ``config.train.max_consecutive_nonfinite`` skipped updates in a row.
     """
     deadline = time.monotonic() + 60 * config.train.time_budget_minutes
@@ -255,7 +257,7 @@ def _train(translator: Translator, corpus: Corpus, state: TrainState,
             batch = parallel.shard_batch(next(stream), translator.mesh)
             state, step_sums = step_fn(state, batch, rng)
             nonfinite.push(step, step_sums["skipped"])
-            sums = losses.add(sums, step_sums)
+            sums = token_metrics.add(sums, step_sums)
             last = step == train.num_steps
             if step % train.log_every == 0 and not last and _out_of_time(train, deadline):
                 logging.info("time budget of %g minutes spent: training stops at step %d",

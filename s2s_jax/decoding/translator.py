@@ -25,7 +25,11 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from s2s_jax import decoding, evaluate, parallel
+from s2s_jax import decoding
+
+from s2s_jax.evaluation import evaluate
+
+from s2s_jax.runtime import parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
 from s2s_jax.data.vocab import EOS_ID, Vocab, one_line
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq

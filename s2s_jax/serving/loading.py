@@ -1,9 +1,9 @@
 """A trained model from its files alone: an export directory or a trained workdir.
 
-``load(path)`` reads the stored config and vocabularies (``s2s_jax.model_files``)
+``load(path)`` reads the stored config and vocabularies (``s2s_jax.training.model_files``)
 and the parameters only, no optimizer state: from an export, its ``params/``; from a
 workdir, those that its last evaluation of ``config.eval.split`` chose and scored,
-with the decoding settings chosen with them (``s2s_jax.parameters.restore_reported``),
+with the decoding settings chosen with them (``s2s_jax.evaluation.parameters.restore_reported``),
 or else the checkpoint ``config.eval`` names. No training data is read.
 """
 
@@ -15,9 +15,13 @@ from typing import Optional
 import ml_collections
 from absl import logging
 
-from s2s_jax import checkpointing, model_files, parallel, parameters
+from s2s_jax.runtime import checkpointing, parallel
+
+from s2s_jax.training import model_files
+
+from s2s_jax.evaluation import parameters
 from s2s_jax.data.sources import load_vocabularies
-from s2s_jax.translator import Translator
+from s2s_jax.decoding.translator import Translator
 
 PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
 

@@ -35,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from s2s_jax.atomic_files import write_atomically
+from s2s_jax.runtime.atomic_files import write_atomically
 
 PyTree = Any
 

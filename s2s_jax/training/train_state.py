@@ -1,7 +1,7 @@
 """The training state: step, parameters, optimizer state; freshly initialised on the mesh.
 
 Only training holds one: evaluation, translation and export read parameters alone
-(``s2s_jax.parameters``) into a ``s2s_jax.translator.Translator``.
+(``s2s_jax.evaluation.parameters``) into a ``s2s_jax.decoding.translator.Translator``.
 """
 
 import jax
@@ -12,7 +12,7 @@ from absl import logging
 from flax.training import train_state
 from jax.sharding import Mesh
 
-from s2s_jax import parallel
+from s2s_jax.runtime import parallel
 from s2s_jax.models.seq2seq import Seq2Seq
 
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import jax
 from absl import logging
 
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax.runtime.checkpointing import Checkpointer
 
 # The eval config fields that a report's "decoding" records.
 DECODING_FIELDS = ("decoder", "beam_size", "alpha", "beta", "max_len_a", "max_len_b")

@@ -1,7 +1,7 @@
 """``--mode=export``: a trained workdir -> a directory that is all a user needs.
 
 The export holds the parameters alone (``params/``, no optimizer state: those that
-the run's evaluation chose on validation, see ``s2s_jax.loading``), ``config.json``
+the run's evaluation chose on validation, see ``s2s_jax.serving.loading``), ``config.json``
 with the decoding settings chosen with them, the vocabularies, the test report of the
 workdir (``metrics.json``, with sacrebleu signatures) and ``model_card.md``. It can be
 copied anywhere and used with ``s2s_jax.load`` or ``--model``, with no training data,
@@ -19,7 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from s2s_jax import checkpointing, loading, model_files, parameters
+from s2s_jax.runtime import checkpointing
+
+from s2s_jax.serving import loading
+
+from s2s_jax.training import model_files
+
+from s2s_jax.evaluation import parameters
 from s2s_jax.config import ConfigError
 
 DTYPES = ("float32", "bfloat16")

@@ -1,7 +1,7 @@
 """Recurrent layers over a time axis: masking, direction, bidirectionality, stacking.
 
 A layer projects the inputs of all time steps in one matmul, then runs the fused
-recurrence over them (``recurrence.py``). Padding is masked: at a padded step the carry is kept
+recurrence over them (``time_loop.py``). Padding is masked: at a padded step the carry is kept
 unchanged and the output is zero, so the final carry of every sequence is its state
 at its own last real token (for the backward direction: at its first token), and a
 padded batch computes exactly what each sequence would compute alone.

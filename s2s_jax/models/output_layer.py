@@ -1,6 +1,6 @@
 """The output layer and the cross-entropy over real tokens only, gradient included.
 
-``projected_metrics`` equals ``losses.sequence_metrics(features @ kernel + bias, ...)``,
+``projected_metrics`` equals ``token_metrics.sequence_metrics(features @ kernel + bias, ...)``,
 computed so that padding costs nothing and the ``[tokens, V]`` logits never exist:
 
 - **Real tokens only.** The real tokens are moved to the front (within each data shard)
@@ -126,7 +126,7 @@ def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | 
     Args:
       features: ``[B, T, H]``; kernel: ``[H, V]``; bias: ``[V]`` or None.
       targets: ``[B, T]`` int; mask: ``[B, T]`` bool, True on real tokens.
-      label_smoothing: as in ``losses.token_losses``.
+      label_smoothing: as in ``token_metrics.token_losses``.
       chunk_tokens: real tokens per step of the loop (0: all of a shard's in one).
       dtype: matmul dtype; softmax and sums are float32.
       shards: the rows form this many groups (the data-parallel devices, each holding
@@ -134,7 +134,7 @@ def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | 
         so no device reads another's.
 
     Returns:
-      ``loss``, ``nll``, ``correct`` and ``tokens`` sums, as ``losses.sequence_metrics``
+      ``loss``, ``nll``, ``correct`` and ``tokens`` sums, as ``token_metrics.sequence_metrics``
       (only ``loss`` carries a gradient; a gold logit tied with the maximum counts as
       correct).
     """

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from s2s_jax import reductions
+from s2s_jax.models import reductions
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from s2s_jax.models.seq2seq import DecoderState, Memory, Seq2Seq
 

@@ -5,7 +5,7 @@ periodically while training) or any two files. :func:`report` scores a translato
 writes ``hypotheses.txt``, ``metrics.json``, ``bleu_by_length.png`` and
 ``attention_*.png`` into a directory; :func:`run` is the end of training and
 ``--mode=eval`` on a workdir: it restores parameters alone, chooses what
-``config.eval`` asks on the validation split (``s2s_jax.tuning``) and reports
+``config.eval`` asks on the validation split (``s2s_jax.evaluation.tuning``) and reports
 ``config.eval.split`` into ``workdir/eval/<split>/``.
 """
 
@@ -19,15 +19,21 @@ import numpy as np
 import sacrebleu
 from absl import logging
 
-from s2s_jax import decoding, losses, parallel, parameters, plots, tuning, wmt17
-from s2s_jax.checkpointing import Checkpointer
+from s2s_jax import decoding
+
+from s2s_jax.models import token_metrics
+
+from s2s_jax.runtime import parallel
+
+from s2s_jax.evaluation import parameters, plots, tuning, wmt17
+from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.data.sources import load_splits
 from s2s_jax.data.vocab import one_line
 from s2s_jax.models.seq2seq import Seq2Seq
 
 if TYPE_CHECKING:  # the translator builds on this module (its score method)
-    from s2s_jax.translator import Translator
+    from s2s_jax.decoding.translator import Translator
 
 
 def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
@@ -35,7 +41,7 @@ def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
     logits, _ = model.apply({"params": params}, batch["src"], batch["src_mask"],
                             batch["tgt_in"])
     mask = batch["tgt_mask"] & batch["valid"][:, None]
-    return losses.sequence_metrics(logits, batch["tgt_out"], mask)
+    return token_metrics.sequence_metrics(logits, batch["tgt_out"], mask)
 
 
 @dataclasses.dataclass
@@ -104,7 +110,7 @@ class Evaluator:
         decoded_rows = 0  # self.order[k] is the split position of the k-th decoded row
         for batch in eval_batches(self._by_length, self.batch_size, config.data.buckets):
             arrays = parallel.shard_batch(parallel.process_rows(batch), mesh)
-            sums = losses.add(sums, self._metrics(params, arrays))
+            sums = token_metrics.add(sums, self._metrics(params, arrays))
             decoded = decode(params, arrays["src"], arrays["src_mask"])
             rows = np.flatnonzero(batch["valid"])
             positions = self.order[decoded_rows:decoded_rows + len(rows)]
@@ -124,7 +130,7 @@ class Evaluator:
                                           [src_vocab.piece(i) for i in src],
                                           [tgt_vocab.piece(i) for i in tokens])
         heatmaps = [heatmaps[position] for position in sorted(heatmaps)]
-        metrics = losses.summarize(parallel.fetch(sums))
+        metrics = token_metrics.summarize(parallel.fetch(sums))
         tokenize = config.data.bleu_tokenize
         metrics.update(score(hypotheses, self.references, tokenize))
         if self.wmt17:
@@ -179,7 +185,7 @@ def choose(translator: "Translator", workdir: str, checkpointer: Checkpointer,
            splits: Optional[dict] = None) -> tuple["Translator", list[int]]:
     """``translator`` with the parameters ``config.eval`` names, then (where the config
     asks) the parameters and decoding settings chosen on ``config.eval.train_split``
-    (``s2s_jax.tuning``); and the checkpoint steps of its parameters. ``splits``: the
+    (``s2s_jax.evaluation.tuning``); and the checkpoint steps of its parameters. ``splits``: the
     corpus splits at hand (the validation split is loaded if it is not)."""
     config = translator.config
     abstract = translator.abstract_params()

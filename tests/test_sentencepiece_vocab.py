@@ -1,4 +1,4 @@
-"""Tests for s2s_jax.data.tokenizer."""
+"""Tests for s2s_jax.data.sentencepiece_vocab."""
 
 import os
 import random
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from s2s_jax.data import tokenizer
+from s2s_jax.data import sentencepiece_vocab
 from s2s_jax.data.vocab import (BOS_ID, EOS_ID, NUM_SPECIALS, PAD_ID,
                                 SPECIAL_PIECES, UNK_CHAR, UNK_ID)
 
@@ -37,7 +37,7 @@ def make_corpus(num_lines: int = 300, seed: int = 0) -> list[str]:
 @pytest.fixture(scope="module", params=["unigram", "bpe"])
 def vocab(request, tmp_path_factory):
     path = str(tmp_path_factory.mktemp(request.param) / "spm.model")
-    return tokenizer.train_sentencepiece(make_corpus(), path, VOCAB_SIZE,
+    return sentencepiece_vocab.train_sentencepiece(make_corpus(), path, VOCAB_SIZE,
                                          request.param)
 
 
@@ -85,7 +85,7 @@ def test_training_is_deterministic(tmp_path):
     sample = make_corpus(20, seed=1)
     for model_type in ("unigram", "bpe"):
         paths = [str(tmp_path / f"{model_type}{k}.model") for k in range(2)]
-        a, b = (tokenizer.train_sentencepiece(iter(corpus), p, VOCAB_SIZE, model_type)
+        a, b = (sentencepiece_vocab.train_sentencepiece(iter(corpus), p, VOCAB_SIZE, model_type)
                 for p in paths)
         assert [a.encode(s) for s in sample] == [b.encode(s) for s in sample]
         with open(paths[0], "rb") as f0, open(paths[1], "rb") as f1:
@@ -100,11 +100,11 @@ def test_load_or_train_trains_once(tmp_path):
         return make_corpus()
 
     cache_dir = str(tmp_path / "cache")
-    name = tokenizer.cache_name("bpe", VOCAB_SIZE, "test corpus")
-    trained = tokenizer.load_or_train(cache_dir, name, texts_fn, VOCAB_SIZE, "bpe")
+    name = sentencepiece_vocab.cache_name("bpe", VOCAB_SIZE, "test corpus")
+    trained = sentencepiece_vocab.load_or_train(cache_dir, name, texts_fn, VOCAB_SIZE, "bpe")
     path = os.path.join(cache_dir, f"{name}.model")
     mtime = os.stat(path).st_mtime_ns
-    loaded = tokenizer.load_or_train(cache_dir, name, texts_fn, VOCAB_SIZE, "bpe")
+    loaded = sentencepiece_vocab.load_or_train(cache_dir, name, texts_fn, VOCAB_SIZE, "bpe")
     assert len(calls) == 1
     assert os.stat(path).st_mtime_ns == mtime
     assert os.listdir(cache_dir) == [f"{name}.model"]  # No temporary file left.
@@ -112,10 +112,10 @@ def test_load_or_train_trains_once(tmp_path):
 
 
 def test_cache_name():
-    name = tokenizer.cache_name("unigram", 8000, "wmt/de-en")
+    name = sentencepiece_vocab.cache_name("unigram", 8000, "wmt/de-en")
     assert name.startswith("spm_unigram_8000_")
-    assert name == tokenizer.cache_name("unigram", 8000, "wmt/de-en")
-    assert name != tokenizer.cache_name("unigram", 8000, "wmt/fr-en")
+    assert name == sentencepiece_vocab.cache_name("unigram", 8000, "wmt/de-en")
+    assert name != sentencepiece_vocab.cache_name("unigram", 8000, "wmt/fr-en")
 
 
 @pytest.mark.parametrize("model_type", ["unigram", "bpe"])
@@ -123,33 +123,33 @@ def test_too_large_vocab_size(tmp_path, model_type):
     path = tmp_path / "spm.model"
     with pytest.raises(ValueError, match=r"100000 .* largest it supports is \d+"
                                          r".* lower config\.data\.vocab_size"):
-        tokenizer.train_sentencepiece(make_corpus(), str(path), 100_000, model_type)
+        sentencepiece_vocab.train_sentencepiece(make_corpus(), str(path), 100_000, model_type)
     assert not os.listdir(tmp_path)
 
 
 def test_too_small_vocab_size(tmp_path):
     with pytest.raises(ValueError, match=r"100 .* at least \d+ .*config\.data\.vocab_size"):
-        tokenizer.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
+        sentencepiece_vocab.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
                                       100, "unigram")
 
 
 @pytest.mark.parametrize("texts", [[], ["", ""]])
 def test_empty_corpus(tmp_path, texts):
     with pytest.raises(ValueError, match="non-empty"):
-        tokenizer.train_sentencepiece(texts, str(tmp_path / "spm.model"),
+        sentencepiece_vocab.train_sentencepiece(texts, str(tmp_path / "spm.model"),
                                       VOCAB_SIZE, "bpe")
 
 
 def test_unknown_model_type(tmp_path):
     with pytest.raises(ValueError, match="model_type"):
-        tokenizer.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
+        sentencepiece_vocab.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
                                       VOCAB_SIZE, "word")
 
 
 @pytest.mark.parametrize("chunk", [1 << 16, 64])  # one block of draws, or many
 def test_reservoir_sample_is_uniform_seeded_and_whole_when_small(chunk):
     items = list(range(1000))
-    tokenizer_sample = tokenizer.reservoir_sample
+    tokenizer_sample = sentencepiece_vocab.reservoir_sample
 
     def reservoir_sample(items, size, seed):
         return tokenizer_sample(items, size, seed, chunk)

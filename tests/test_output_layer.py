@@ -1,6 +1,6 @@
-"""Tests for s2s_jax.output_loss: the fused output layer + cross-entropy.
+"""Tests for s2s_jax.models.output_layer: the fused output layer + cross-entropy.
 
-Reference: the unfused path, ``losses.sequence_metrics(features @ kernel + bias)``,
+Reference: the unfused path, ``token_metrics.sequence_metrics(features @ kernel + bias)``,
 differentiated by JAX through ``log_softmax``; its values are themselves checked
 against numpy in tests/test_train.py.
 """
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s2s_jax import losses, output_loss
+from s2s_jax.models import output_layer, token_metrics
 
 B, T, H, V = 6, 5, 7, 11
 
@@ -38,10 +38,10 @@ def test_values_and_gradients_match_the_unfused_loss(smoothing, chunk, with_bias
 
     def reference(features, kernel, bias):
         logits = features @ kernel + (0.0 if bias is None else bias)
-        return losses.sequence_metrics(logits, targets, mask, smoothing)
+        return token_metrics.sequence_metrics(logits, targets, mask, smoothing)
 
     def fused(features, kernel, bias):
-        return output_loss.projected_metrics(features, kernel, bias, targets, mask,
+        return output_layer.projected_metrics(features, kernel, bias, targets, mask,
                                              smoothing, chunk, shards=shards)
 
     want, got = reference(features, kernel, bias), jax.jit(fused)(features, kernel, bias)
@@ -63,7 +63,7 @@ def test_only_real_tokens_are_read():
     noisy = np.where(mask[..., None], features, 1e30).astype(np.float32)
 
     def metrics(features):
-        return output_loss.projected_metrics(features, kernel, bias, targets, mask, 0.1, 4)
+        return output_layer.projected_metrics(features, kernel, bias, targets, mask, 0.1, 4)
 
     want, got = metrics(features), metrics(noisy)
     for key in want:
@@ -76,12 +76,12 @@ def test_only_real_tokens_are_read():
 def test_rows_must_split_into_the_shards():
     features, kernel, bias, targets, mask = _problem()
     with pytest.raises(ValueError, match="6 rows do not split into 4 shards"):
-        output_loss.projected_metrics(features, kernel, bias, targets, mask, shards=4)
+        output_layer.projected_metrics(features, kernel, bias, targets, mask, shards=4)
 
 
 def test_padding_gets_no_gradient():
     features, kernel, bias, targets, mask = _problem(seed=1)
-    grad = jax.grad(lambda f: output_loss.projected_metrics(
+    grad = jax.grad(lambda f: output_layer.projected_metrics(
         f, kernel, bias, targets, mask, 0.1)["loss"])(features)
     np.testing.assert_array_equal(np.asarray(grad)[~mask], 0.0)
     assert np.abs(np.asarray(grad)[mask]).min() > 0
@@ -89,8 +89,8 @@ def test_padding_gets_no_gradient():
 
 def test_bfloat16_matmuls_stay_close():
     features, kernel, bias, targets, mask = _problem(seed=2)
-    full = output_loss.projected_metrics(features, kernel, bias, targets, mask)
-    half = output_loss.projected_metrics(features, kernel, bias, targets, mask,
+    full = output_layer.projected_metrics(features, kernel, bias, targets, mask)
+    half = output_layer.projected_metrics(features, kernel, bias, targets, mask,
                                          dtype=jnp.bfloat16)
     assert half["loss"].dtype == jnp.float32
     np.testing.assert_allclose(half["loss"], full["loss"], rtol=2e-2)

@@ -20,7 +20,7 @@ from typing import Literal, TypeVar
 import numpy as np
 import sentencepiece as spm
 
-from s2s_jax.atomic_files import write_atomically
+from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.data.readers import CorpusError
 from s2s_jax.data.vocab import (BOS_ID, EOS_ID, PAD_ID, UNK_CHAR, UNK_ID,
                                 strip_specials)

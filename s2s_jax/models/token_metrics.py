@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from s2s_jax import reductions
+from s2s_jax.models import reductions
 
 
 def token_losses(logits: jax.Array, targets: jax.Array,

@@ -22,7 +22,7 @@ from typing import Any, Optional
 import jax
 import ml_collections
 
-from s2s_jax.atomic_files import write_atomically
+from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.vocab import Vocab
 from s2s_jax.data.vocab_files import load_vocab, same_vocab, save_vocab, vocab_path

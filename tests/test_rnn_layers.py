@@ -1,4 +1,4 @@
-"""Tests for s2s_jax.models.recurrent (masking, directions, stacking) and reverse_padded.
+"""Tests for s2s_jax.models.rnn_layers (masking, directions, stacking) and reverse_padded.
 
 A padded batch must compute exactly what each sequence computes alone. The layers are
 compared with themselves run on the unpadded sequences (float32 vs float32: tolerance
@@ -13,7 +13,7 @@ import pytest
 
 from numpy_reference import cell_params, cell_step
 from s2s_jax.models.cells import CELLS
-from s2s_jax.models.recurrent import BidirectionalLayer, RecurrentLayer, StackedEncoderRNN
+from s2s_jax.models.rnn_layers import BidirectionalLayer, RecurrentLayer, StackedEncoderRNN
 from s2s_jax.models.seq2seq import reverse_padded
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 7, 5, 4

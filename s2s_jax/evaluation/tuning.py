@@ -23,8 +23,8 @@ from typing import Any, Callable
 import jax
 from absl import logging
 
-from s2s_jax.checkpointing import Checkpointer
-from s2s_jax.parameters import mean_params, restore_step
+from s2s_jax.runtime.checkpointing import Checkpointer
+from s2s_jax.evaluation.parameters import mean_params, restore_step
 
 
 def _with_beam(config, beam_size: int, alpha: float):

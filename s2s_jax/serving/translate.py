@@ -16,7 +16,7 @@ from typing import Iterator, TextIO
 
 from absl import logging
 
-from s2s_jax.translator import Translator
+from s2s_jax.decoding.translator import Translator
 
 
 def read_lines(source: TextIO, max_chars: int) -> Iterator[str]:
