@@ -1,6 +1,6 @@
 """The seeds' central experiment: does a fixed-size context vector limit long inputs?
 
-  python benchmarks/bottleneck_study.py --manual_dir=../shared/data/multi30k
+  python -m benchmarks.bottleneck_study --manual_dir=../shared/data/multi30k
 
 On two tasks, a synthetic one with long inputs (``copy``: 1-60 letters) and Multi30k
 en-de, trains every variant below with the same budget (steps, batches, sizes,
@@ -20,16 +20,14 @@ under this budget, not what the papers claim. Prints the table, then one JSON li
 
 import json
 import os
-import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from configs import multi30k, synthetic  # noqa: E402
+from configs import multi30k, synthetic
 from s2s_jax.runtime import host_memory
-from s2s_jax.evaluation import plots  # noqa: E402
-from s2s_jax.config import validate  # noqa: E402
-from s2s_jax.training.train import train_and_evaluate  # noqa: E402
+from s2s_jax.evaluation import plots
+from s2s_jax.registries import validate
+from s2s_jax.training.train import train_and_evaluate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bottleneck", "One sub-directory per run.")

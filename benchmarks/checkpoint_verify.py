@@ -1,7 +1,7 @@
 """What checkpoint checksums cost: verifying a step's files against the time to
 restore it, on the Multi30k model.
 
-  python benchmarks/checkpoint_verify.py --config=configs/multi30k.py:en-de
+  python -m benchmarks.checkpoint_verify --config=configs/multi30k.py:en-de
 
 Builds the config's model with vocabularies of --vocab_size pieces (Multi30k's joint
 SentencePiece vocabulary has 8,000), saves its training state (parameters and Adam
@@ -20,14 +20,14 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax.runtime import checkpointing
+from s2s_jax.runtime import checkpointing, checksums
 
 from s2s_jax.training import schedules
 from s2s_jax.data.vocab import WordVocab
 from s2s_jax.training.train_state import initial_state
 from s2s_jax.decoding.translator import Translator
 
-from report import print_report
+from benchmarks.report import print_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("vocab_size", 8_000, "Pieces of each vocabulary.")
@@ -59,7 +59,7 @@ def main(argv):
         step_bytes = sum(os.path.getsize(os.path.join(root, name))
                          for root, _, names in os.walk(step_dir) for name in names)
         abstract = translator.abstract_params()
-        verify = _median_seconds(lambda: checkpointing.verify(step_dir), FLAGS.repeats)
+        verify = _median_seconds(lambda: checksums.verify(step_dir), FLAGS.repeats)
         restore = _median_seconds(lambda: checkpointer.restore(state, step=1), FLAGS.repeats)
         params = _median_seconds(lambda: checkpointer.restore_params(abstract, 1),
                                  FLAGS.repeats)

@@ -1,6 +1,6 @@
 """Corpora at WMT scale: preprocessing, a restart of training, and the input pipeline.
 
-  python benchmarks/corpus_scale.py --pairs=4500000 --workdir=/tmp/corpus_scale
+  python -m benchmarks.corpus_scale --pairs=4500000 --workdir=/tmp/corpus_scale
 
 Writes (or takes, with --train_path) a TSV corpus of N pairs, each joining 1-3 random
 Multi30k training captions on both sides (about WMT14 en-de's 1.2 GB at 4.5M pairs),
@@ -27,7 +27,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from report import print_report
+from benchmarks.report import print_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("pairs", 1_000_000, "Pairs in the generated corpus.")
@@ -39,6 +39,7 @@ flags.DEFINE_integer("pipeline_steps", 300, "Batches drawn from the stream.")
 flags.DEFINE_integer("train_steps", 3, "Timed train steps after the first.")
 flags.DEFINE_float("phase", None, "Internal: the time the parent launched this restart.")
 CONFIG = "configs/tsv.py"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 config_flags.DEFINE_config_file("config", CONFIG, "Internal: the restart's config.")
 
 
@@ -67,10 +68,10 @@ def _overrides(train_path: str) -> list[str]:
             f"--config.compilation_cache_dir={FLAGS.workdir}/xla"]
 
 
-def _measured(command: list[str]) -> tuple[float, float, str]:
+def _measured(command: list[str], cwd: str | None = None) -> tuple[float, float, str]:
     """(seconds, peak RSS in MiB, stdout) of a child process."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status):
@@ -143,12 +144,12 @@ def main(argv):
          *_overrides(train_path)])
     restarts = []
     for _ in range(2):  # cold XLA cache, then warm: what a resumed run finds
-        command = [sys.executable, __file__, f"--phase={time.time()}",
+        command = [sys.executable, "-m", "benchmarks.corpus_scale", f"--phase={time.time()}",
                    f"--train_path={train_path}", f"--workdir={FLAGS.workdir}",
                    f"--vocab_size={FLAGS.vocab_size}",
                    f"--pipeline_steps={FLAGS.pipeline_steps}",
                    f"--train_steps={FLAGS.train_steps}", *_overrides(train_path)]
-        _, rss, out = _measured(command)
+        _, rss, out = _measured(command, cwd=REPO)  # where the package is
         restarts.append({**json.loads(out.strip().splitlines()[-1]), "peak_rss_mib": rss})
     cold, warm = restarts
     (manifest_path,) = glob.glob(f"{FLAGS.workdir}/records/*/manifest.json")

@@ -1,7 +1,7 @@
 """Decoding speed: sentences/s and target tokens/s, greedy and beam search, s2s_jax
 against the PyTorch reference (benchmarks/peers) on the same weights.
 
-  python benchmarks/decode_throughput.py --config=configs/multi30k.py:en-de \
+  python -m benchmarks.decode_throughput --config=configs/multi30k.py:en-de \
       --config.data.manual_dir=../shared/data/multi30k --workdir=runs/m30k_en_de
 
 Decodes the whole evaluation split (Multi30k: test_2016_flickr, 1,000 sentences)
@@ -28,7 +28,6 @@ JSON line.
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Optional
 
@@ -38,8 +37,8 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
-from model_flops import search_flops
-from side_by_side import jax_matmul_rate, torch_matmul_rate
+from benchmarks.model_flops import search_flops
+from benchmarks.side_by_side import jax_matmul_rate, torch_matmul_rate
 from s2s_jax import decoding
 from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
@@ -81,10 +80,9 @@ def _torch_decoder(translator: Translator, beam_size: int):
         return None
     try:
         import torch
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from peers import torch_search
-        from peers.torch_seq2seq import (TorchSeq2Seq, check_supported, load_flax_params,
-                                         precision)
+        from benchmarks.peers import torch_search
+        from benchmarks.peers.torch_seq2seq import (TorchSeq2Seq, check_supported,
+                                                    load_flax_params, precision)
     except ImportError:
         return None
     model_config = {**translator.config.model.to_dict(),

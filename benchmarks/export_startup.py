@@ -1,7 +1,7 @@
 """An export against its workdir: bytes on disk, and seconds from start to the first
 translated line.
 
-  python benchmarks/export_startup.py --workdir=runs/m30k_en_de --export=exports/en-de \
+  python -m benchmarks.export_startup --workdir=runs/m30k_en_de --export=exports/en-de \
       --export=exports/en-de-bf16 \
       --reference_checkout=/tmp/s2s_old --reference_flags="--config=configs/multi30k.py:en-de \
       --config.data.manual_dir=../shared/data/multi30k"

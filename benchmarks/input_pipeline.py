@@ -1,6 +1,6 @@
 """Does the input pipeline keep up? Its tokens/s against the train step's.
 
-  python benchmarks/input_pipeline.py --config=configs/multi30k.py:en-de \
+  python -m benchmarks.input_pipeline --config=configs/multi30k.py:en-de \
       --config.data.manual_dir=../shared/data/multi30k --workdir=/tmp/bench_input
 
 Measures, on the same config and batches: the one-time cost of reading, tokenizing
@@ -24,7 +24,7 @@ from s2s_jax.training.train_state import initial_state
 from s2s_jax.decoding.translator import Translator
 from s2s_jax.training.train import jit_train_step, training_data
 
-from report import print_report
+from benchmarks.report import print_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_input", "Vocabulary / TFDS cache.")

@@ -1,6 +1,6 @@
 """The s2s_jax contestant of train_throughput.py (a worker, see side_by_side.py).
 
-  python benchmarks/jax_train_worker.py SPEC_DIR
+  python -m benchmarks.jax_train_worker SPEC_DIR
 
 Builds the model and optimizer from SPEC_DIR/spec.json exactly as training does,
 compiles ``s2s_jax.training.train.train_step`` once per batch shape, then times steps on the
@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from side_by_side import jax_matmul_rate, serve, timed
+from benchmarks.side_by_side import jax_matmul_rate, serve, timed
 from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.training.train_state import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
@@ -30,7 +30,7 @@ def main(spec_dir: str) -> None:
     data = np.load(os.path.join(spec_dir, "batches.npz"))
     batches = [{key: data[f"{i}/{key}"] for key in spec["keys"]}
                for i in range(spec["num_batches"])]
-    model = Seq2Seq(ModelConfig(src_vocab_size=spec["src_vocab_size"],
+    model = Seq2Seq(ModelConfig.create(src_vocab_size=spec["src_vocab_size"],
                                 tgt_vocab_size=spec["tgt_vocab_size"],
                                 **config.model.to_dict()))
     mesh = parallel.make_mesh()

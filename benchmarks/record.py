@@ -1,11 +1,13 @@
 """Runs a benchmark and records its output in benchmarks/RESULTS.md.
 
-  python benchmarks/record.py input_pipeline -- python benchmarks/input_pipeline.py \
+  python -m benchmarks.record input_pipeline -- python -m benchmarks.input_pipeline \
       --config=configs/multi30k.py:en-de --config.data.manual_dir=../shared/data/multi30k
 
 The section named by the first argument is replaced (or appended) with the exact
 command, the date, the machine and library versions, the benchmark's table and its
-final JSON line, so that no figure in RESULTS.md is ever typed by hand.
+final JSON line, so that no figure in RESULTS.md is ever typed by hand. The command
+runs at the repository root (where ``python -m benchmarks.NAME`` finds the package),
+as a reader of RESULTS.md reruns it.
 """
 
 import datetime
@@ -19,6 +21,7 @@ import sys
 from importlib import metadata
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch")
 
 
@@ -65,7 +68,7 @@ def main(argv: list[str]) -> None:
         sys.exit(__doc__)
     name, command = argv[1], argv[3:]
     commit = _commit()  # before the run: what was measured
-    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    run = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
     sys.stderr.write(run.stderr[-5000:])
     print(run.stdout, end="")
     if run.returncode:

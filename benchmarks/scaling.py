@@ -1,6 +1,6 @@
 """How training cost grows with sequence length, with and without remat.
 
-  python benchmarks/scaling.py --config=configs/multi30k.py:en-de
+  python -m benchmarks.scaling --config=configs/multi30k.py:en-de
 
 For source = target lengths 25, 50, 100 and 200 and a fixed number of sentences per
 batch, compiles the real ``train_step`` of the config's model (random token ids, no
@@ -42,7 +42,7 @@ def _batch(length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _measure(config, length: int) -> dict:
-    model = Seq2Seq(ModelConfig(src_vocab_size=FLAGS.vocab_size,
+    model = Seq2Seq(ModelConfig.create(src_vocab_size=FLAGS.vocab_size,
                                 tgt_vocab_size=FLAGS.vocab_size, **config.model.to_dict()))
     mesh = parallel.make_mesh()
     state = initial_state(config, model, create_optimizer(config.train, 1), mesh)

@@ -21,10 +21,10 @@ from typing import Callable
 class Worker:
     """The driver's handle on one contestant process."""
 
-    def __init__(self, name: str, argv: list[str]):
+    def __init__(self, name: str, argv: list[str], cwd: str | None = None):
         self.name = name
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      text=True)
+                                      text=True, cwd=cwd)
 
     def call(self, command: str, **args) -> dict:
         self._proc.stdin.write(json.dumps({"command": command, **args}) + "\n")

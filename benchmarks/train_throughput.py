@@ -1,8 +1,8 @@
 """Training speed: s2s_jax against the PyTorch reference, side by side in one run.
 
-  python benchmarks/train_throughput.py --config=configs/multi30k.py:en-de \
+  python -m benchmarks.train_throughput --config=configs/multi30k.py:en-de \
       --config.data.manual_dir=../shared/data/multi30k
-  python benchmarks/train_throughput.py --config=configs/multi30k.py:en-de,large \
+  python -m benchmarks.train_throughput --config=configs/multi30k.py:en-de,large \
       --config.data.manual_dir=../shared/data/multi30k
 
 Both contestants train the same model (the config's) on the same real batches (the
@@ -28,8 +28,8 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from model_flops import train_step_flops
-from side_by_side import MATMUL_SIZE, Worker
+from benchmarks.model_flops import train_step_flops
+from benchmarks.side_by_side import MATMUL_SIZE, Worker
 from s2s_jax.training.train import training_data
 
 FLAGS = flags.FLAGS
@@ -39,11 +39,11 @@ flags.DEFINE_integer("steps_per_round", 5, "Timed steps per turn.")
 flags.DEFINE_list("contestants", ["s2s_jax", "torch", "torch_compile"], "Who runs.")
 config_flags.DEFINE_config_file("config", "configs/multi30k.py:en-de", "Config file.")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKERS = {  # contestant -> (script, extra arguments after the spec directory)
-    "s2s_jax": ("jax_train_worker.py", []),
-    "torch": ("peers/torch_train_worker.py", []),
-    "torch_compile": ("peers/torch_train_worker.py", ["--compile"]),
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKERS = {  # contestant -> (module, extra arguments after the spec directory)
+    "s2s_jax": ("benchmarks.jax_train_worker", []),
+    "torch": ("benchmarks.peers.torch_train_worker", []),
+    "torch_compile": ("benchmarks.peers.torch_train_worker", ["--compile"]),
 }
 
 
@@ -81,9 +81,9 @@ def main(argv):
         batches, spec = _write_spec(config, spec_dir)
         workers = {}
         for name in FLAGS.contestants:
-            script, extra = WORKERS[name]
-            workers[name] = Worker(name, [sys.executable, os.path.join(HERE, script),
-                                          spec_dir] + extra)
+            module, extra = WORKERS[name]
+            workers[name] = Worker(name, [sys.executable, "-m", module, spec_dir] + extra,
+                                   cwd=REPO)
         timed = FLAGS.rounds * FLAGS.steps_per_round
         rate = max(w.call("matmul_rate", size=MATMUL_SIZE)["flops_per_sec"]
                    for w in workers.values())

@@ -1,7 +1,7 @@
 """Multi30k quality in one hour: one command trains from scratch, chooses the beam on
 val and scores test_2016_flickr; this script runs it and reports what it wrote.
 
-  python benchmarks/translation_quality.py --pair=en-de --workdir=/tmp/quality_en_de
+  python -m benchmarks.translation_quality --pair=en-de --workdir=/tmp/quality_en_de
 
 The command it runs and times end to end (vocabulary, training within the config's
 ``train.time_budget_minutes``, beam size and length penalty chosen on val, test
@@ -28,8 +28,7 @@ import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from s2s_jax.runtime.checkpointing import Checkpointer  # noqa: E402
+from s2s_jax.runtime.checkpointing import Checkpointer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pair", "en-de", "Direction: configs/multi30k.py:<pair>.")

@@ -22,6 +22,7 @@ out-of-vocabulary words become UNK (none of the scores below replaces UNKs).
 """
 
 from s2s_jax.config import base_config
+from s2s_jax.config.arguments import parse_arg
 
 
 def _wmt14(config, pair: str, src: str, tgt: str, vocab_size: int) -> None:
@@ -34,7 +35,7 @@ def _wmt14(config, pair: str, src: str, tgt: str, vocab_size: int) -> None:
     data.buckets = ((10, 10), (20, 20), (30, 30), (40, 40), (50, 50))  # <= 50 tokens
     data.tokens_per_batch = 0
     data.batch_size = 128
-    data.bleu_tokenize = "13a"
+    config.eval.bleu_tokenize = "13a"
     config.eval.max_len_a, config.eval.max_len_b = 1.5, 10
     config.train.grad_clip_norm = 5.0
     config.train.best_metric = "bleu"
@@ -101,7 +102,8 @@ PAPERS = {"sutskever2014": sutskever2014, "bahdanau2014": bahdanau2014,
           "luong2015": luong2015}
 
 
-def get_config(name: str = "luong2015"):
+def get_config(arg: str = "luong2015"):
+    name = parse_arg(arg, paper="luong2015").paper
     if name not in PAPERS:
         raise ValueError(f"unknown paper config {name!r}; choose from {sorted(PAPERS)}")
     config = base_config()

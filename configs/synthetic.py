@@ -6,6 +6,7 @@
 """
 
 from s2s_jax.config import base_config
+from s2s_jax.config.arguments import parse_arg
 
 # Per task: fixed (src_len, tgt_len) batch shapes covering the generated lengths.
 BUCKETS = {
@@ -16,10 +17,11 @@ BUCKETS = {
 }
 
 
-def get_config(task: str = "dates"):
+def get_config(arg: str = "dates"):
+    task = parse_arg(arg, task="dates").task
     config = base_config()
     config.data.source = "synthetic"
     config.data.task = task  # dates | addition | reversal | copy
     config.data.buckets = BUCKETS.get(task, config.data.buckets)
-    config.data.bleu_tokenize = "char"  # outputs are short strings: score characters
+    config.eval.bleu_tokenize = "char"  # outputs are short strings: score characters
     return config

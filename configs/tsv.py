@@ -23,7 +23,7 @@ def get_config():
     data.vocab_size = 16_000  # joint source+target vocabulary
     data.buckets = ((16, 16), (32, 32), (48, 48), (64, 64), (96, 96))
     data.tokens_per_batch = 8_192  # padded tokens per batch, any bucket
-    data.bleu_tokenize = "13a"
+    config.eval.bleu_tokenize = "13a"
 
     model = config.model
     model.embed_dim = 512

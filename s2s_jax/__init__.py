@@ -1,7 +1,7 @@
 """s2s_jax: recurrent encoder-decoder (sequence-to-sequence) models in JAX/Flax.
 
 ``s2s_jax.load(path)`` returns a trained model (an export directory or a trained
-workdir) as a ``s2s_jax.decoding.translator.Translator``: ``translate(sentences)`` and
+workdir) as a ``s2s_jax.serving.loading.Model``: ``translate(sentences)`` and
 ``score(sources, references)``.
 """
 

@@ -23,6 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
+from s2s_jax import registries
 from s2s_jax.evaluation import evaluate
 from s2s_jax.serving import export, loading, translate
 from s2s_jax.runtime import host_memory, parallel
@@ -196,7 +197,7 @@ def main(argv):
     _quiet_libraries()
     try:
         _check_paths()
-        config_lib.validate(FLAGS.config)
+        registries.validate(FLAGS.config)
         if FLAGS.mode in _TRAINING_MODES:  # made only once the command can run
             config_lib.check_workdir(FLAGS.workdir)
         path = FLAGS.model or FLAGS.workdir
@@ -216,6 +217,10 @@ def main(argv):
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, where a misspelt ``--config.x.y`` ends in one error line
     naming the flag (ml_collections raises it as a KeyError or AttributeError)."""
+    for arg in argv[1:]:
+        old = arg.split("=")[0].removeprefix("--config.")
+        if arg.startswith("--config.") and old in config_lib.RENAMED:
+            sys.exit(f"error: --config.{old} was renamed --config.{config_lib.RENAMED[old]}")
     try:
         return app.parse_flags_with_usage(argv)
     except (KeyError, AttributeError) as error:

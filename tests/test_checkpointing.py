@@ -14,7 +14,8 @@ import pytest
 from flax import linen as nn
 from flax.training import train_state
 
-from s2s_jax.runtime.checkpointing import Checkpointer, DamagedCheckpointError
+from s2s_jax.runtime.checkpointing import Checkpointer
+from s2s_jax.runtime.checksums import DamagedCheckpointError
 from s2s_jax.config import base_config
 from s2s_jax.evaluation.parameters import restore_configured
 from setups import build

@@ -28,7 +28,7 @@ def test_train_writes_checkpoints_metrics_and_heatmaps(trained):
     assert (report / "attention_0.png").stat().st_size > 1000
     assert (report / "bleu_by_length.png").stat().st_size > 1000
     assert sum(row["sentences"] for row in metrics["bleu_by_length"]) == 20
-    assert "compiled train step programs" in run.stderr
+    assert "train step batch shapes, each compiled once: 2 (buckets: 2)" in run.stderr
     assert "oneDNN" not in run.stderr and "absl::InitializeLog" not in run.stderr
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
 
@@ -208,6 +208,11 @@ def test_resuming_with_other_training_data_is_refused(trained):
     ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
     ("--config.model.attention=luong", "config.model.attention must be one of"),
     ("--config.model.cell=lstn", "config.model.cell must be one of"),
+    ("--config.data.tokenizer=bytes", "config.data.tokenizer must be one of"),
+    ("--config.eval.train_split=test",
+     "error: --config.eval.train_split was renamed --config.eval.validation_split"),
+    ("--config.data.bleu_tokenize=13a",
+     "error: --config.data.bleu_tokenize was renamed --config.eval.bleu_tokenize"),
     ("--config.train.time_budget_minutes=-1", "config.train.time_budget_minutes must be >= 0"),
     ("--config.eval.tune_alphas=(0.6,-1.0)", "config.eval.tune_alphas must hold alphas >= 0"),
     ("--config.eval.tune_average_checkpoints=(2,9)",

@@ -11,9 +11,12 @@ import pytest
 from flax import linen as nn
 
 from s2s_jax import decoding
+from s2s_jax.decoding.search import MAX_HALVINGS, _while_dropping_finished
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 
+# What jax.monitoring reports once per XLA compilation, with the function's name.
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 SRC_V, TGT_V = 10, 6  # target: the 4 specials and 2 tokens
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -30,8 +33,9 @@ def _sources(lengths, src_len, seed=0):
 def _model(seed, attention="general", eos_bias=0.0, **overrides):
     """A tiny random model, its parameters scaled up so that the output distribution is
     far from uniform, and ``eos_bias`` added to the EOS logit."""
-    model = Seq2Seq(ModelConfig(SRC_V, TGT_V, embed_dim=8, hidden_size=8, attention=attention,
-                                attention_dim=8, **overrides))
+    fields = dict(bidirectional=False, bridge="copy", dropout=0.0, **overrides)
+    model = Seq2Seq(ModelConfig.create(SRC_V, TGT_V, embed_dim=8, hidden_size=8,
+                                       attention=attention, attention_dim=8, **fields))
     src, src_mask = _sources([2], 2)
     params = model.init(jax.random.key(seed), src, src_mask, src)["params"]
     params = jax.tree.map(lambda p: 3.0 * p, params)
@@ -253,11 +257,11 @@ def test_the_loop_drops_finished_sentences_and_keeps_their_results():
         count, need, _ = rows
         return count + (count < need), need, jnp.full(len(count), len(count)) + context
 
-    count, _, size = jax.jit(lambda rows: decoding._while_dropping_finished(
+    count, _, size = jax.jit(lambda rows: _while_dropping_finished(
         step, lambda rows: rows[0] < rows[1], rows, jnp.zeros(32, jnp.int32),
         max_len=1000))(rows)
     np.testing.assert_array_equal(count, needs)
-    assert size[np.argmax(needs)] == 32 >> decoding.MAX_HALVINGS
+    assert size[np.argmax(needs)] == 32 >> MAX_HALVINGS
     assert size[np.argmin(needs)] == 32
 
 
@@ -354,3 +358,37 @@ def test_compile_decoder_picks_the_configured_decoder():
     eval_config.decoder = "nucleus"
     with pytest.raises(ValueError, match="unknown decoder"):
         decoding.compile_decoder(model, eval_config)
+
+
+def test_equal_settings_on_equal_models_share_one_compilation():
+    """Two models of equal configs and two eval configs that differ only in alpha
+    (traced) compile beam search once: ``jax.jit``'s cache, keyed on the model by value
+    and the compiled-in options, is shared by every ``compile_decoder`` call. Another
+    beam size compiles anew."""
+    compiled = []
+
+    def count(event, duration, **kwargs):
+        if event == BACKEND_COMPILE_EVENT and "beam_search" in kwargs.get("fun_name", ""):
+            compiled.append(kwargs["fun_name"])
+
+    def eval_config(beam_size, alpha):
+        return types.SimpleNamespace(decoder="beam", beam_size=beam_size, alpha=alpha,
+                                     beta=0.0, n_best=1, max_len_a=0.5, max_len_b=3)
+
+    def model():  # a fresh module each time, equal to the others (and to no other test's)
+        return Seq2Seq(ModelConfig.create(SRC_V, TGT_V, embed_dim=8, hidden_size=12,
+                                          attention="general", attention_dim=8))
+
+    assert model() is not model() and model() == model() and hash(model()) == hash(model())
+    src, src_mask = _sources([3, 2], 3)
+    params = model().init(jax.random.key(0), src, src_mask, src)["params"]
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        for alpha in (0.0, 0.6):
+            jax.block_until_ready(
+                decoding.compile_decoder(model(), eval_config(3, alpha))(params, src, src_mask))
+        assert len(compiled) == 1
+        decoding.compile_decoder(model(), eval_config(2, 0.6))(params, src, src_mask)
+        assert len(compiled) == 2
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)

@@ -21,7 +21,7 @@ from flax.training import train_state
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from s2s_jax import config as config_lib
+from s2s_jax import registries
 from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.readers import CorpusError
@@ -149,7 +149,7 @@ def test_any_config_value_validates_or_is_named_in_one_error(changes):
         except (TypeError, ValueError):  # the flag parser refuses it: never reaches us
             return
     try:
-        config_lib.validate(config)
+        registries.validate(config)
     except ConfigError as error:
         assert any(f"config.{key}" in str(error) or key.split(".")[-1] in str(error)
                    for key, _ in changes), (changes, error)

@@ -33,6 +33,13 @@ def test_a_stored_unknown_field_is_named(tmp_path):
         model_files.read_config(str(tmp_path / "elsewhere"))
 
 
+def test_a_stored_config_of_renamed_fields_reads_into_the_new_ones(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"config": {"eval": {"train_split": "dev"}, "data": {"bleu_tokenize": "13a"}}}')
+    stored = model_files.read_config(str(tmp_path))
+    assert (stored.eval.validation_split, stored.eval.bleu_tokenize) == ("dev", "13a")
+
+
 @pytest.mark.parametrize("field, value, refused", [
     ("model.hidden_size", 64, True), ("model.attention", "dot", True),
     ("data.tokenizer", "word", True), ("data.tgt_lang", "fr", True),

@@ -3,18 +3,14 @@ products the model really traces: every ``dot_general`` in its jaxpr, scan bodie
 counted once per step, on unpadded batches (the formulas count real tokens only)."""
 
 import math
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-
-from model_flops import forward_flops, search_flops  # noqa: E402
-from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
+from benchmarks.model_flops import forward_flops, search_flops
+from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 
 B, S, T, SRC_V, TGT_V = 3, 7, 5, 30, 20
 
@@ -48,7 +44,7 @@ def _model(**overrides):
                   bidirectional=True, bridge="dense", attention="general",
                   input_feeding=False)
     fields.update(overrides)
-    config = ModelConfig(SRC_V, TGT_V, **fields)
+    config = ModelConfig.create(SRC_V, TGT_V, dropout=0.0, **fields)
     model = Seq2Seq(config)
     src = jnp.ones((B, S), jnp.int32)
     mask = jnp.ones((B, S), bool)

@@ -29,7 +29,7 @@ def _model(**overrides):
                   attention_dim=12, num_heads=2, bidirectional=True, bridge="dense",
                   encoder_layers=2, decoder_layers=2)
     fields.update(overrides)
-    model = Seq2Seq(ModelConfig(SRC_V, TGT_V, **fields))
+    model = Seq2Seq(ModelConfig.create(SRC_V, TGT_V, dropout=0.0, **fields))
     src, src_mask, tgt_in = _inputs()
     params = model.init(jax.random.key(0), src, src_mask, tgt_in)["params"]
     return model, params

@@ -41,7 +41,7 @@ def _compare_devices() -> dict:
     corpus_vocab = CharVocab("".join(sorted({c for p in pairs for c in p[0] + p[1]})))
     batches = TrainBatches(encode_pairs(pairs, corpus_vocab, corpus_vocab), 16,
                            ((32, 12),), seed=0)
-    model = Seq2Seq(ModelConfig(corpus_vocab.size, corpus_vocab.size,
+    model = Seq2Seq(ModelConfig.create(corpus_vocab.size, corpus_vocab.size,
                                 **config.model.to_dict()))
     batch = batches.batch(0)
     params = model.init(jax.random.key(0), batch["src"], batch["src_mask"],

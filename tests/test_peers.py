@@ -4,19 +4,15 @@ s2s_jax's model on the same weights, and its searches find the same hypotheses.
 Needs the ``peers`` extra (torch); skipped without it.
 """
 
-import os
-import sys
-
 import jax
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch reference needs the [peers] extra")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
-from peers import torch_search  # noqa: E402
-from peers.torch_seq2seq import (TorchSeq2Seq, check_supported, load_flax_params,  # noqa: E402
-                                 loss_fn, precision)
+from benchmarks.peers import torch_search  # noqa: E402
+from benchmarks.peers.torch_seq2seq import (TorchSeq2Seq, check_supported,  # noqa: E402
+                                            load_flax_params, loss_fn, precision)
 from s2s_jax import decoding  # noqa: E402
 from s2s_jax.models import token_metrics  # noqa: E402
 from s2s_jax.data.vocab import EOS_ID  # noqa: E402
@@ -35,7 +31,7 @@ def _models(seed, input_feeding=False):
     src = np.where(src_mask, src, 0)
     tgt = rng.integers(4, 20, (4, 6))
     config = dict(MODEL, input_feeding=input_feeding)
-    model = Seq2Seq(ModelConfig(**config))
+    model = Seq2Seq(ModelConfig.create(**config))
     params = model.init(jax.random.key(seed), src, src_mask, tgt)["params"]
     params = jax.tree.map(lambda p: 3 * p, params)  # confident, varied predictions
     bias = params["decoder"]["output"]["bias"]
@@ -72,7 +68,7 @@ def test_bfloat16_is_pytorch_mixed_precision(input_feeding):
     bf16 = dict(MODEL, input_feeding=input_feeding, dtype="bfloat16")
     inputs = (src, src_mask, tgt)
     logits = model.apply({"params": params}, *inputs)[0]
-    ours = Seq2Seq(ModelConfig(**bf16)).apply({"params": params}, *inputs)[0]
+    ours = Seq2Seq(ModelConfig.create(**bf16)).apply({"params": params}, *inputs)[0]
     with torch.no_grad(), precision(bf16):
         theirs = peer(*map(torch.tensor, inputs)).float().numpy()
     scale = np.abs(logits).max()

@@ -14,7 +14,7 @@ import pytest
 from numpy_reference import cell_params, cell_step
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.rnn_layers import BidirectionalLayer, RecurrentLayer, StackedEncoderRNN
-from s2s_jax.models.seq2seq import reverse_padded
+from s2s_jax.models.encoder import reverse_padded
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 7, 5, 4
 LENGTHS = (7, 4, 1)

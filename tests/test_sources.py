@@ -8,7 +8,7 @@ import pytest
 
 from s2s_jax.config import base_config
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.data import corpus_files, sources
+from s2s_jax.data import corpus_files, vocabularies
 from s2s_jax.data.sources import load_corpus
 from s2s_jax.data.sentencepiece_vocab import SentencePieceVocab
 
@@ -74,13 +74,13 @@ def test_sentencepiece_vocabulary_is_trained_once_and_cached(tmp_path):
 def test_sentencepiece_trains_on_a_sample_no_larger_than_asked(tmp_path, monkeypatch):
     (tmp_path / "corpus.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(300)))
     trained_on = []
-    original = sources.load_or_train
+    original = vocabularies.load_or_train
 
     def load_or_train(cache_dir, name, texts_fn, *args):
         trained_on.append((name, list(texts_fn())))
         return original(cache_dir, name, texts_fn, *args)
 
-    monkeypatch.setattr(sources, "load_or_train", load_or_train)
+    monkeypatch.setattr(vocabularies, "load_or_train", load_or_train)
     names = []
     for sample in (0, 1_000, 50):
         config = _config(train_path=str(tmp_path / "corpus.tsv"), tokenizer="sentencepiece",

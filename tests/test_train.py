@@ -60,6 +60,27 @@ def test_learning_rate_schedules():
         np.testing.assert_allclose([rsqrt(s) for s in (0, 3, 15)], [0.25, 1.0, 0.5])
 
 
+@pytest.mark.parametrize("start,every,factor,warmup", [
+    (0.0, 0.5, 0.5, 0), (2.0, 0.5, 0.5, 4), (7.3, 2.5, 0.1, 30), (0.5, 0.1, 0.0, 1),
+    (2.0, 1.0, 1.0, 0)])
+def test_step_and_constant_schedules_match_their_formulas(start, every, factor, warmup):
+    """lr * factor ** decays(step) * min(1, (step + 1) / warmup), where decays is 0
+    before ``start`` epochs and then 1 + the whole ``every``-epoch periods since."""
+    train, steps_per_epoch, lr = base_config().train, 10, 0.7
+    with train.unlocked():
+        train.learning_rate, train.warmup_steps = lr, warmup
+        train.decay_start_epoch, train.decay_every_epochs, train.decay_factor = (
+            start, every, factor)
+    steps = np.arange(400, dtype=np.float64)
+    first, period = start * steps_per_epoch, max(every * steps_per_epoch, 1.0)
+    decays = np.where(steps < first, 0.0, 1.0 + np.floor((steps - first) / period))
+    ramp = np.minimum(1.0, (steps + 1) / warmup) if warmup else np.ones_like(steps)
+    for name, expected in (("step", lr * factor ** decays * ramp), ("constant", lr * ramp)):
+        schedule = schedules.LEARNING_RATE_SCHEDULES[name](train, steps_per_epoch)
+        np.testing.assert_allclose([schedule(s) for s in steps], expected, rtol=1e-6,
+                                   err_msg=name)
+
+
 def test_teacher_forcing_schedule():
     train = base_config().train
     assert not schedules.uses_scheduled_sampling(train)
@@ -82,7 +103,7 @@ def _setup(**train_overrides):
     pairs = make_splits("reversal", 0, {"train": 200})["train"]
     vocab = CharVocab("abcdefghijklmnopqrstuvwxyz")
     batches = TrainBatches(encode_pairs(pairs, vocab, vocab), 8, ((8, 8),), seed=0)
-    model = Seq2Seq(ModelConfig(vocab.size, vocab.size, **config.model.to_dict()))
+    model = Seq2Seq(ModelConfig.create(vocab.size, vocab.size, **config.model.to_dict()))
     batch = batches.batch(0)
     params = model.init(jax.random.key(0), batch["src"], batch["src_mask"],
                         batch["tgt_in"])["params"]

@@ -17,7 +17,7 @@ from s2s_jax.evaluation.evaluate import Evaluator
 from setups import build
 
 
-def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, request):
+def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch):
     config = base_config()
     config.data.update(task="reversal", train_size=100, eval_size=24, buckets=((24, 24),))
     config.model.update(embed_dim=16, hidden_size=32, attention_dim=16)
@@ -31,22 +31,22 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch, 
 
     traced = []  # beam search's options, once per compilation
 
-    def beam_search(*args, **options):
+    def beam_search(model, *args, **options):
         traced.append((options["beam_size"], options["alpha"]))
-        return decoding.beam_search(*args, **options)
+        return decoding.beam_search(model, *args, **options)
 
+    # A spec jits its decoder afresh: compilations start from none.
     monkeypatch.setitem(decoding.DECODERS, "beam",
-                        decoding.DECODERS["beam"]._replace(decode=beam_search))
+                        dataclasses.replace(decoding.DECODERS["beam"], decode=beam_search))
     metric_traces = []  # the teacher-forced metrics, once per compilation
     original_eval_step = evaluate.eval_step
 
-    def eval_step(*args):
-        metric_traces.append(args[-1]["src"].shape)
-        return original_eval_step(*args)
+    def eval_step(model, params, batch):
+        metric_traces.append(batch["src"].shape)
+        return original_eval_step(model, params, batch)
 
-    monkeypatch.setattr(evaluate, "eval_step", eval_step)
-    decoding.jitted.cache_clear()  # compilations are shared: start and end afresh
-    request.addfinalizer(decoding.jitted.cache_clear)
+    # Jitted afresh as evaluate jits it: compilations start from none.
+    monkeypatch.setattr(evaluate, "eval_step", jax.jit(eval_step, static_argnames="model"))
     metrics = evaluate.run(config, workdir, setup.translator, setup.checkpointer,
                            setup.corpus.splits)
     # alpha is traced: one compilation per beam size (one bucket) serves the whole grid

@@ -1,6 +1,6 @@
 """The PyTorch contestant of train_throughput.py (a worker, see side_by_side.py).
 
-  python benchmarks/peers/torch_train_worker.py SPEC_DIR [--compile]
+  python -m benchmarks.peers.torch_train_worker SPEC_DIR [--compile]
 
 The same model, batches, loss (smoothed cross-entropy over real tokens), Adam and
 global-norm clipping as s2s_jax's training, with as many threads as the machine has
@@ -16,10 +16,9 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from peers.torch_seq2seq import TorchSeq2Seq, loss_fn, precision  # noqa: E402
-from side_by_side import serve, timed, torch_matmul_rate  # noqa: E402
-from s2s_jax.runtime import host_memory  # noqa: E402
+from benchmarks.peers.torch_seq2seq import TorchSeq2Seq, loss_fn, precision
+from benchmarks.side_by_side import serve, timed, torch_matmul_rate
+from s2s_jax.runtime import host_memory
 
 
 def main(spec_dir: str, compile_loss: bool) -> None:

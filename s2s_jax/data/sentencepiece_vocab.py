@@ -11,7 +11,6 @@ import hashlib
 import io
 import itertools
 import json
-import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import sentencepiece as spm
+from absl import logging
 
 from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.data.readers import CorpusError

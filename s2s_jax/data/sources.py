@@ -16,7 +16,6 @@ translation).
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
 import sys
@@ -25,13 +24,14 @@ from typing import Callable
 
 import filelock
 
+from s2s_jax.config.registry import Registry
 from s2s_jax.data import corpus_files, records
 from s2s_jax.data.corpus_files import HELD_OUT_SPLITS, CorpusFile
-from s2s_jax.data.readers import CorpusError, Pairs, is_blank
+from s2s_jax.data.readers import CorpusError, Pairs
 from s2s_jax.data.tasks import make_splits
-from s2s_jax.data.sentencepiece_vocab import cache_name, load_or_train, reservoir_sample
-from s2s_jax.data.vocab import CharVocab, Vocab, WordVocab
+from s2s_jax.data.vocab import Vocab
 from s2s_jax.data.vocab_files import vocab_digest
+from s2s_jax.data.vocabularies import build_vocabularies, short_digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,54 +156,12 @@ def _files(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     return splits
 
 
-SOURCES: dict[str, Callable[..., dict]] = {
+SOURCES = Registry("data.source", {
     "synthetic": _synthetic,
     "multi30k": _multi30k,
     "tfds": _tfds,
     "files": _files,
-}
-
-
-def _short_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _texts(stream: PairStream, side: int) -> Iterator[str]:
-    """One side of the training pairs training keeps (no blank side)."""
-    for pair in stream.read():
-        if not (is_blank(pair[0]) or is_blank(pair[1])):
-            yield pair[side]
-
-
-def _vocabulary(data, stream: PairStream, sides: tuple[int, ...], name: str,
-                vocab_dir: str, seed: int) -> Vocab:
-    """A vocabulary of the ``sides`` (0 source, 1 target) of the training pairs,
-    cached under their fingerprint; SentencePiece trains on a seeded sample of
-    ``data.vocab_sample_sentences`` of them."""
-    key = f"{name}:{stream.fingerprint}"
-    texts = lambda: itertools.chain.from_iterable(_texts(stream, side) for side in sides)  # noqa: E731
-    if data.tokenizer in ("char", "word"):
-        path = os.path.join(vocab_dir, f"{data.tokenizer}s_{data.vocab_size}_"
-                                       f"{_short_digest(key)}.json")
-        if not os.path.exists(path):
-            os.makedirs(vocab_dir, exist_ok=True)
-            if data.tokenizer == "word":
-                vocab = WordVocab.build(texts(), data.vocab_size)
-            else:
-                chars = set()
-                for text in texts():
-                    chars.update(text)
-                vocab = CharVocab("".join(sorted(chars)))
-            vocab.save(path)
-        return (WordVocab if data.tokenizer == "word" else CharVocab).load(path)
-    sample = data.vocab_sample_sentences
-    try:
-        return load_or_train(vocab_dir, cache_name(data.spm_model_type, data.vocab_size,
-                                                   f"{key}:sample {sample}, seed {seed}"),
-                             lambda: reservoir_sample(texts(), sample, seed) if sample
-                             else texts(), data.vocab_size, data.spm_model_type)
-    except CorpusError as error:
-        raise CorpusError(f"{stream.name}: {error}") from None
+})
 
 
 def _records(data, workdir: str, stream: PairStream, src_vocab: Vocab,
@@ -213,16 +171,13 @@ def _records(data, workdir: str, stream: PairStream, src_vocab: Vocab,
     description = {"pairs": stream.fingerprint, "source_vocab": vocab_digest(src_vocab),
                    "target_vocab": vocab_digest(tgt_vocab)}
     path = os.path.join(records_dir(data, workdir),
-                        _short_digest(json.dumps(description, sort_keys=True)))
+                        short_digest(json.dumps(description, sort_keys=True)))
     if not os.path.exists(os.path.join(path, records.MANIFEST)):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with filelock.FileLock(path + ".lock"):
             if not os.path.exists(os.path.join(path, records.MANIFEST)):
                 return records.build(path, stream.read(), src_vocab, tgt_vocab, description)
     return records.open_records(path)
-
-
-TOKENIZERS = ("char", "word", "sentencepiece")
 
 
 def load_splits(config, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
@@ -241,20 +196,10 @@ def load_splits(config, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
 ALL_SPLITS = ("train", "validation", "test", *_MULTI30K_EXTRA)
 
 
-def _vocabularies(config, workdir: str, train: PairStream) -> tuple[Vocab, Vocab]:
-    data = config.data
-    vocab_dir = data.vocab_dir or os.path.join(workdir, "vocab")
-    if data.joint_vocab:
-        vocab = _vocabulary(data, train, (0, 1), "joint", vocab_dir, config.seed)
-        return vocab, vocab
-    return (_vocabulary(data, train, (0,), "source", vocab_dir, config.seed),
-            _vocabulary(data, train, (1,), "target", vocab_dir, config.seed))
-
-
 def load_vocabularies(config, workdir: str) -> tuple[Vocab, Vocab]:
     """The source and target vocabularies training builds (cached after the first)."""
     train = SOURCES[config.data.source](config.data, config.seed, workdir, ["train"])
-    return _vocabularies(config, workdir, train["train"])
+    return build_vocabularies(config, workdir, train["train"])
 
 
 def load_corpus(config, workdir: str) -> Corpus:
@@ -262,7 +207,7 @@ def load_corpus(config, workdir: str) -> Corpus:
     training split, and that split encoded on disk: what training needs."""
     splits = SOURCES[config.data.source](config.data, config.seed, workdir, list(ALL_SPLITS))
     train = splits.pop("train")
-    src_vocab, tgt_vocab = _vocabularies(config, workdir, train)
+    src_vocab, tgt_vocab = build_vocabularies(config, workdir, train)
     encoded = _records(config.data, workdir, train, src_vocab, tgt_vocab)
     if not len(encoded):
         raise CorpusError(f"{train.name}: no training pair to learn from "

@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from s2s_jax.config.registry import Registry
+
 T = TypeVar("T")
 Pair = tuple[str, str]
 
@@ -183,7 +185,7 @@ def _sample_copy(rng: np.random.Generator) -> Pair:
     return text, text
 
 
-TASKS: dict[str, Task] = {
+TASKS: Registry[Task] = Registry("data.task", {
     task.name: task for task in (
         Task("dates", _date_src_chars(), string.digits + "-", _sample_date),
         Task("addition", string.digits + "+", string.digits, _sample_addition),
@@ -191,7 +193,7 @@ TASKS: dict[str, Task] = {
              _sample_reversal),
         Task("copy", string.ascii_lowercase, string.ascii_lowercase, _sample_copy),
     )
-}
+}, applies=lambda config: config.data.source == "synthetic")
 
 
 def get_task(name: str) -> Task:

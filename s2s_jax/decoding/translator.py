@@ -1,11 +1,9 @@
 """A model, its vocabularies and (once trained) its parameters: what evaluation and
-translation need, and nothing of training.
+translation need, and nothing of training (``s2s_jax.load`` returns one, with
+``score``: ``s2s_jax.serving.loading.Model``).
 
-    import s2s_jax
-    model = s2s_jax.load("exports/en-de")          # an export, or a trained workdir
-    model.translate(["A man rides a bike."])        # ["Ein Mann fährt Fahrrad."]
-    model.translate(sources, beam_size=5, n_best=3, return_scores=True)
-    model.score(sources, references)               # {"bleu": ..., "bleu_signature": ...}
+    translator.translate(["A man rides a bike."])   # ["Ein Mann fährt Fahrrad."]
+    translator.translate(sources, beam_size=5, n_best=3, return_scores=True)
 
 Decoding runs as ``config.eval`` says (an export holds the settings chosen on
 validation); keyword arguments change it for one call. Compiled decoders are cached
@@ -27,7 +25,6 @@ from jax.sharding import Mesh
 
 from s2s_jax import decoding
 
-from s2s_jax.evaluation import evaluate
 
 from s2s_jax.runtime import parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
@@ -65,7 +62,7 @@ class Translator:
     def build(cls, config, src_vocab: Vocab, tgt_vocab: Vocab,
               params: Any = None) -> "Translator":
         """The model ``config.model`` describes over these vocabularies, on all devices."""
-        model = Seq2Seq(ModelConfig(src_vocab_size=src_vocab.size,
+        model = Seq2Seq(ModelConfig.create(src_vocab_size=src_vocab.size,
                                     tgt_vocab_size=tgt_vocab.size, **config.model.to_dict()))
         return cls(config, model, src_vocab, tgt_vocab, parallel.make_mesh(), params)
 
@@ -156,22 +153,13 @@ class Translator:
         tokens = self.tgt_vocab.encode(translation) + [EOS_ID]
         padded = np.zeros((1, -(-len(tokens) // 8) * 8), np.int32)  # a few shapes only
         padded[0, :len(tokens)] = tokens
-        weights = decoding.jitted(decoding.attention_of, self.model)(
-            self.params, batch["src"], batch["src_mask"], padded)
+        weights = decoding.attention_of(self.model, self.params, batch["src"],
+                                        batch["src_mask"], padded)
         if weights is None:
             return None, None, None
         return (np.asarray(weights[0, :len(tokens), :len(src)]),
                 [self.src_vocab.piece(int(i)) for i in src],
                 [self.tgt_vocab.piece(int(i)) for i in tokens])
-
-    def score(self, sources: Iterable[str], references: Iterable[str]) -> dict:
-        """Translates ``sources`` and scores them against ``references`` (one each):
-        loss, perplexity, exact match, BLEU and chrF with sacrebleu signatures (and
-        the WMT17 convention's BLEU when ``config.eval.wmt17_bleu``), BLEU by source
-        length; as ``--mode=eval`` reports them."""
-        pairs = list(zip(sources, references, strict=True))
-        result = evaluate.Evaluator(self, pairs, "score")(self.params)
-        return {**result.metrics, "bleu_by_length": result.bleu_by_length}
 
 
 def _truncated(src: np.ndarray, max_len: int, line_number: int) -> np.ndarray:

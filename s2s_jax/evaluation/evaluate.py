@@ -10,6 +10,7 @@ writes ``hypotheses.txt``, ``metrics.json``, ``bleu_by_length.png`` and
 """
 
 import dataclasses
+import functools
 import json
 import os
 from typing import TYPE_CHECKING, Any, Optional
@@ -36,8 +37,12 @@ if TYPE_CHECKING:  # the translator builds on this module (its score method)
     from s2s_jax.decoding.translator import Translator
 
 
+@functools.partial(jax.jit, static_argnames="model")
 def eval_step(model: Seq2Seq, params: Any, batch: dict) -> dict:
-    """Teacher-forced metric sums on one batch; filler rows (``valid`` False) excluded."""
+    """Teacher-forced metric sums on one batch; filler rows (``valid`` False) excluded.
+
+    Jitted with the model static: one compilation per model and batch shape, shared by
+    every Evaluator (training's, the tuning grid's and the test split's)."""
     logits, _ = model.apply({"params": params}, batch["src"], batch["src_mask"],
                             batch["tgt_in"])
     mask = batch["tgt_mask"] & batch["valid"][:, None]
@@ -93,9 +98,9 @@ class Evaluator:
         self.order, self._by_length = sort_by_source_length(self.examples)
         self.batch_size = parallel.round_to_devices(config.eval.batch_size, translator.mesh)
         model = translator.model
-        self._metrics = decoding.jitted(eval_step, model)
+        self._metrics = functools.partial(eval_step, model)
         self._decode = decoding.compile_decoder(model, config.eval)
-        self._attention = decoding.jitted(decoding.attention_of, model)
+        self._attention = functools.partial(decoding.attention_of, model)
 
     def __call__(self, params: Any, num_heatmaps: int = 0,
                  eval_config: Optional[Any] = None) -> EvalResult:
@@ -131,7 +136,7 @@ class Evaluator:
                                           [tgt_vocab.piece(i) for i in tokens])
         heatmaps = [heatmaps[position] for position in sorted(heatmaps)]
         metrics = token_metrics.summarize(parallel.fetch(sums))
-        tokenize = config.data.bleu_tokenize
+        tokenize = config.eval.bleu_tokenize
         metrics.update(score(hypotheses, self.references, tokenize))
         if self.wmt17:
             tokenized, origin = self.wmt17
@@ -184,7 +189,7 @@ def write_report(result: EvalResult, directory: str, step: Optional[int] = None,
 def choose(translator: "Translator", workdir: str, checkpointer: Checkpointer,
            splits: Optional[dict] = None) -> tuple["Translator", list[int]]:
     """``translator`` with the parameters ``config.eval`` names, then (where the config
-    asks) the parameters and decoding settings chosen on ``config.eval.train_split``
+    asks) the parameters and decoding settings chosen on ``config.eval.validation_split``
     (``s2s_jax.evaluation.tuning``); and the checkpoint steps of its parameters. ``splits``: the
     corpus splits at hand (the validation split is loaded if it is not)."""
     config = translator.config
@@ -192,7 +197,7 @@ def choose(translator: "Translator", workdir: str, checkpointer: Checkpointer,
     params, steps = parameters.restore_configured(checkpointer, abstract, config.eval, workdir)
     averages = config.eval.tune_average_checkpoints + config.eval.tune_average_best
     if averages or config.eval.tune_beam_sizes:
-        split = config.eval.train_split
+        split = config.eval.validation_split
         validation = Evaluator(translator, split_pairs(config, workdir, splits, split), split,
                                wmt17_split=split)
     if averages:

@@ -2,12 +2,12 @@
 the test set.
 
 With ``config.eval.tune_average_checkpoints`` or ``tune_average_best`` set,
-``evaluate.run`` first decodes ``config.eval.train_split`` greedily with the evaluated
+``evaluate.run`` first decodes ``config.eval.validation_split`` greedily with the evaluated
 checkpoint's parameters and with the mean parameters of the latest N (or the best N
 by ``config.train.best_metric``) checkpoints for each N given, and keeps what scores
 best on that metric (the checkpoint itself on a tie).
 With ``config.eval.tune_beam_sizes`` set, it then decodes
-``config.eval.train_split`` (Multi30k: ``val``) with beam search at every
+``config.eval.validation_split`` (Multi30k: ``val``) with beam search at every
 (beam size, alpha) of ``tune_beam_sizes`` x ``tune_alphas``, keeps the pair that scores
 best on ``config.train.best_metric`` (the metric that chose the checkpoint), and only
 then scores ``config.eval.split`` with it. The grid shares one Evaluator, and alpha is
@@ -41,7 +41,7 @@ def choose_parameters(config, workdir: str, checkpointer: Checkpointer, abstract
     ``steps``), the means of the latest N checkpoints (N in
     ``eval.tune_average_checkpoints``) and those of the best N (N in
     ``eval.tune_average_best``); and the steps whose parameters they are. The rows
-    ``{"steps", <metric>}`` go to ``<workdir>/eval/<train_split>/parameters.json``."""
+    ``{"steps", <metric>}`` go to ``<workdir>/eval/<validation_split>/parameters.json``."""
     metric = config.train.best_metric
     candidates = {tuple(sorted(steps)): params}
     for means_steps, means in (
@@ -53,11 +53,11 @@ def choose_parameters(config, workdir: str, checkpointer: Checkpointer, abstract
     rows = []
     for candidate_steps, candidate in candidates.items():
         rows.append({"steps": list(candidate_steps), metric: evaluator(candidate).metrics[metric]})
-        logging.info("%s, parameters of steps %s: %s %.2f", config.eval.train_split,
+        logging.info("%s, parameters of steps %s: %s %.2f", config.eval.validation_split,
                      rows[-1]["steps"], metric, rows[-1][metric])
     # On a tie the checkpoint itself, which is scored first.
     chosen = _best(rows, metric, config.train.best_mode)
-    logging.info("chosen on %s: parameters of steps %s", config.eval.train_split,
+    logging.info("chosen on %s: parameters of steps %s", config.eval.validation_split,
                  rows[chosen]["steps"])
     _write(config, workdir, "parameters.json",
            {"metric": metric, "chosen": rows[chosen], "candidates": rows})
@@ -78,11 +78,11 @@ def _means(checkpointer: Checkpointer, abstract: Any, steps: list[int], which: s
 def choose_decoding(config, workdir: str, params: Any, evaluator: Callable):
     """Decodes the validation split with ``params`` at every grid point
     (``evaluator(params, eval_config=...).metrics``: an evaluate.Evaluator of
-    ``config.eval.train_split``) and returns the config with the best (beam size,
+    ``config.eval.validation_split``) and returns the config with the best (beam size,
     alpha). The grid's rows ``{"beam_size", "alpha", <metric>}`` go to
-    ``<workdir>/eval/<train_split>/decoding_grid.json``."""
+    ``<workdir>/eval/<validation_split>/decoding_grid.json``."""
     metric, mode = config.train.best_metric, config.train.best_mode
-    split = config.eval.train_split
+    split = config.eval.validation_split
     rows = []
     for beam_size, alpha in itertools.product(config.eval.tune_beam_sizes,
                                               config.eval.tune_alphas):
@@ -107,9 +107,9 @@ def _best(rows: list[dict], metric: str, mode: str) -> int:
 
 
 def _write(config, workdir: str, name: str, report: dict) -> None:
-    """``report`` as ``<workdir>/eval/<train_split>/<name>``, from process 0."""
+    """``report`` as ``<workdir>/eval/<validation_split>/<name>``, from process 0."""
     if jax.process_index() == 0:
-        directory = os.path.join(workdir, "eval", config.eval.train_split)
+        directory = os.path.join(workdir, "eval", config.eval.validation_split)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, name), "w") as f:
             json.dump(report, f, indent=2)

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from s2s_jax.config.registry import Registry
+
 _MASKED_SCORE = -1e9
 
 
@@ -153,7 +155,7 @@ class MultiHeadDotAttention(Attention):
 
 
 # "none" is the vanilla context-vector model: the decoder sees only its initial state.
-ATTENTIONS: dict[str, type[Attention] | None] = {
+ATTENTIONS: Registry[type[Attention] | None] = Registry("model.attention", {
     "none": None,
     "bahdanau": BahdanauAttention,
     "dot": DotAttention,
@@ -161,4 +163,4 @@ ATTENTIONS: dict[str, type[Attention] | None] = {
     "local_p": LocalPredictiveAttention,
     "concat": AdditiveAttention,
     "multihead": MultiHeadDotAttention,
-}
+})

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from s2s_jax.config.registry import Registry
 from s2s_jax.models.time_loop import Carry, recurrence, dense
 
 
@@ -196,8 +197,8 @@ class SimpleRNNCell(RecurrentCell):
         return (h,), h
 
 
-CELLS: dict[str, type[RecurrentCell]] = {
+CELLS: Registry[type[RecurrentCell]] = Registry("model.cell", {
     "lstm": LSTMCell,
     "gru": GRUCell,
     "rnn": SimpleRNNCell,
-}
+})

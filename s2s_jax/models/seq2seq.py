@@ -6,355 +6,24 @@ Data flow (shapes for batch B, source length S, target length T)::
                    --Bridge--> decoder initial state
     tgt_in [B, T] --Decoder (teacher forcing)--> features [B, T, H] --output--> logits [B, T, V]
 
-The decoder has one step function, ``Decoder.step(state, token, memory)``, used by
-greedy, beam and sampled decoding and by scheduled sampling in training. When the
-recurrence does not depend on attention (no attention, or Luong attention without
-input feeding) and every input is the gold token, ``Decoder.teacher_forced`` runs each
-layer over the whole target in one scan and attends afterwards, with the same
-parameters; a test proves both paths agree.
+The parts live in `encoder`, `bridge` and `decoder` (see there for the decoder's
+step function and its whole-target fast path); the model's hyper-parameters in
+`model_config`.
 """
 
-import dataclasses
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 from flax import linen as nn
-from flax import struct
 
-from s2s_jax.models import reductions
-from s2s_jax.models.attention import ATTENTIONS
-from s2s_jax.models.cells import CELLS, Carry, Kernel
-from s2s_jax.models.time_loop import dense
-from s2s_jax.models.rnn_layers import RecurrentLayer, StackedEncoderRNN
+from s2s_jax.models.bridge import BRIDGES
+from s2s_jax.models.decoder import Decoder, DecoderState, Memory
+from s2s_jax.models.encoder import Encoder
+from s2s_jax.models.model_config import ModelConfig
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Static hyper-parameters of a Seq2Seq model (see configs/ for their meaning)."""
-
-    src_vocab_size: int
-    tgt_vocab_size: int
-    cell: str = "lstm"
-    embed_dim: int = 64
-    hidden_size: int = 128
-    encoder_layers: int = 1
-    decoder_layers: int = 1
-    bidirectional: bool = False
-    residual: bool = False
-    reverse_source: bool = False
-    bridge: str = "copy"
-    attention: str = "none"
-    attention_dim: int = 128
-    num_heads: int = 4
-    input_feeding: bool = False
-    dropout: float = 0.0
-    tie_embeddings: bool = False
-    unroll: int = 1
-    remat: bool = False
-    dtype: str = "float32"
-
-    @property
-    def memory_size(self) -> int:
-        return self.hidden_size * (2 if self.bidirectional else 1)
-
-    @property
-    def loop_options(self) -> dict:
-        """Execution options of every recurrent layer (they do not change the math)."""
-        return dict(unroll=self.unroll, remat=self.remat, dtype=jnp.dtype(self.dtype))
-
-
-@struct.dataclass
-class Memory:
-    """What the decoder attends to: values ``[B, S, M]``, precomputed keys, mask ``[B, S]``."""
-
-    values: jax.Array
-    keys: Optional[jax.Array]
-    mask: jax.Array
-
-
-@struct.dataclass
-class DecoderState:
-    """Per-layer carries, and the previous attentional vector ``[B, H]`` (input feeding)."""
-
-    layers: tuple[Carry, ...]
-    feed: Optional[jax.Array]
-
-
-def reverse_padded(x: jax.Array, mask: jax.Array) -> jax.Array:
-    """Reverses each sequence's real steps in place, padding stays at the end.
-
-    ``x [B, S, ...]``, ``mask [B, S]``. The map is its own inverse.
-    """
-    positions = jnp.arange(mask.shape[1])[None, :]
-    lengths = mask.sum(axis=1, keepdims=True)
-    index = jnp.where(positions < lengths, lengths - 1 - positions, positions)
-    index = index.reshape(index.shape + (1,) * (x.ndim - 2))
-    return jnp.take_along_axis(x, index, axis=1)
-
-
-class Encoder(nn.Module):
-    """Embedding, optional source reversal (Sutskever et al.), stacked RNN."""
-
-    config: ModelConfig
-
-    @nn.compact
-    def __call__(self, src: jax.Array, src_mask: jax.Array,
-                 deterministic: bool) -> tuple[tuple[Carry, ...], jax.Array]:
-        """``src [B, S]`` -> (final carry per layer, memory ``[B, S, M]`` in source order)."""
-        c = self.config
-        if c.reverse_source:
-            src = reverse_padded(src, src_mask)
-        x = nn.Embed(c.src_vocab_size, c.embed_dim, name="embed")(src)
-        x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
-        finals, memory = StackedEncoderRNN(
-            c.cell, c.hidden_size, c.encoder_layers, c.bidirectional, c.residual,
-            c.dropout, **c.loop_options, name="rnn")(x, src_mask, deterministic)
-        if c.reverse_source:  # attention weights then line up with the original tokens
-            memory = reverse_padded(memory, src_mask)
-        return finals, memory
-
-
-def _copy_bridge(finals, config, batch_size):
-    return finals
-
-
-def _zeros_bridge(finals, config, batch_size):
-    zeros = jnp.zeros((batch_size, config.hidden_size), jnp.float32)
-    carry_size = CELLS[config.cell].carry_size
-    return tuple((zeros,) * carry_size for _ in range(config.decoder_layers))
-
-
-def _dense_bridge(finals, config, batch_size):
-    """Every decoder carry array is tanh(W [top encoder layer's final carry] + b)."""
-    top = jnp.concatenate(finals[-1], axis=-1)
-    carry_size = CELLS[config.cell].carry_size
-    return tuple(
-        tuple(jnp.tanh(nn.Dense(config.hidden_size, name=f"layer_{i}_{j}")(top))
-              for j in range(carry_size))
-        for i in range(config.decoder_layers))
-
-
-# How the context vector reaches the decoder. "copy" needs equal depths and sizes
-# (checked by s2s_jax.config); a bidirectional encoder's carries are concatenated.
-BRIDGES = {"copy": _copy_bridge, "dense": _dense_bridge, "zeros": _zeros_bridge}
-
-
-class Bridge(nn.Module):
-    """Encoder final carries -> decoder initial carries."""
-
-    config: ModelConfig
-
-    @nn.compact
-    def __call__(self, finals: tuple[Carry, ...], batch_size: int) -> tuple[Carry, ...]:
-        return BRIDGES[self.config.bridge](finals, self.config, batch_size)
-
-
-class Decoder(nn.Module):
-    """Stacked RNN decoder with optional attention and input feeding."""
-
-    config: ModelConfig
-
-    def setup(self):
-        c = self.config
-        self.embed = nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
-        self.layers = [RecurrentLayer(c.cell, c.hidden_size, **c.loop_options,
-                                      in_features=self._input_size if i == 0 else 0,
-                                      name=f"layer_{i}") for i in range(c.decoder_layers)]
-        self.bridge = Bridge(c, name="bridge")
-        self.dropout = nn.Dropout(c.dropout)
-        attention = ATTENTIONS[c.attention]
-        if attention is not None:
-            self.attention = attention(c.attention_dim, c.hidden_size, c.num_heads,
-                                       name="attention")
-            self.combine = nn.Dense(c.hidden_size, use_bias=False, name="combine")
-        if c.tie_embeddings:
-            if c.hidden_size != c.embed_dim:
-                self.pre_output = nn.Dense(c.embed_dim, use_bias=False, name="pre_output")
-        else:
-            self.output = Kernel(c.tgt_vocab_size, name="output")
-
-    @property
-    def _input_size(self) -> int:
-        """The first layer's input: [y_{t-1} embedded; context (Bahdanau); feed]."""
-        c = self.config
-        return (c.embed_dim + (c.memory_size if self._attends_before_step else 0)
-                + (c.hidden_size if c.input_feeding else 0))
-
-    @property
-    def _has_attention(self) -> bool:
-        return ATTENTIONS[self.config.attention] is not None
-
-    @property
-    def _attends_before_step(self) -> bool:
-        """Bahdanau: the query is s_{t-1} and the context enters the recurrent input."""
-        return self._has_attention and ATTENTIONS[self.config.attention].query_is_previous_state
-
-    @property
-    def attention_in_recurrence(self) -> bool:
-        """Whether step t's recurrent input depends on attention (no full-sequence path)."""
-        return self.config.input_feeding or self._attends_before_step
-
-    def start(self, finals: tuple[Carry, ...], values: jax.Array,
-              mask: jax.Array) -> tuple[DecoderState, Memory]:
-        """Initial state from the encoder's final carries; keys projected once."""
-        batch_size = values.shape[0]
-        layers = self.bridge(finals, batch_size)
-        feed = (jnp.zeros((batch_size, self.config.hidden_size), jnp.float32)
-                if self.config.input_feeding else None)
-        keys = self.attention.keys(values) if self._has_attention else None
-        return DecoderState(layers, feed), Memory(values, keys, mask)
-
-    def _attend(self, query: jax.Array, memory: Memory) -> tuple[jax.Array, jax.Array]:
-        """``query [B, T, H]`` -> context ``[B, T, M]``, weights ``[B, T, S]``."""
-        return self.attention(query, memory.keys, memory.values, memory.mask)
-
-    def _attend_step(self, query: jax.Array, memory: Memory) -> tuple[jax.Array, jax.Array]:
-        """One step's ``query [R, H]`` -> context ``[R, M]``, weights ``[R, S]``.
-
-        R may be G times the memory's rows: each run of G consecutive rows (the beams
-        of one sentence) then attends to one memory row as G queries of one call, so
-        no memory is copied per beam.
-        """
-        rows = query.shape[0]
-        context, weights = self._attend(
-            query.reshape(memory.values.shape[0], -1, query.shape[-1]), memory)
-        return context.reshape(rows, -1), weights.reshape(rows, -1)
-
-    def _readout(self, top: jax.Array, context: Optional[jax.Array],
-                 deterministic: bool) -> jax.Array:
-        """Attentional vector tanh(W_c [c_t; s_t]) (Luong eq. 5), or s_t without attention."""
-        if context is not None:
-            top = jnp.tanh(self.combine(jnp.concatenate([context, top], axis=-1)))
-        return self.dropout(top, deterministic=deterministic)
-
-    def _between_layers(self, i: int, x: jax.Array, h: jax.Array,
-                        deterministic: bool) -> jax.Array:
-        if self.config.residual and i > 0 and h.shape[-1] == x.shape[-1]:
-            h = h + x
-        if i < len(self.layers) - 1:
-            h = self.dropout(h, deterministic=deterministic)
-        return h
-
-    def _projected_tokens(self, tokens: jax.Array, deterministic: bool) -> jax.Array:
-        """``tokens [...]`` -> the first layer's projection of their embeddings
-        ``[..., G*H]``, the part of its input known before the step."""
-        x = self.dropout(self.embed(tokens), deterministic=deterministic)
-        return self.layers[0].project(x)
-
-    def features_step(self, state: DecoderState, token: Optional[jax.Array],
-                      memory: Memory, deterministic: bool = True,
-                      x_proj: Optional[jax.Array] = None):
-        """One step without the output layer.
-
-        Args:
-          state: the previous DecoderState, ``[R, ...]``.
-          token: ``[R]`` int32 input y_{t-1} (unused when ``x_proj`` is given).
-          memory: encoder memory of B = R / G sentences, each shared by G consecutive
-            rows (G = 1, or the beams of beam search).
-          x_proj: ``[R, G*H]``, the token's ``_projected_tokens``, when computed for all
-            steps at once before the loop (teacher forcing).
-
-        Returns:
-          (new state, features ``[R, H]``, attention weights ``[R, S]`` or None).
-        """
-        if x_proj is None:
-            x_proj = self._projected_tokens(token, deterministic)
-        rest = []  # the first layer's inputs that only the step knows
-        context = weights = None
-        if self._attends_before_step:
-            context, weights = self._attend_step(state.layers[-1][0], memory)
-            rest.append(context)
-        if self.config.input_feeding:
-            rest.append(state.feed)
-        rest = jnp.concatenate(rest, axis=-1) if rest else None
-        carry, x = self.layers[0].step(state.layers[0], rest, x_proj)
-        x = self._between_layers(0, None, x, deterministic)
-        carries = [carry]
-        for i, layer in enumerate(self.layers[1:], 1):
-            carry, h = layer.step(state.layers[i], x)
-            carries.append(carry)
-            x = self._between_layers(i, x, h, deterministic)
-        if self._has_attention and context is None:
-            context, weights = self._attend_step(x, memory)
-        features = self._readout(x, context, deterministic)
-        feed = features if self.config.input_feeding else None
-        return DecoderState(tuple(carries), feed), features, weights
-
-    def pre_logits(self, features: jax.Array) -> jax.Array:
-        """``[..., H] -> [..., D]``: what the output matrix multiplies (D = embed_dim
-        when tied to an embedding of another size, H otherwise)."""
-        c = self.config
-        if c.tie_embeddings and c.hidden_size != c.embed_dim:
-            return self.pre_output(features)
-        return features
-
-    def output_weights(self) -> tuple[jax.Array, Optional[jax.Array]]:
-        """The output layer: kernel ``[D, V]`` (the target embedding's transpose when
-        tied) and bias ``[V]`` (None when tied)."""
-        if self.config.tie_embeddings:
-            return self.embed.embedding.T, None
-        return self.output(self.config.hidden_size)
-
-    def logits(self, features: jax.Array) -> jax.Array:
-        """``[..., H] -> [..., V]``."""
-        return dense(self.pre_logits(features), *self.output_weights(),
-                     jnp.dtype(self.config.dtype))
-
-    def step(self, state: DecoderState, token: jax.Array, memory: Memory,
-             deterministic: bool = True):
-        """The one decoder step: ``(state, token [B]) -> (state, logits [B, V], weights)``."""
-        state, features, weights = self.features_step(state, token, memory, deterministic)
-        return state, self.logits(features), weights
-
-    def teacher_forced(self, state: DecoderState, tgt_in: jax.Array, memory: Memory,
-                       deterministic: bool):
-        """Features ``[B, T, H]`` and weights ``[B, T, S]`` with every input the gold token."""
-        if self.attention_in_recurrence:
-            def body(module, carry, x_proj):
-                carry, features, weights = module.features_step(
-                    carry, None, memory, deterministic, x_proj)
-                return carry, (features, weights)
-
-            scan = nn.scan(body, variable_broadcast="params",
-                           split_rngs={"params": False, "dropout": True},
-                           in_axes=0, out_axes=1, unroll=self.config.unroll)
-            # The embeddings' share of the first layer's input: all steps in one matmul,
-            # time-major [T, B, G*H] as the loop reads it (no transpose of G*H columns).
-            x_proj = self._projected_tokens(tgt_in.T, deterministic)
-            _, (features, weights) = scan(self, state, x_proj)
-            return features, weights
-        x = self.dropout(self.embed(tgt_in), deterministic=deterministic)
-        for i, layer in enumerate(self.layers):
-            _, h = layer(x, None, state.layers[i])  # the whole target in one scan
-            x = self._between_layers(i, x, h, deterministic)
-        context, weights = self._attend(x, memory) if self._has_attention else (None, None)
-        return self._readout(x, context, deterministic), weights
-
-    def scheduled(self, state: DecoderState, tgt_in: jax.Array, forced: jax.Array,
-                  memory: Memory, sample: bool, deterministic: bool):
-        """Scheduled sampling (Bengio et al. 2015): logits ``[B, T, V]`` and weights.
-
-        Where ``forced [B, T]`` is True the input is the gold token, elsewhere the
-        model's own previous prediction: its argmax, or a sample from its softmax
-        (rng stream "sample") when ``sample``.
-        """
-        def body(module, carry, inputs):
-            state, predicted = carry
-            gold, use_gold = inputs
-            token = jnp.where(use_gold, gold, predicted)
-            state, logits, weights = module.step(state, token, memory, deterministic)
-            if sample:
-                predicted = jax.random.categorical(module.make_rng("sample"), logits)
-            else:
-                predicted = reductions.argmax(logits)
-            return (state, predicted.astype(tgt_in.dtype)), (logits, weights)
-
-        scan = nn.scan(body, variable_broadcast="params",
-                       split_rngs={"params": False, "dropout": True, "sample": True},
-                       in_axes=1, out_axes=1, unroll=self.config.unroll)
-        _, (logits, weights) = scan(self, (state, tgt_in[:, 0]), (tgt_in, forced))
-        return logits, weights
+# What callers import from here: the model, its config and decoder state, and the
+# bridge names the config is checked against.
+__all__ = ["BRIDGES", "DecoderState", "Memory", "ModelConfig", "Seq2Seq"]
 
 
 class Seq2Seq(nn.Module):
@@ -377,8 +46,8 @@ class Seq2Seq(nn.Module):
         the memory may hold one row per G consecutive rows (``Decoder.features_step``)."""
         return self.decoder.step(state, token, memory)
 
-    def teacher_forced(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
-                       deterministic: bool = True):
+    def teacher_forced_pre_logits(self, src: jax.Array, src_mask: jax.Array,
+                                  tgt_in: jax.Array, deterministic: bool = True):
         """Training's fast path, up to the output matmul.
 
         Returns:
@@ -386,7 +55,8 @@ class Seq2Seq(nn.Module):
           ``[V]`` (or None): the logits are ``features @ kernel + bias``.
         """
         state, memory = self.encode(src, src_mask, deterministic)
-        features, _ = self.decoder.teacher_forced(state, tgt_in, memory, deterministic)
+        features, _ = self.decoder.teacher_forced_features(state, tgt_in, memory,
+                                                           deterministic)
         return (self.decoder.pre_logits(features),) + self.decoder.output_weights()
 
     def __call__(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
@@ -407,7 +77,7 @@ class Seq2Seq(nn.Module):
         """
         state, memory = self.encode(src, src_mask, deterministic)
         if forced is None:
-            features, weights = self.decoder.teacher_forced(state, tgt_in, memory,
-                                                            deterministic)
+            features, weights = self.decoder.teacher_forced_features(state, tgt_in, memory,
+                                                                     deterministic)
             return self.decoder.logits(features), weights
         return self.decoder.scheduled(state, tgt_in, forced, memory, sample, deterministic)

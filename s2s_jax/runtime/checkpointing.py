@@ -1,8 +1,9 @@
 """Checkpointing of training state with Orbax.
 
-This is the only module of the package that imports Orbax. `save_tree` and
-`restore_tree` write and read one pytree (an export's parameters). A `Checkpointer`
-owns two `orbax.checkpoint.CheckpointManager`s under a work directory:
+`save_tree` and `restore_tree` write and read one pytree (an export's parameters).
+A `Checkpointer` owns two `orbax.checkpoint.CheckpointManager`s under a work
+directory, opened by `checkpoint_managers` (the only other module of the package
+that imports Orbax):
 
   * `<workdir>/checkpoints`: the most recent `keep` checkpoints, for resuming.
   * `<workdir>/best`: the single best checkpoint according to a metric.
@@ -12,155 +13,40 @@ memory (so the state may be donated or updated right away) and the files are
 written in the background. Orbax writes each step into a temporary directory
 and renames it when complete, so unfinished steps are never reported. Once a
 step is written, `<step>/checksums.json` records the CRC32C of each of its files
-(written atomically, at the next save or `wait`); restore verifies them first, so
-a step whose files were garbled or cut later is skipped, with one warning naming
-the step and the file, for the one before it (the latest ones, then the best).
+(`s2s_jax.runtime.checksums`, at the next save or `wait`); restore verifies them
+first, so a step whose files were garbled or cut later is skipped, with one
+warning naming the step and the file, for the one before it (the latest ones,
+then the best).
 
 All methods must be called on every JAX process; Orbax coordinates the
 processes and decides which one writes shared files.
 """
 
-import json
-import logging
+import logging as std_logging
 import math
-import mmap
 import os
-import shutil
-import zlib
 from typing import Any, Literal
 
-import google_crc32c
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from jax.experimental import multihost_utils
 
-from s2s_jax.runtime.atomic_files import write_atomically
+from s2s_jax.runtime import checkpoint_managers, checksums
 
 PyTree = Any
 
 
-def _not_orbax_info(record: logging.LogRecord) -> bool:
+def _not_orbax_info(record: std_logging.LogRecord) -> bool:
     """Orbax logs dozens of INFO lines per save through absl; keep its warnings only."""
-    return record.levelno >= logging.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+    return (record.levelno >= std_logging.WARNING
+            or f"{os.sep}orbax{os.sep}" not in record.pathname)
 
 
-logging.getLogger("absl").addFilter(_not_orbax_info)
-_logger = logging.getLogger(__name__)
+std_logging.getLogger("absl").addFilter(_not_orbax_info)
 # The directory of a step's one unnamed item, as Orbax names it.
 _ITEM = "default"
-
-
-# Per step: {"crc32c": {path relative to the step: CRC32C of the file, hex}}.
-CHECKSUMS = "checksums.json"
-
-
-class DamagedCheckpointError(Exception):
-    """A checkpoint's files do not match their checksums."""
-
-
-def _crc(path: str, algorithm: str) -> int:
-    """The file's checksum, read through a memory map: no copies (reading it into
-    bytes objects took longer than the checksum; benchmarks/checkpoint_verify.py).
-    CRC32C is SSE4.2/ARMv8 hardware in google-crc32c, 3x zlib's CRC32 here; "crc32"
-    checks the steps saved before CRC32C was used."""
-    with open(path, "rb") as f:
-        if not os.fstat(f.fileno()).st_size:
-            return 0
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            if algorithm == "crc32":
-                return zlib.crc32(mapped)
-            # google_crc32c takes only buffers that need no release, as numpy's are.
-            return google_crc32c.value(np.frombuffer(mapped, np.uint8))
-
-
-def _file_checksums(step_dir: str, algorithm: str = "crc32c") -> dict[str, str]:
-    """The checksum (hex) of every file under ``step_dir`` but CHECKSUMS, by relative path."""
-    checksums = {}
-    for root, _, names in os.walk(step_dir):
-        for name in names:
-            path = os.path.join(root, name)
-            relative = os.path.relpath(path, step_dir)
-            if relative != CHECKSUMS:
-                checksums[relative] = f"{_crc(path, algorithm):08x}"
-    return dict(sorted(checksums.items()))
-
-
-def seal(step_dir: str) -> None:
-    """Writes ``step_dir``'s CHECKSUMS (atomically: complete or absent)."""
-    write_atomically(os.path.join(step_dir, CHECKSUMS),
-                     json.dumps({"crc32c": _file_checksums(step_dir)}, indent=0))
-
-
-def verify(step_dir: str) -> None:
-    """Raises DamagedCheckpointError naming the first file of ``step_dir`` that is
-    missing or differs from its checksum; a step without CHECKSUMS (saved before
-    checksums existed, or killed before they were written) passes unchecked."""
-    path = os.path.join(step_dir, CHECKSUMS)
-    if not os.path.exists(path):
-        return
-    try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError) as error:
-        raise DamagedCheckpointError(f"{path}: unreadable ({error})") from None
-    # Steps saved before CRC32C hold a flat {path: CRC32} mapping.
-    expected = saved.get("crc32c", saved) if isinstance(saved, dict) else None
-    algorithm = "crc32c" if expected is not saved else "crc32"
-    if not isinstance(expected, dict):
-        raise DamagedCheckpointError(f"{path}: not a mapping of files to checksums")
-    actual = _file_checksums(step_dir, algorithm)
-    for relative, crc in expected.items():
-        if actual.get(relative) != crc:
-            problem = "is missing" if relative not in actual else "does not match its checksum"
-            raise DamagedCheckpointError(f"{os.path.join(step_dir, relative)} {problem}")
-
-
-def _sync(name: str) -> None:
-    """Waits for every JAX process to get here."""
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(name)
-
-
-def _move_to_damaged(directory: str, step: int) -> None:
-    """Moves step ``step`` of ``directory`` (a manager's) to
-    ``<workdir>/damaged/<checkpoints or best>-<step>``: kept for inspection, never
-    deleted, and out of Orbax's sight. Called on process 0."""
-    damaged = os.path.join(os.path.dirname(directory), "damaged")
-    target = os.path.join(damaged, f"{os.path.basename(directory)}-{step}")
-    os.makedirs(damaged, exist_ok=True)
-    suffix = 0
-    while os.path.exists(target + (f".{suffix}" if suffix else "")):
-        suffix += 1
-    target += f".{suffix}" if suffix else ""
-    os.replace(os.path.join(directory, str(step)), target)
-    _logger.warning("Moved the damaged checkpoint %s of %s to %s.", step, directory, target)
-
-
-def _remove_unfinished_saves(directory: str) -> None:
-    """Deletes the temporary folders of saves that never finished, before Orbax opens
-    ``directory``: its own cleanup runs in a thread, which prints tracebacks when a
-    short command (a failed eval) exits before it ends."""
-    if jax.process_index() == 0 and os.path.isdir(directory):
-        for unfinished in ocp.path.step.all_temporary_paths(directory):
-            shutil.rmtree(unfinished.get())
-    _sync(f"s2s_jax: cleaned {directory}")
-
-
-def _set_aside_unreadable_metrics(best_dir: str) -> None:
-    """Orbax reads the metrics of every best step when it opens ``best_dir`` and fails
-    on one it cannot parse: such steps are moved to ``damaged/`` first."""
-    if jax.process_index() == 0 and os.path.isdir(best_dir):
-        for name in sorted(os.listdir(best_dir)):
-            path = os.path.join(best_dir, name, "metrics", "metrics")
-            if name.isdigit() and os.path.exists(path):
-                try:
-                    with open(path, encoding="utf-8") as f:
-                        json.load(f)
-                except (OSError, ValueError) as error:
-                    _logger.warning("Cannot read %s (%s).", path, error)
-                    _move_to_damaged(best_dir, int(name))
-    _sync(f"s2s_jax: checked {best_dir}")
 
 
 def _on_every_process(ok: bool) -> bool:
@@ -213,45 +99,17 @@ class Checkpointer:
         self.best_mode = best_mode
         self.keep_best = keep_best
 
-        # One unnamed item per step, fixed up front: left to Orbax, the mode is
-        # guessed from the first step restored, and a damaged one guesses wrong.
-        # Each manager names its own barriers across processes: both save step N
-        # into "N.orbax-checkpoint-tmp" at once, and with the same barrier names
-        # their background threads would meet each other's and hang.
         for kind in ("checkpoints", "best"):
-            _remove_unfinished_saves(os.path.join(workdir, kind))
-        self._latest = ocp.CheckpointManager(
-            os.path.join(workdir, "checkpoints"),
-            item_handlers=ocp.StandardCheckpointHandler(),
-            options=ocp.CheckpointManagerOptions(
-                preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
-                multiprocessing_options=ocp.options.MultiprocessingOptions(
-                    barrier_sync_key_prefix="latest"),
-            ),
-        )
+            checkpoint_managers.remove_unfinished_saves(os.path.join(workdir, kind))
+        self._latest = checkpoint_managers.latest_manager(
+            os.path.join(workdir, "checkpoints"), keep)
 
         def metric_fn(metrics: dict[str, float]) -> float:
             return metrics[best_metric]
 
-        _set_aside_unreadable_metrics(os.path.join(workdir, "best"))
-        self._best = ocp.CheckpointManager(
-            os.path.join(workdir, "best"),
-            item_handlers=ocp.StandardCheckpointHandler(),
-            options=ocp.CheckpointManagerOptions(
-                # `best_fn` makes Orbax write the metrics next to each step and
-                # reload them on restart; `BestN` deletes all but the best n.
-                best_fn=metric_fn,
-                best_mode=best_mode,
-                preservation_policy=ocp.checkpoint_managers.BestN(
-                    get_metric_fn=metric_fn,
-                    reverse=best_mode == "min",
-                    n=keep_best,
-                    keep_checkpoints_without_metrics=False,
-                ),
-                multiprocessing_options=ocp.options.MultiprocessingOptions(
-                    barrier_sync_key_prefix="best"),
-            ),
-        )
+        checkpoint_managers.set_aside_unreadable_metrics(os.path.join(workdir, "best"))
+        self._best = checkpoint_managers.best_manager(
+            os.path.join(workdir, "best"), metric_fn, best_mode, keep_best)
         # The metric of each kept best checkpoint by step, read back from disk once.
         self._best_values: dict[int, float] = {
             step: metric_fn(self._best.metrics(step)) for step in self._best.all_steps()}
@@ -265,7 +123,7 @@ class Checkpointer:
             manager.wait_until_finished()
             step_dir = os.path.join(os.fspath(manager.directory), str(step))
             if jax.process_index() == 0 and os.path.isdir(step_dir):
-                seal(step_dir)
+                checksums.seal(step_dir)
         self._unsealed = []
 
     def save(self, step: int, state: PyTree, *, force: bool = False) -> bool:
@@ -390,6 +248,12 @@ class Checkpointer:
         candidates = latest + best if which == "latest" else best + latest
         if not candidates:
             raise FileNotFoundError(f"No checkpoint found in {manager.directory}.")
+        return self._restore_first_readable(candidates, target)
+
+    def _restore_first_readable(self, candidates: list[tuple[ocp.CheckpointManager, int]],
+                                target: PyTree) -> PyTree:
+        """Restores the first of ``candidates`` (manager, step) that every process can
+        read, then sets aside the damaged ones before it (see `restore`)."""
         errors: dict[tuple[ocp.CheckpointManager, int], Exception] = {}
         for candidate in candidates:
             try:
@@ -400,7 +264,7 @@ class Checkpointer:
                 for damaged in errors:
                     self._set_aside(*damaged)
                 return restored
-            _logger.warning("Cannot restore checkpoint %s of %s (%s: %s).", candidate[1],
+            logging.warning("Cannot restore checkpoint %s of %s (%s: %s).", candidate[1],
                             candidate[0].directory, type(error).__name__, error)
             errors[candidate] = error
         raise RuntimeError(
@@ -409,12 +273,9 @@ class Checkpointer:
             "above.") from errors[candidates[0]]
 
     def _set_aside(self, manager: ocp.CheckpointManager, step: int) -> None:
-        """Moves a damaged step out of the manager's sight (see `_move_to_damaged`)."""
-        directory = os.fspath(manager.directory)
-        if jax.process_index() == 0:
-            _move_to_damaged(directory, step)
-        _sync(f"s2s_jax: set aside {directory} {step}")
-        manager.reload()
+        """Moves a damaged step out of the manager's sight (`checkpoint_managers.set_aside`)
+        and forgets its metric."""
+        checkpoint_managers.set_aside(manager, step)
         if manager is self._best:
             self._best_values.pop(step, None)
 
@@ -436,7 +297,7 @@ class Checkpointer:
         if step not in manager.all_steps():
             raise FileNotFoundError(f"No checkpoint for step {step} in {manager.directory}.")
         manager.wait_until_finished()
-        verify(os.path.join(os.fspath(manager.directory), str(step)))
+        checksums.verify(os.path.join(os.fspath(manager.directory), str(step)))
         target = {"params": abstract_params}
         restored = ocp.PyTreeCheckpointer().restore(
             os.path.join(manager.directory, str(step), _ITEM),
@@ -448,7 +309,7 @@ class Checkpointer:
     @staticmethod
     def _restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:
         manager.wait_until_finished()
-        verify(os.path.join(os.fspath(manager.directory), str(step)))
+        checksums.verify(os.path.join(os.fspath(manager.directory), str(step)))
         abstract_target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         return manager.restore(step, args=ocp.args.StandardRestore(abstract_target))
 

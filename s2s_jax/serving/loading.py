@@ -10,7 +10,7 @@ or else the checkpoint ``config.eval`` names. No training data is read.
 import copy
 import dataclasses
 import os
-from typing import Optional
+from typing import Iterable, Optional
 
 import ml_collections
 from absl import logging
@@ -19,11 +19,31 @@ from s2s_jax.runtime import checkpointing, parallel
 
 from s2s_jax.training import model_files
 
-from s2s_jax.evaluation import parameters
+from s2s_jax.evaluation import evaluate, parameters
 from s2s_jax.data.sources import load_vocabularies
 from s2s_jax.decoding.translator import Translator
 
 PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model(Translator):
+    """A trained translator, as ``s2s_jax.load`` returns it::
+
+        model = s2s_jax.load("exports/en-de")          # an export, or a trained workdir
+        model.translate(["A man rides a bike."])        # ["Ein Mann fährt Fahrrad."]
+        model.translate(sources, beam_size=5, n_best=3, return_scores=True)
+        model.score(sources, references)               # {"bleu": ..., "bleu_signature": ...}
+    """
+
+    def score(self, sources: Iterable[str], references: Iterable[str]) -> dict:
+        """Translates ``sources`` and scores them against ``references`` (one each):
+        loss, perplexity, exact match, BLEU and chrF with sacrebleu signatures (and
+        the WMT17 convention's BLEU when ``config.eval.wmt17_bleu``), BLEU by source
+        length; as ``--mode=eval`` reports them."""
+        pairs = list(zip(sources, references, strict=True))
+        result = evaluate.Evaluator(self, pairs, "score")(self.params)
+        return {**result.metrics, "bleu_by_length": result.bleu_by_length}
 
 
 def is_export(path: str) -> bool:
@@ -52,7 +72,7 @@ def store_model_files(workdir: str, config: ml_collections.ConfigDict) -> None:
                     workdir, model_files.CONFIG_FILE)
 
 
-def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Translator:
+def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Model:
     """The model in ``path`` (an export or a workdir) with its parameters.
 
     ``config``: the stored config with changes that leave the model as it is
@@ -63,10 +83,10 @@ def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Trans
 
 
 def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = None
-                    ) -> tuple[Translator, list[int]]:
+                    ) -> tuple[Model, list[int]]:
     """``load``, and the checkpoint steps whose (mean) parameters it holds."""
     stored, config = resolved_config(path, config)
-    translator = Translator.build(config, *model_files.read_vocabs(path))
+    translator = Model.build(config, *model_files.read_vocabs(path))
     abstract = translator.abstract_params()
     if is_export(path):
         params = checkpointing.restore_tree(os.path.join(path, PARAMS_DIR), abstract)

@@ -23,7 +23,8 @@ import jax
 import ml_collections
 
 from s2s_jax.runtime.atomic_files import write_atomically
-from s2s_jax.config import ConfigError, base_config
+from s2s_jax.config import RENAMED, ConfigError, base_config
+from s2s_jax.config.checks import get
 from s2s_jax.data.vocab import Vocab
 from s2s_jax.data.vocab_files import load_vocab, same_vocab, save_vocab, vocab_path
 
@@ -45,18 +46,12 @@ def model_defining_fields(config: ml_collections.ConfigDict) -> list[str]:
             + [f"data.{key}" for key in _VOCABULARY_FIELDS])
 
 
-def _get(config, dotted: str):
-    for part in dotted.split("."):
-        config = config[part]
-    return config
-
-
 def check_same_model(stored: ml_collections.ConfigDict, given: ml_collections.ConfigDict,
                      directory: str) -> None:
     """Raises ConfigError naming the first model-defining field where ``given``
     differs from ``stored`` (the config in ``directory``), with both values."""
     for field in model_defining_fields(stored):
-        was, now = _get(stored, field), _get(given, field)
+        was, now = get(stored, field), get(given, field)
         if _plain(was) != _plain(now):
             raise ConfigError(
                 f"config.{field}={now!r} differs from the trained model's {was!r} "
@@ -133,9 +128,18 @@ def read_config(directory: str) -> ml_collections.ConfigDict:
     """The locked config stored in ``directory``: ``base_config()`` with every stored
     field."""
     config = base_config()
-    _update(config, read_record(directory)["config"],
-            os.path.join(directory, CONFIG_FILE), "config")
+    stored = read_record(directory)["config"]
+    _rename_old_fields(stored)
+    _update(config, stored, os.path.join(directory, CONFIG_FILE), "config")
     return config
+
+
+def _rename_old_fields(stored: dict) -> None:
+    """Moves the values of fields since renamed (``config.RENAMED``) to their new keys."""
+    for old, new in RENAMED.items():
+        (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+        if old_key in stored.get(old_section, {}):
+            stored.setdefault(new_section, {})[new_key] = stored[old_section].pop(old_key)
 
 
 def _update(config: ml_collections.ConfigDict, stored: dict, path: str, prefix: str) -> None:

@@ -1,16 +1,19 @@
 """Optimizers, learning-rate schedules and the teacher-forcing schedule."""
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import optax
 
+from s2s_jax.config.registry import Registry
+
 
 def _with_warmup(schedule: optax.Schedule, warmup_steps: int) -> optax.Schedule:
+    """``schedule`` times a linear ramp from ``1 / warmup_steps`` at step 0 to 1 at step
+    ``warmup_steps - 1``."""
     if warmup_steps <= 0:
         return schedule
-    return lambda step: schedule(step) * jnp.minimum(1.0, (step + 1) / warmup_steps)
+    ramp = optax.linear_schedule(1.0 / warmup_steps, 1.0, warmup_steps - 1)
+    return lambda step: schedule(step) * ramp(step)
 
 
 def _constant(train, steps_per_epoch: int) -> optax.Schedule:
@@ -22,16 +25,16 @@ def _step_decay(train, steps_per_epoch: int) -> optax.Schedule:
     ``decay_every_epochs`` (Sutskever et al.: halve every half epoch after epoch 5)."""
     start = train.decay_start_epoch * steps_per_epoch
     every = max(train.decay_every_epochs * steps_per_epoch, 1.0)
-
-    def schedule(step):
-        decays = jnp.where(step < start, 0.0, 1.0 + jnp.floor((step - start) / every))
-        return train.learning_rate * train.decay_factor ** decays
-
+    decayed = optax.exponential_decay(train.learning_rate * train.decay_factor, every,
+                                      train.decay_factor, staircase=True)
+    schedule = optax.join_schedules(
+        [optax.constant_schedule(train.learning_rate), decayed], [start])
     return _with_warmup(schedule, train.warmup_steps)
 
 
 def _rsqrt(train, steps_per_epoch: int) -> optax.Schedule:
-    """Linear warm-up to the peak, then decay with the inverse square root of the step."""
+    """Linear warm-up to the peak, then decay with the inverse square root of the step
+    (optax has no inverse-square-root schedule)."""
     warmup = max(train.warmup_steps, 1)
 
     def schedule(step):
@@ -41,13 +44,16 @@ def _rsqrt(train, steps_per_epoch: int) -> optax.Schedule:
     return schedule
 
 
-LEARNING_RATE_SCHEDULES: dict[str, Callable] = {
+LEARNING_RATE_SCHEDULES = Registry("train.schedule", {
     "constant": _constant,
     "step": _step_decay,
     "rsqrt": _rsqrt,
-}
-OPTIMIZERS: dict[str, Callable] = {"adam": optax.adam, "sgd": optax.sgd,
-                                   "adadelta": lambda lr: optax.adadelta(lr, rho=0.95, eps=1e-6)}
+})
+OPTIMIZERS = Registry("train.optimizer", {
+    "adam": optax.adam,
+    "sgd": optax.sgd,
+    "adadelta": lambda lr: optax.adadelta(lr, rho=0.95, eps=1e-6),
+})
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from absl import logging
-from clu import metric_writers
+from clu import metric_writers, periodic_actions
 
 from s2s_jax.evaluation import evaluate, parameters, plots
 from s2s_jax.models import output_layer, token_metrics
@@ -47,7 +47,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
         if forced is None:  # the output layer and the loss fused, outside the recurrence
             features, kernel, bias = state.apply_fn(
                 variables, batch["src"], batch["src_mask"], batch["tgt_in"],
-                deterministic=False, rngs=rngs, method="teacher_forced")
+                deterministic=False, rngs=rngs, method="teacher_forced_pre_logits")
             sums = output_layer.projected_metrics(
                 features, kernel, bias, batch["tgt_out"], mask, train.label_smoothing,
                 train.loss_chunk_tokens, jnp.dtype(config.model.dtype),
@@ -137,19 +137,18 @@ class NonFiniteRun:
 
 def _log_train(writer, step: int, sums: dict, seconds: float, steps: int,
                num_steps: int) -> None:
-    """Logs the metrics of the updates applied in the last ``steps`` steps and warns
-    about the skipped ones."""
-    metrics = {"skipped": float(sums["skipped"]), "steps_per_sec": steps / seconds,
+    """Logs the metrics of the updates applied in the last ``steps`` steps (``seconds``
+    of training) and warns about the skipped ones; steps/s and the ETA are clu's
+    ``ReportProgress``'s."""
+    metrics = {"skipped": float(sums["skipped"]),
                "tokens_per_sec": float(sums["tokens"]) / seconds}
     applied = float(sums["steps"])
     if applied:
         metrics.update(token_metrics.summarize(sums), grad_norm=float(sums["grad_norm"]) / applied)
     writer.write_scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-    eta = (num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
     if applied:
-        logging.info("step %d/%d: loss %.4f, ppl %.2f, %.1f steps/s, ETA %.0f s", step,
-                     num_steps, metrics["loss"], metrics["perplexity"],
-                     metrics["steps_per_sec"], eta)
+        logging.info("step %d/%d: loss %.4f, ppl %.2f, %.0f tokens/s", step, num_steps,
+                     metrics["loss"], metrics["perplexity"], metrics["tokens_per_sec"])
     if metrics["skipped"]:
         logging.warning("step %d/%d: %d of the last %d updates skipped for a non-finite "
                         "loss or gradient", step, num_steps, metrics["skipped"], steps)
@@ -246,16 +245,21 @@ def _train(translator: Translator, corpus: Corpus, state: TrainState,
     config = translator.config
     train = config.train
     step_fn, rng = jit_train_step(config)
-    split = config.eval.train_split
+    split = config.eval.validation_split
     evaluator = evaluate.Evaluator(translator, corpus.splits[split], split, wmt17_split=split)
     start = int(state.step)
     sums, last_time, last_step = {}, time.time(), start
     nonfinite = NonFiniteRun(train.max_consecutive_nonfinite)
+    progress = periodic_actions.ReportProgress(num_train_steps=train.num_steps, writer=writer,
+                                               every_steps=train.log_every, every_secs=None)
+    shapes = set()  # of the batches trained on: the train step compiles once for each
     stream = prefetch(batches.iterate(start), config.data.prefetch)
     with Preemption() as preemption:
         for step in range(start + 1, train.num_steps + 1):
             batch = parallel.shard_batch(next(stream), translator.mesh)
+            shapes.add(batch["src"].shape + batch["tgt_out"].shape)
             state, step_sums = step_fn(state, batch, rng)
+            progress(step)
             nonfinite.push(step, step_sums["skipped"])
             sums = token_metrics.add(sums, step_sums)
             last = step == train.num_steps
@@ -275,8 +279,9 @@ def _train(translator: Translator, corpus: Corpus, state: TrainState,
                 return False
             if step % train.eval_every == 0 or last:
                 started = time.time()
-                _evaluate(evaluator, writer, checkpointer, step, state, config)
-                last_time += time.time() - started  # steps/s counts training time only
+                with progress.timed("eval"):
+                    _evaluate(evaluator, writer, checkpointer, step, state, config)
+                last_time += time.time() - started  # tokens/s counts training time only
                 if _no_progress(checkpointer, step, train):
                     checkpointer.save(step, state)
                     logging.info("early stopping at step %d: no better %s in %d evaluations "
@@ -288,6 +293,6 @@ def _train(translator: Translator, corpus: Corpus, state: TrainState,
             if last:
                 break
     nonfinite.flush()
-    logging.info("compiled train step programs: %d (buckets: %d)",
-                 step_fn._cache_size(), len(config.data.buckets))
+    logging.info("train step batch shapes, each compiled once: %d (buckets: %d)",
+                 len(shapes), len(config.data.buckets))
     return True

@@ -1,0 +1,51 @@
+"""``config.model``: the architecture (every field but the vocabulary sizes of
+``s2s_jax.models.model_config.ModelConfig``, which takes its defaults from here)."""
+
+import ml_collections
+
+from s2s_jax.config.checks import check, get, one_of, positive
+
+
+def defaults() -> ml_collections.ConfigDict:
+    model = ml_collections.ConfigDict()
+    model.cell = "lstm"  # lstm | gru | rnn, for encoder and decoder
+    model.embed_dim = 64  # source and target embedding size
+    model.hidden_size = 128  # decoder state size; each encoder direction's size
+    model.encoder_layers = 1  # stacked encoder layers
+    model.decoder_layers = 1  # stacked decoder layers
+    model.bidirectional = True  # bidirectional encoder (memory size 2 * hidden_size)
+    model.residual = False  # residual connections between stacked layers
+    model.reverse_source = False  # feed the source reversed (Sutskever et al. 2014)
+    model.bridge = "dense"  # encoder final state -> decoder: copy | dense | zeros
+    model.attention = "bahdanau"  # none | bahdanau | dot | general | local_p | concat | multihead
+    model.attention_dim = 128  # additive / local-p hidden size, multi-head width
+    model.num_heads = 4  # heads of multihead attention
+    model.input_feeding = False  # feed the previous attentional vector (Luong et al.)
+    model.dropout = 0.1  # embedding, between-layer and output dropout
+    model.tie_embeddings = False  # share target embedding and output matrix
+    model.unroll = 1  # time steps unrolled per loop iteration (speed only)
+    model.remat = False  # recompute recurrent matmuls in the backward pass (less memory)
+    model.dtype = "float32"  # matmul dtype: float32 | bfloat16 (state, softmax stay float32)
+    return model
+
+
+def validate(config) -> None:
+    positive(config, "model.embed_dim", "model.hidden_size", "model.encoder_layers",
+             "model.decoder_layers", "model.attention_dim", "model.num_heads", "model.unroll")
+    check(0.0 <= get(config, "model.dropout") < 1.0, "model.dropout", "must be in [0, 1)",
+          config.model.dropout)
+    one_of(config, "model.dtype", ("float32", "bfloat16"))
+    model = config.model
+    memory_size = model.hidden_size * (2 if model.bidirectional else 1)
+    if model.bridge == "copy":
+        check(model.encoder_layers == model.decoder_layers, "model.bridge",
+              "'copy' needs encoder_layers == decoder_layers (use 'dense')", model.bridge)
+        check(memory_size == model.hidden_size, "model.bridge",
+              "'copy' needs a unidirectional encoder (use 'dense')", model.bridge)
+    if model.attention == "dot":
+        check(memory_size == model.hidden_size, "model.attention",
+              "'dot' needs memory size == hidden_size (unidirectional encoder)",
+              model.attention)
+    if model.attention == "multihead":
+        check(model.attention_dim % model.num_heads == 0, "model.attention_dim",
+              f"must be divisible by model.num_heads={model.num_heads}", model.attention_dim)
