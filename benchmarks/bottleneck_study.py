@@ -24,16 +24,19 @@ import os
 from absl import app, flags, logging
 
 from configs import multi30k, synthetic
-from s2s_jax.runtime import host_memory
 from s2s_jax.evaluation import plots
 from s2s_jax.registries import validate
+from s2s_jax.runtime import host_memory
 from s2s_jax.training.train import train_and_evaluate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bottleneck", "One sub-directory per run.")
 flags.DEFINE_string("manual_dir", "../shared/data/multi30k", "Multi30k files.")
-flags.DEFINE_string("figures", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                            "figures"), "Where the plots go.")
+flags.DEFINE_string(
+    "figures",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures"),
+    "Where the plots go.",
+)
 flags.DEFINE_list("tasks", ["copy", "multi30k"], "Tasks to run.")
 flags.DEFINE_list("variants", [], "Variants to run (default: all).")
 flags.DEFINE_integer("copy_steps", 500, "Training steps per copy-task model.")
@@ -73,9 +76,13 @@ def _config(task: str, overrides: dict):
     config = TASKS[task]()
     config.model.update(bidirectional=False, bridge="copy")
     train = config.train
-    train.update(eval_every=train.num_steps, checkpoint_every=train.num_steps,
-                 log_every=max(train.num_steps // 4, 1), best_metric="bleu",
-                 teacher_forcing_steps=train.num_steps)
+    train.update(
+        eval_every=train.num_steps,
+        checkpoint_every=train.num_steps,
+        log_every=max(train.num_steps // 4, 1),
+        best_metric="bleu",
+        teacher_forcing_steps=train.num_steps,
+    )
     config.eval.update(decoder="greedy", num_heatmaps=0)
     for key, value in overrides.items():
         block, field = key.split(".")
@@ -93,8 +100,9 @@ def main(argv):
     for task in FLAGS.tasks:
         results[task] = {}
         for name in variants:
-            workdir = os.path.join(FLAGS.workdir, task, name.replace(", ", "_").replace(
-                " ", "_").replace(">", ""))
+            workdir = os.path.join(
+                FLAGS.workdir, task, name.replace(", ", "_").replace(" ", "_").replace(">", "")
+            )
             logging.info("bottleneck study: %s / %s in %s", task, name, workdir)
             metrics = train_and_evaluate(_config(task, VARIANTS[name]), workdir)
             with open(os.path.join(workdir, "eval", "test", "metrics.json")) as f:
@@ -102,20 +110,30 @@ def main(argv):
             results[task][name] = {"bleu": metrics["bleu"], "by_length": by_length}
         buckets = [row["bucket"] for row in next(iter(results[task].values()))["by_length"]]
         plots.bleu_by_length(
-            buckets, {name: [row["bleu"] for row in r["by_length"]]
-                      for name, r in results[task].items()},
-            os.path.join(FLAGS.figures, f"bottleneck_{task}.png"))
+            buckets,
+            {name: [row["bleu"] for row in r["by_length"]] for name, r in results[task].items()},
+            os.path.join(FLAGS.figures, f"bottleneck_{task}.png"),
+        )
     for task, rows in results.items():
         first = next(iter(rows.values()))["by_length"]
         counts = ", ".join(f"{row['bucket']}: {row['sentences']}" for row in first)
         print(f"\n{task}: test BLEU by source length (sentences per bucket: {counts})")
-        print(f"{'variant':<20} {'all':>6} "
-              + " ".join(f"{row['bucket']:>7}" for row in first))
+        print(f"{'variant':<20} {'all':>6} " + " ".join(f"{row['bucket']:>7}" for row in first))
         for name, r in rows.items():
-            print(f"{name:<20} {r['bleu']:>6.2f} "
-                  + " ".join(f"{row['bleu']:>7.2f}" for row in r["by_length"]))
-    print(json.dumps({"benchmark": "bottleneck_study", "copy_steps": FLAGS.copy_steps,
-                      "multi30k_steps": FLAGS.multi30k_steps, "results": results}))
+            print(
+                f"{name:<20} {r['bleu']:>6.2f} "
+                + " ".join(f"{row['bleu']:>7.2f}" for row in r["by_length"])
+            )
+    print(
+        json.dumps(
+            {
+                "benchmark": "bottleneck_study",
+                "copy_steps": FLAGS.copy_steps,
+                "multi30k_steps": FLAGS.multi30k_steps,
+                "results": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,14 +20,12 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax.runtime import checkpointing, checksums
-
-from s2s_jax.training import schedules
-from s2s_jax.data.vocab import WordVocab
-from s2s_jax.training.train_state import initial_state
-from s2s_jax.decoding.translator import Translator
-
 from benchmarks.report import print_report
+from s2s_jax.data.vocab import WordVocab
+from s2s_jax.decoding.translator import Translator
+from s2s_jax.runtime import checkpointing, checksums
+from s2s_jax.training import schedules
+from s2s_jax.training.train_state import initial_state
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("vocab_size", 8_000, "Pieces of each vocabulary.")
@@ -49,31 +47,40 @@ def main(argv):
     config = FLAGS.config
     vocab = WordVocab([f"w{i}" for i in range(FLAGS.vocab_size - 4)])
     translator = Translator.build(config, vocab, vocab)
-    state = initial_state(config, translator.model,
-                          schedules.create_optimizer(config.train, 1), translator.mesh)
+    state = initial_state(
+        config, translator.model, schedules.create_optimizer(config.train, 1), translator.mesh
+    )
     with tempfile.TemporaryDirectory() as workdir:
         checkpointer = checkpointing.Checkpointer(workdir)
         checkpointer.save(1, state)
         checkpointer.wait()
         step_dir = os.path.join(workdir, "checkpoints", "1")
-        step_bytes = sum(os.path.getsize(os.path.join(root, name))
-                         for root, _, names in os.walk(step_dir) for name in names)
+        step_bytes = sum(
+            os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(step_dir)
+            for name in names
+        )
         abstract = translator.abstract_params()
         verify = _median_seconds(lambda: checksums.verify(step_dir), FLAGS.repeats)
         restore = _median_seconds(lambda: checkpointer.restore(state, step=1), FLAGS.repeats)
-        params = _median_seconds(lambda: checkpointer.restore_params(abstract, 1),
-                                 FLAGS.repeats)
-    figures = {"benchmark": "checkpoint_verify", "step_mib": step_bytes / 2**20,
-               "verify_seconds": verify, "restore_state_seconds": restore,
-               "restore_params_seconds": params,
-               "verify_share_of_state_restore": verify / restore,
-               "verify_share_of_params_restore": verify / params}
-    rows = [("checkpoint files (MiB)", f"{figures['step_mib']:.1f}"),
-            ("CRC32C check of every file (s)", f"{verify:.3f}"),
-            ("restore training state, check included (s)", f"{restore:.3f}"),
-            ("restore parameters alone, check included (s)", f"{params:.3f}"),
-            ("check / state restore", f"{verify / restore:.1%}"),
-            ("check / parameters restore", f"{verify / params:.1%}")]
+        params = _median_seconds(lambda: checkpointer.restore_params(abstract, 1), FLAGS.repeats)
+    figures = {
+        "benchmark": "checkpoint_verify",
+        "step_mib": step_bytes / 2**20,
+        "verify_seconds": verify,
+        "restore_state_seconds": restore,
+        "restore_params_seconds": params,
+        "verify_share_of_state_restore": verify / restore,
+        "verify_share_of_params_restore": verify / params,
+    }
+    rows = [
+        ("checkpoint files (MiB)", f"{figures['step_mib']:.1f}"),
+        ("CRC32C check of every file (s)", f"{verify:.3f}"),
+        ("restore training state, check included (s)", f"{restore:.3f}"),
+        ("restore parameters alone, check included (s)", f"{params:.3f}"),
+        ("check / state restore", f"{verify / restore:.1%}"),
+        ("check / parameters restore", f"{verify / params:.1%}"),
+    ]
     print_report(rows, figures)
 
 

@@ -45,27 +45,33 @@ config_flags.DEFINE_config_file("config", CONFIG, "Internal: the restart's confi
 
 def write_corpus(path: str, pairs: int, manual_dir: str, seed: int = 0) -> None:
     """N pairs, each 1-3 random Multi30k en-de training captions joined by spaces."""
+
     def lines(lang):
         with open(os.path.join(manual_dir, f"train.{lang}"), encoding="utf-8") as f:
             return [line.rstrip("\n").replace("\t", " ") for line in f]
+
     en, de = lines("en"), lines("de")
     rng = np.random.default_rng(seed)
     with open(path + ".partial", "w", encoding="utf-8") as f:
         for start in range(0, pairs, 100_000):
             count = min(100_000, pairs - start)
             ks, ids = rng.integers(1, 4, count), rng.integers(0, len(en), (count, 3))
-            f.writelines(" ".join(en[i] for i in row[:k]) + "\t"
-                         + " ".join(de[i] for i in row[:k]) + "\n"
-                         for k, row in zip(ks, ids))
+            f.writelines(
+                " ".join(en[i] for i in row[:k]) + "\t" + " ".join(de[i] for i in row[:k]) + "\n"
+                for k, row in zip(ks, ids)
+            )
     os.replace(path + ".partial", path)
 
 
 def _overrides(train_path: str) -> list[str]:
-    return [f"--config={CONFIG}", f"--config.data.train_path={train_path}",
-            f"--config.data.vocab_size={FLAGS.vocab_size}",
-            f"--config.data.records_dir={FLAGS.workdir}/records",
-            f"--config.data.vocab_dir={FLAGS.workdir}/vocab",
-            f"--config.compilation_cache_dir={FLAGS.workdir}/xla"]
+    return [
+        f"--config={CONFIG}",
+        f"--config.data.train_path={train_path}",
+        f"--config.data.vocab_size={FLAGS.vocab_size}",
+        f"--config.data.records_dir={FLAGS.workdir}/records",
+        f"--config.data.vocab_dir={FLAGS.workdir}/vocab",
+        f"--config.compilation_cache_dir={FLAGS.workdir}/xla",
+    ]
 
 
 def _measured(command: list[str], cwd: str | None = None) -> tuple[float, float, str]:
@@ -92,10 +98,11 @@ def restart(config, workdir: str, launched: float) -> dict:
     """A restart of training to its first step (in this process), then the batch
     stream's and the train step's tokens/s."""
     import jax
+
+    from s2s_jax.decoding.translator import Translator
     from s2s_jax.runtime import host_memory, parallel
     from s2s_jax.training import schedules, train
     from s2s_jax.training.train_state import initial_state
-    from s2s_jax.decoding.translator import Translator
 
     host_memory.configure(config)
     parallel.cache_compilations(config.compilation_cache_dir)
@@ -103,8 +110,12 @@ def restart(config, workdir: str, launched: float) -> dict:
     corpus, batches = train.training_data(config, workdir)
     data_rss = _rss_mib() - before
     translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
-    state = initial_state(config, translator.model, schedules.create_optimizer(
-        config.train, batches.steps_per_epoch), translator.mesh)
+    state = initial_state(
+        config,
+        translator.model,
+        schedules.create_optimizer(config.train, batches.steps_per_epoch),
+        translator.mesh,
+    )
     step, rng = train.jit_train_step(config)
     state, sums = step(state, parallel.shard_batch(batches.batch(0), translator.mesh), rng)
     jax.block_until_ready(sums)
@@ -118,17 +129,20 @@ def restart(config, workdir: str, launched: float) -> dict:
         rates.append(_tokens(batch) / (time.perf_counter() - start))
     start = time.perf_counter()
     tokens = sum(_tokens(batches.batch(s)) for s in range(FLAGS.pipeline_steps))
-    return {"restart_to_first_step_seconds": first_step, "restart_data_rss_mib": data_rss,
-            "pipeline_tokens_per_sec": tokens / (time.perf_counter() - start),
-            "train_tokens_per_sec": float(np.median(rates)), "train_pairs": len(corpus.train),
-            "steps_per_epoch": batches.steps_per_epoch}
+    return {
+        "restart_to_first_step_seconds": first_step,
+        "restart_data_rss_mib": data_rss,
+        "pipeline_tokens_per_sec": tokens / (time.perf_counter() - start),
+        "train_tokens_per_sec": float(np.median(rates)),
+        "train_pairs": len(corpus.train),
+        "steps_per_epoch": batches.steps_per_epoch,
+    }
 
 
 def main(argv):
     del argv
     if FLAGS.phase:
-        print(json.dumps(restart(FLAGS.config, os.path.join(FLAGS.workdir, "run"),
-                                 FLAGS.phase)))
+        print(json.dumps(restart(FLAGS.config, os.path.join(FLAGS.workdir, "run"), FLAGS.phase)))
         return
     os.makedirs(FLAGS.workdir, exist_ok=True)
     train_path = FLAGS.train_path or os.path.join(FLAGS.workdir, f"corpus_{FLAGS.pairs}.tsv")
@@ -136,19 +150,42 @@ def main(argv):
         write_corpus(train_path, FLAGS.pairs, FLAGS.manual_dir)
     with open(train_path, "rb") as f:
         pairs = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
-    subprocess.run(["rm", "-rf", f"{FLAGS.workdir}/records", f"{FLAGS.workdir}/vocab",
-                    f"{FLAGS.workdir}/xla", f"{FLAGS.workdir}/run"], check=True)
+    subprocess.run(
+        [
+            "rm",
+            "-rf",
+            f"{FLAGS.workdir}/records",
+            f"{FLAGS.workdir}/vocab",
+            f"{FLAGS.workdir}/xla",
+            f"{FLAGS.workdir}/run",
+        ],
+        check=True,
+    )
     workdir = os.path.join(FLAGS.workdir, "run")
     preprocess_seconds, preprocess_rss, _ = _measured(
-        [sys.executable, "-m", "s2s_jax.main", "--mode=preprocess", f"--workdir={workdir}",
-         *_overrides(train_path)])
+        [
+            sys.executable,
+            "-m",
+            "s2s_jax.main",
+            "--mode=preprocess",
+            f"--workdir={workdir}",
+            *_overrides(train_path),
+        ]
+    )
     restarts = []
     for _ in range(2):  # cold XLA cache, then warm: what a resumed run finds
-        command = [sys.executable, "-m", "benchmarks.corpus_scale", f"--phase={time.time()}",
-                   f"--train_path={train_path}", f"--workdir={FLAGS.workdir}",
-                   f"--vocab_size={FLAGS.vocab_size}",
-                   f"--pipeline_steps={FLAGS.pipeline_steps}",
-                   f"--train_steps={FLAGS.train_steps}", *_overrides(train_path)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.corpus_scale",
+            f"--phase={time.time()}",
+            f"--train_path={train_path}",
+            f"--workdir={FLAGS.workdir}",
+            f"--vocab_size={FLAGS.vocab_size}",
+            f"--pipeline_steps={FLAGS.pipeline_steps}",
+            f"--train_steps={FLAGS.train_steps}",
+            *_overrides(train_path),
+        ]
         _, rss, out = _measured(command, cwd=REPO)  # where the package is
         restarts.append({**json.loads(out.strip().splitlines()[-1]), "peak_rss_mib": rss})
     cold, warm = restarts
@@ -156,8 +193,11 @@ def main(argv):
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
     figures = {
-        "benchmark": "corpus_scale", "pairs": pairs, "corpus_bytes": os.path.getsize(train_path),
-        "train_pairs": warm["train_pairs"], "preprocess_seconds": preprocess_seconds,
+        "benchmark": "corpus_scale",
+        "pairs": pairs,
+        "corpus_bytes": os.path.getsize(train_path),
+        "train_pairs": warm["train_pairs"],
+        "preprocess_seconds": preprocess_seconds,
         "preprocess_peak_rss_mib": preprocess_rss,
         "records_build_seconds": manifest["build_seconds"],
         "vocabularies_and_rest_seconds": preprocess_seconds - manifest["build_seconds"],
@@ -168,22 +208,31 @@ def main(argv):
         "pipeline_tokens_per_sec": warm["pipeline_tokens_per_sec"],
         "train_tokens_per_sec": warm["train_tokens_per_sec"],
         "pipeline_over_train_step": warm["pipeline_tokens_per_sec"] / warm["train_tokens_per_sec"],
-        "records_mib": sum(os.path.getsize(os.path.join(root, name)) for root, _, names
-                           in os.walk(f"{FLAGS.workdir}/records") for name in names) / 2**20,
-        "cpus": os.cpu_count()}
-    rows = [("corpus pairs / bytes", f"{pairs:,} / {figures['corpus_bytes']:,}"),
-            ("preprocess (vocabularies + records), s", f"{preprocess_seconds:.1f}"),
-            ("  of which encoding and writing records, s", f"{manifest['build_seconds']:.1f}"),
-            ("preprocess peak RSS, MiB", f"{preprocess_rss:,.0f}"),
-            ("records on disk, MiB", f"{figures['records_mib']:,.0f}"),
-            ("first start -> first step (cold XLA cache), s",
-             f"{figures['first_start_to_first_step_seconds']:.1f}"),
-            ("restart -> first step, s", f"{figures['restart_to_first_step_seconds']:.1f}"),
-            ("restart peak RSS (model included), MiB", f"{figures['restart_peak_rss_mib']:,.0f}"),
-            ("restart: RSS of the data path, MiB", f"{figures['restart_data_rss_mib']:,.0f}"),
-            ("pipeline tokens/s", f"{figures['pipeline_tokens_per_sec']:,.0f}"),
-            ("train step tokens/s", f"{figures['train_tokens_per_sec']:,.0f}"),
-            ("pipeline / train step", f"{figures['pipeline_over_train_step']:.0f}x")]
+        "records_mib": sum(
+            os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(f"{FLAGS.workdir}/records")
+            for name in names
+        )
+        / 2**20,
+        "cpus": os.cpu_count(),
+    }
+    rows = [
+        ("corpus pairs / bytes", f"{pairs:,} / {figures['corpus_bytes']:,}"),
+        ("preprocess (vocabularies + records), s", f"{preprocess_seconds:.1f}"),
+        ("  of which encoding and writing records, s", f"{manifest['build_seconds']:.1f}"),
+        ("preprocess peak RSS, MiB", f"{preprocess_rss:,.0f}"),
+        ("records on disk, MiB", f"{figures['records_mib']:,.0f}"),
+        (
+            "first start -> first step (cold XLA cache), s",
+            f"{figures['first_start_to_first_step_seconds']:.1f}",
+        ),
+        ("restart -> first step, s", f"{figures['restart_to_first_step_seconds']:.1f}"),
+        ("restart peak RSS (model included), MiB", f"{figures['restart_peak_rss_mib']:,.0f}"),
+        ("restart: RSS of the data path, MiB", f"{figures['restart_data_rss_mib']:,.0f}"),
+        ("pipeline tokens/s", f"{figures['pipeline_tokens_per_sec']:,.0f}"),
+        ("train step tokens/s", f"{figures['train_tokens_per_sec']:,.0f}"),
+        ("pipeline / train step", f"{figures['pipeline_over_train_step']:.0f}x"),
+    ]
     print_report(rows, figures)
 
 

@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import time
-from typing import Optional
 
 import jax
 import numpy as np
@@ -40,12 +39,12 @@ from ml_collections import config_flags
 from benchmarks.model_flops import search_flops
 from benchmarks.side_by_side import jax_matmul_rate, torch_matmul_rate
 from s2s_jax import decoding
-from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.data.batching import encode_pairs, eval_batches, sort_by_source_length
 from s2s_jax.data.sources import load_corpus
-from s2s_jax.evaluation.parameters import NoCheckpointError, make_checkpointer, restore_configured
-from s2s_jax.training.train_state import initial_state
 from s2s_jax.decoding.translator import Translator
+from s2s_jax.evaluation.parameters import NoCheckpointError, make_checkpointer, restore_configured
+from s2s_jax.runtime import host_memory, parallel
+from s2s_jax.training.train_state import initial_state
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_decode", "Checkpoints (optional), caches.")
@@ -80,14 +79,21 @@ def _torch_decoder(translator: Translator, beam_size: int):
         return None
     try:
         import torch
+
         from benchmarks.peers import torch_search
-        from benchmarks.peers.torch_seq2seq import (TorchSeq2Seq, check_supported,
-                                                    load_flax_params, precision)
+        from benchmarks.peers.torch_seq2seq import (
+            TorchSeq2Seq,
+            check_supported,
+            load_flax_params,
+            precision,
+        )
     except ImportError:
         return None
-    model_config = {**translator.config.model.to_dict(),
-                    "src_vocab_size": translator.src_vocab.size,
-                    "tgt_vocab_size": translator.tgt_vocab.size}
+    model_config = {
+        **translator.config.model.to_dict(),
+        "src_vocab_size": translator.src_vocab.size,
+        "tgt_vocab_size": translator.tgt_vocab.size,
+    }
     check_supported(model_config)
     torch.set_num_threads(os.cpu_count())
     peer = TorchSeq2Seq(model_config)
@@ -101,13 +107,13 @@ def _torch_decoder(translator: Translator, beam_size: int):
         with precision(model_config):
             if beam_size == 1:
                 return torch_search.greedy(peer, src, mask, max_len).numpy(), None
-            best, steps = torch_search.beam_search(peer, src, mask, beam_size, ev.alpha,
-                                                   max_len)
+            best, steps = torch_search.beam_search(peer, src, mask, beam_size, ev.alpha, max_len)
         return best.numpy(), steps.numpy()
+
     return decode
 
 
-def _torch_split(decode, batches) -> tuple[float, list[np.ndarray], Optional[np.ndarray]]:
+def _torch_split(decode, batches) -> tuple[float, list[np.ndarray], np.ndarray | None]:
     """Seconds, the best hypothesis of each valid row, and the decoder steps its beam
     search ran per valid row (None for greedy search)."""
     start, best, steps = time.perf_counter(), [], []
@@ -126,8 +132,12 @@ def main(argv):
     translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
     mesh = translator.mesh
     try:  # the workdir's best (else latest) checkpoint, or random weights
-        params, _ = restore_configured(make_checkpointer(config, FLAGS.workdir),
-                                       translator.abstract_params(), config.eval, FLAGS.workdir)
+        params, _ = restore_configured(
+            make_checkpointer(config, FLAGS.workdir),
+            translator.abstract_params(),
+            config.eval,
+            FLAGS.workdir,
+        )
         trained = True
     except NoCheckpointError:
         params = initial_state(config, translator.model, optax.identity(), mesh).params
@@ -162,47 +172,82 @@ def main(argv):
         flops = search_flops(model, src_tokens, lengths, beam_size)
         ceilings[beam_size] = len(pairs) * rate / flops
         if peer and peer_steps is not None:  # the steps both searches' rule runs
-            rule_ceilings[beam_size] = len(pairs) * rate / search_flops(
-                model, src_tokens, peer_steps, beam_size)
+            rule_ceilings[beam_size] = (
+                len(pairs) * rate / search_flops(model, src_tokens, peer_steps, beam_size)
+            )
         for name, seconds in times.items():
             if not seconds:
                 continue
-            row = {"contestant": name, "decoder": eval_config.decoder, "beam_size": beam_size,
-                   "sentences_per_sec": len(pairs) / min(seconds), "seconds": min(seconds),
-                   "mfu": flops / min(seconds) / rate}
+            row = {
+                "contestant": name,
+                "decoder": eval_config.decoder,
+                "beam_size": beam_size,
+                "sentences_per_sec": len(pairs) / min(seconds),
+                "seconds": min(seconds),
+                "mfu": flops / min(seconds) / rate,
+            }
             if name == "s2s_jax":
-                row.update(tokens_per_sec=sum(lengths) / min(seconds), target_tokens=sum(lengths),
-                           first_pass_seconds=compile_seconds)
+                row.update(
+                    tokens_per_sec=sum(lengths) / min(seconds),
+                    target_tokens=sum(lengths),
+                    first_pass_seconds=compile_seconds,
+                )
             else:
-                row["same_hypotheses"] = float(np.mean([
-                    np.array_equal(decoding.until_eos(a), decoding.until_eos(b))
-                    for a, b in zip(best, peer_best)]))
+                row["same_hypotheses"] = float(
+                    np.mean(
+                        [
+                            np.array_equal(decoding.until_eos(a), decoding.until_eos(b))
+                            for a, b in zip(best, peer_best)
+                        ]
+                    )
+                )
                 row["speedup_of_s2s_jax"] = min(seconds) / min(times["s2s_jax"])
             results.append(row)
-    print(f"{len(pairs)} sentences of {config.eval.split}, batch {batch_size}, "
-          f"{'trained' if trained else 'random'} weights, {jax.device_count()} device(s)")
-    print(f"{'contestant':<10} {'decoder':<7} {'beam':>4} {'sent/s':>8} {'seconds':>8} "
-          f"{'MFU':>6} {'s2s_jax speed-up':>16} {'same hyps':>9}")
+    print(
+        f"{len(pairs)} sentences of {config.eval.split}, batch {batch_size}, "
+        f"{'trained' if trained else 'random'} weights, {jax.device_count()} device(s)"
+    )
+    print(
+        f"{'contestant':<10} {'decoder':<7} {'beam':>4} {'sent/s':>8} {'seconds':>8} "
+        f"{'MFU':>6} {'s2s_jax speed-up':>16} {'same hyps':>9}"
+    )
     for r in results:
         speedup = r.get("speedup_of_s2s_jax")
         same = r.get("same_hypotheses")
-        print(f"{r['contestant']:<10} {r['decoder']:<7} {r['beam_size']:>4} "
-              f"{r['sentences_per_sec']:>8.1f} {r['seconds']:>8.2f} {r['mfu']:>6.1%} "
-              f"{'' if speedup is None else f'{speedup:.2f}x':>16} "
-              f"{'' if same is None else f'{same:.1%}':>9}")
-    print(f"{config.model.dtype} matmul rate {rate / 1e9:.1f} GFLOP/s; no search of these "
-          "hypotheses exceeds, in sent/s: "
-          + ", ".join(f"beam {k}: {c:.0f}" for k, c in ceilings.items()))
+        print(
+            f"{r['contestant']:<10} {r['decoder']:<7} {r['beam_size']:>4} "
+            f"{r['sentences_per_sec']:>8.1f} {r['seconds']:>8.2f} {r['mfu']:>6.1%} "
+            f"{'' if speedup is None else f'{speedup:.2f}x':>16} "
+            f"{'' if same is None else f'{same:.1%}':>9}"
+        )
+    print(
+        f"{config.model.dtype} matmul rate {rate / 1e9:.1f} GFLOP/s; no search of these "
+        "hypotheses exceeds, in sent/s: "
+        + ", ".join(f"beam {k}: {c:.0f}" for k, c in ceilings.items())
+    )
     if rule_ceilings:
-        print("nor any search that stops when this one does (the steps the reference ran), "
-              "in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in rule_ceilings.items()))
-    print(json.dumps({"benchmark": "decode_throughput", "split": config.eval.split,
-                      "sentences": len(pairs), "trained": trained, "results": results,
-                      "matmul_flops_per_sec": rate,
-                      "ceiling_sentences_per_sec": {str(k): c for k, c in ceilings.items()},
-                      "stopping_rule_ceiling_sentences_per_sec": {
-                          str(k): c for k, c in rule_ceilings.items()},
-                      "devices": jax.device_count(), "jax": jax.__version__}))
+        print(
+            "nor any search that stops when this one does (the steps the reference ran), "
+            "in sent/s: " + ", ".join(f"beam {k}: {c:.0f}" for k, c in rule_ceilings.items())
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "decode_throughput",
+                "split": config.eval.split,
+                "sentences": len(pairs),
+                "trained": trained,
+                "results": results,
+                "matmul_flops_per_sec": rate,
+                "ceiling_sentences_per_sec": {str(k): c for k, c in ceilings.items()},
+                "stopping_rule_ceiling_sentences_per_sec": {
+                    str(k): c for k, c in rule_ceilings.items()
+                },
+                "devices": jax.device_count(),
+                "jax": jax.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,15 +16,13 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax.runtime import host_memory, parallel
-
-from s2s_jax.training import schedules
-from s2s_jax.data.batching import prefetch
-from s2s_jax.training.train_state import initial_state
-from s2s_jax.decoding.translator import Translator
-from s2s_jax.training.train import jit_train_step, training_data
-
 from benchmarks.report import print_report
+from s2s_jax.data.batching import prefetch
+from s2s_jax.decoding.translator import Translator
+from s2s_jax.runtime import host_memory, parallel
+from s2s_jax.training import schedules
+from s2s_jax.training.train import jit_train_step, training_data
+from s2s_jax.training.train_state import initial_state
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/s2s_bench_input", "Vocabulary / TFDS cache.")
@@ -53,8 +51,12 @@ def main(argv):
     translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
     mesh = translator.mesh
     step, rng = jit_train_step(config)
-    state = initial_state(config, translator.model,
-                          schedules.create_optimizer(config.train, batches.steps_per_epoch), mesh)
+    state = initial_state(
+        config,
+        translator.model,
+        schedules.create_optimizer(config.train, batches.steps_per_epoch),
+        mesh,
+    )
     compiled = set()
     stream = prefetch(batches.iterate(0), config.data.prefetch)
     start = time.perf_counter()
@@ -76,8 +78,10 @@ def main(argv):
     ratio = pipeline_tokens_per_sec / train_tokens_per_sec
     rows = [
         ("corpus read + tokenize + encode (s)", f"{setup_seconds:.1f}"),
-        ("training pairs / filtered / dropped empty",
-         f"{len(corpus.train)} / {batches.num_filtered} / {corpus.num_dropped}"),
+        (
+            "training pairs / filtered / dropped empty",
+            f"{len(corpus.train)} / {batches.num_filtered} / {corpus.num_dropped}",
+        ),
         ("batch shapes (src, tgt, sentences)", str(batches.shapes)),
         ("pipeline batches/s", f"{FLAGS.pipeline_steps / pipeline_seconds:,.0f}"),
         ("pipeline tokens/s", f"{pipeline_tokens_per_sec:,.0f}"),
@@ -85,13 +89,22 @@ def main(argv):
         ("compile time, all shapes (s)", f"{compile_seconds:.1f}"),
         ("pipeline / train step", f"{ratio:.1f}x"),
     ]
-    print_report(rows, {
-        "benchmark": "input_pipeline", "setup_seconds": setup_seconds,
-        "pipeline_tokens_per_sec": pipeline_tokens_per_sec,
-        "train_tokens_per_sec": train_tokens_per_sec, "ratio": ratio,
-        "compile_seconds": compile_seconds, "shapes": batches.shapes,
-        "filtered": batches.num_filtered, "dropped_empty": corpus.num_dropped,
-        "devices": jax.device_count(), "jax": jax.__version__})
+    print_report(
+        rows,
+        {
+            "benchmark": "input_pipeline",
+            "setup_seconds": setup_seconds,
+            "pipeline_tokens_per_sec": pipeline_tokens_per_sec,
+            "train_tokens_per_sec": train_tokens_per_sec,
+            "ratio": ratio,
+            "compile_seconds": compile_seconds,
+            "shapes": batches.shapes,
+            "filtered": batches.num_filtered,
+            "dropped_empty": corpus.num_dropped,
+            "devices": jax.device_count(),
+            "jax": jax.__version__,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import ml_collections
 import numpy as np
 
 from benchmarks.side_by_side import jax_matmul_rate, serve, timed
-from s2s_jax.runtime import host_memory, parallel
-from s2s_jax.training.train_state import initial_state
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.training.schedules import create_optimizer
 from s2s_jax.training.train import jit_train_step
+from s2s_jax.training.train_state import initial_state
 
 
 def main(spec_dir: str) -> None:
@@ -28,13 +28,20 @@ def main(spec_dir: str) -> None:
     config = ml_collections.ConfigDict(spec["config"])
     host_memory.configure(config)
     data = np.load(os.path.join(spec_dir, "batches.npz"))
-    batches = [{key: data[f"{i}/{key}"] for key in spec["keys"]}
-               for i in range(spec["num_batches"])]
-    model = Seq2Seq(ModelConfig.create(src_vocab_size=spec["src_vocab_size"],
-                                tgt_vocab_size=spec["tgt_vocab_size"],
-                                **config.model.to_dict()))
+    batches = [
+        {key: data[f"{i}/{key}"] for key in spec["keys"]} for i in range(spec["num_batches"])
+    ]
+    model = Seq2Seq(
+        ModelConfig.create(
+            src_vocab_size=spec["src_vocab_size"],
+            tgt_vocab_size=spec["tgt_vocab_size"],
+            **config.model.to_dict(),
+        )
+    )
     mesh = parallel.make_mesh()
-    state = initial_state(config, model, create_optimizer(config.train, spec["steps_per_epoch"]), mesh)
+    state = initial_state(
+        config, model, create_optimizer(config.train, spec["steps_per_epoch"]), mesh
+    )
     step_fn, rng = jit_train_step(config)
     compiled, compile_seconds = {}, {}
 
@@ -49,7 +56,8 @@ def main(spec_dir: str) -> None:
             if shape not in compiled:
                 lowered = step_fn.lower(state, batch, rng)
                 compile_seconds[str(shape)] = timed(
-                    lambda: compiled.setdefault(shape, lowered.compile()))
+                    lambda: compiled.setdefault(shape, lowered.compile())
+                )
             state, _ = compiled[shape](state, batch, rng)
         jax.block_until_ready(state)
         return {"compile_seconds": compile_seconds, "programs": len(compiled)}
@@ -62,8 +70,10 @@ def main(spec_dir: str) -> None:
             def step():
                 nonlocal state
                 state, sums = compiled[batch["src"].shape + batch["tgt_in"].shape[1:]](
-                    state, batch, rng)
+                    state, batch, rng
+                )
                 jax.block_until_ready((state, sums))
+
             times.append(timed(step))
         return {"seconds": times}
 

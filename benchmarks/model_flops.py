@@ -26,17 +26,22 @@ def forward_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -
     ``model`` is ``config.model`` as a dict plus ``tgt_vocab_size``.
     """
     if model["attention"] not in ("general", "dot", "none"):
-        raise ValueError(f"model_flops covers Luong dot/general attention, not "
-                         f"{model['attention']!r}")
+        raise ValueError(
+            f"model_flops covers Luong dot/general attention, not {model['attention']!r}"
+        )
     emb, hid, gates = model["embed_dim"], model["hidden_size"], GATES[model["cell"]]
     directions = 2 if model["bidirectional"] else 1
     mem = directions * hid
     src, tgt = np.asarray(src_tokens, np.float64), np.asarray(tgt_tokens, np.float64)
-    per_src = sum(directions * _recurrent(emb if i == 0 else mem, hid, gates)
-                  for i in range(model["encoder_layers"]))
+    per_src = sum(
+        directions * _recurrent(emb if i == 0 else mem, hid, gates)
+        for i in range(model["encoder_layers"])
+    )
     feed = hid if model["input_feeding"] else 0  # the last attentional vector, fed in
-    per_tgt = sum(_recurrent(emb + feed if i == 0 else hid, hid, gates)
-                  for i in range(model["decoder_layers"]))
+    per_tgt = sum(
+        _recurrent(emb + feed if i == 0 else hid, hid, gates)
+        for i in range(model["decoder_layers"])
+    )
     per_tgt += 2 * hid * model["tgt_vocab_size"]  # output layer
     per_sentence = 0.0
     if model["bridge"] == "dense":  # every decoder carry from the top encoder carries
@@ -55,8 +60,7 @@ def train_step_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray
     return 3.0 * forward_flops(model, src_tokens, tgt_tokens)
 
 
-def search_flops(model: dict, src_tokens: np.ndarray, steps: np.ndarray,
-                 beam_size: int) -> float:
+def search_flops(model: dict, src_tokens: np.ndarray, steps: np.ndarray, beam_size: int) -> float:
     """Model FLOPs of a batched beam search that runs ``steps [N]`` decoder steps per
     sentence: the encoder reads each source once, the first step scores one hypothesis
     (BOS), every later step ``beam_size`` of them, as batched searches do (a finished

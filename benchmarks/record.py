@@ -36,19 +36,27 @@ def _machine() -> str:
     if os.path.exists("/proc/cpuinfo"):  # the model: results differ between machines
         models = re.findall(r"^model name\s*:\s*(.+)$", open("/proc/cpuinfo").read(), re.M)
         cpu = models[0] if models else cpu
-    return (f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores, "
-            f"Python {platform.python_version()}; {', '.join(versions)}")
+    return (
+        f"{platform.system()} {cpu}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}; {', '.join(versions)}"
+    )
 
 
 def _commit() -> str:
     """The checkout's commit, "+changes" when tracked files other than RESULTS.md
     differ from it."""
+
     def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True,
-                              cwd=os.path.dirname(RESULTS)).stdout.strip()
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=os.path.dirname(RESULTS)
+        ).stdout.strip()
+
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [line for line in git("status", "--porcelain", "--untracked-files=no").split("\n")
-               if line and not line.endswith("RESULTS.md")]
+    changed = [
+        line
+        for line in git("status", "--porcelain", "--untracked-files=no").split("\n")
+        if line and not line.endswith("RESULTS.md")
+    ]
     return commit + ("+changes" if changed else "")
 
 
@@ -57,10 +65,12 @@ def _section(name: str, command: list[str], output: str, commit: str) -> str:
     json.loads(lines[-1])  # a benchmark ends with its JSON line
     table = "\n".join(lines[:-1])
     today = datetime.date.today().isoformat()
-    return (f"<!-- BEGIN {name} -->\n## {name}\n\n"
-            f"Measured {today} at commit {commit} on {_machine()}.\n\n"
-            f"```bash\n{shlex.join(command)}\n```\n\n"
-            f"```\n{table}\n```\n\n```json\n{lines[-1]}\n```\n<!-- END {name} -->\n")
+    return (
+        f"<!-- BEGIN {name} -->\n## {name}\n\n"
+        f"Measured {today} at commit {commit} on {_machine()}.\n\n"
+        f"```bash\n{shlex.join(command)}\n```\n\n"
+        f"```\n{table}\n```\n\n```json\n{lines[-1]}\n```\n<!-- END {name} -->\n"
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -74,11 +84,17 @@ def main(argv: list[str]) -> None:
     if run.returncode:
         sys.exit(f"benchmark failed with exit code {run.returncode}; RESULTS.md unchanged")
     section = _section(name, command, run.stdout, commit)
-    text = open(RESULTS, encoding="utf-8").read() if os.path.exists(RESULTS) else (
-        "# Benchmark results\n\nEvery section below is written by `benchmarks/record.py` "
-        "from the output of the command it shows.\n\n")
-    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->\n",
-                         re.S)
+    text = (
+        open(RESULTS, encoding="utf-8").read()
+        if os.path.exists(RESULTS)
+        else (
+            "# Benchmark results\n\nEvery section below is written by `benchmarks/record.py` "
+            "from the output of the command it shows.\n\n"
+        )
+    )
+    pattern = re.compile(
+        rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->\n", re.S
+    )
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text + section
     with open(RESULTS, "w", encoding="utf-8") as f:
         f.write(text)

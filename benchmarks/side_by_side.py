@@ -15,7 +15,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class Worker:
@@ -23,8 +23,9 @@ class Worker:
 
     def __init__(self, name: str, argv: list[str], cwd: str | None = None):
         self.name = name
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      text=True, cwd=cwd)
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=cwd
+        )
 
     def call(self, command: str, **args) -> dict:
         self._proc.stdin.write(json.dumps({"command": command, **args}) + "\n")
@@ -72,7 +73,7 @@ MATMUL_SIZE = 2048  # the square matrices on which the matmul rate is measured
 def matmul_rate(matmul: Callable[[], object], size: int) -> float:
     """FLOP/s of the best of 5 timed ``[size, size] @ [size, size]`` products."""
     matmul()  # warm-up (and compilation)
-    return 2 * size ** 3 / min(timed(matmul) for _ in range(5))
+    return 2 * size**3 / min(timed(matmul) for _ in range(5))
 
 
 def jax_matmul_rate(size: int = MATMUL_SIZE, dtype: str = "float32") -> float:
@@ -80,6 +81,7 @@ def jax_matmul_rate(size: int = MATMUL_SIZE, dtype: str = "float32") -> float:
     ("float32" or "bfloat16"), accumulated in float32 as s2s_jax's matmuls are."""
     import jax  # here, not at the top: a worker loads only its own library
     import jax.numpy as jnp
+
     a = jax.random.normal(jax.random.key(0), (size, size), dtype)
     matmul = jax.jit(lambda a: jnp.matmul(a, a, preferred_element_type=jnp.float32))
     return matmul_rate(lambda: matmul(a).block_until_ready(), size)
@@ -88,5 +90,6 @@ def jax_matmul_rate(size: int = MATMUL_SIZE, dtype: str = "float32") -> float:
 def torch_matmul_rate(size: int = MATMUL_SIZE, dtype: str = "float32") -> float:
     """torch's matmul FLOP/s on random ``[size, size]`` matrices in ``dtype``."""
     import torch
+
     a = torch.randn(size, size, dtype=getattr(torch, dtype))
     return matmul_rate(lambda: torch.mm(a, a), size)

@@ -59,12 +59,19 @@ def _write_spec(config, spec_dir: str) -> tuple[list[dict], dict]:
         first_of_shape.setdefault(batch["src"].shape + batch["tgt_in"].shape[1:], batch)
         step += 1
     batches += list(first_of_shape.values())
-    np.savez(os.path.join(spec_dir, "batches.npz"),
-             **{f"{i}/{k}": v for i, b in enumerate(batches) for k, v in b.items()})
-    spec = {"config": json.loads(config.to_json()), "keys": sorted(batches[0]),
-            "num_batches": len(batches), "src_vocab_size": corpus.src_vocab.size,
-            "tgt_vocab_size": corpus.tgt_vocab.size,
-            "steps_per_epoch": stream.steps_per_epoch, "buckets": len(stream.shapes)}
+    np.savez(
+        os.path.join(spec_dir, "batches.npz"),
+        **{f"{i}/{k}": v for i, b in enumerate(batches) for k, v in b.items()},
+    )
+    spec = {
+        "config": json.loads(config.to_json()),
+        "keys": sorted(batches[0]),
+        "num_batches": len(batches),
+        "src_vocab_size": corpus.src_vocab.size,
+        "tgt_vocab_size": corpus.tgt_vocab.size,
+        "steps_per_epoch": stream.steps_per_epoch,
+        "buckets": len(stream.shapes),
+    }
     with open(os.path.join(spec_dir, "spec.json"), "w") as f:
         json.dump(spec, f)
     return batches, spec
@@ -82,13 +89,15 @@ def main(argv):
         workers = {}
         for name in FLAGS.contestants:
             module, extra = WORKERS[name]
-            workers[name] = Worker(name, [sys.executable, "-m", module, spec_dir] + extra,
-                                   cwd=REPO)
+            workers[name] = Worker(name, [sys.executable, "-m", module, spec_dir] + extra, cwd=REPO)
         timed = FLAGS.rounds * FLAGS.steps_per_round
-        rate = max(w.call("matmul_rate", size=MATMUL_SIZE)["flops_per_sec"]
-                   for w in workers.values())
-        warm = {name: w.call("warmup", indices=list(range(timed, len(batches))))
-                for name, w in workers.items()}
+        rate = max(
+            w.call("matmul_rate", size=MATMUL_SIZE)["flops_per_sec"] for w in workers.values()
+        )
+        warm = {
+            name: w.call("warmup", indices=list(range(timed, len(batches))))
+            for name, w in workers.items()
+        }
         seconds = {name: [] for name in workers}
         last = {}
         for r in range(FLAGS.rounds):
@@ -108,33 +117,53 @@ def main(argv):
     for name in workers:
         total = sum(seconds[name])
         results[name] = {
-            "tokens_per_sec": tokens / total, "step_p50_s": _percentile(seconds[name], 50),
+            "tokens_per_sec": tokens / total,
+            "step_p50_s": _percentile(seconds[name], 50),
             "step_p90_s": _percentile(seconds[name], 90),
             "compile_seconds": warm[name]["compile_seconds"],
-            "programs": warm[name]["programs"], "peak_rss_mib": last[name]["peak_rss_mib"],
-            "mfu": flops / total / rate}
+            "programs": warm[name]["programs"],
+            "peak_rss_mib": last[name]["peak_rss_mib"],
+            "mfu": flops / total / rate,
+        }
     peers = [n for n in results if n != "s2s_jax"]
     reference = max(peers, key=lambda n: results[n]["tokens_per_sec"]) if peers else None
-    print(f"{timed} timed steps ({FLAGS.rounds} turns of {FLAGS.steps_per_round}), "
-          f"{tokens:,} real tokens, {flops / timed / 1e9:.1f} model GFLOP/step, "
-          f"{config.model.dtype} matmul rate {rate / 1e9:.1f} GFLOP/s, "
-          f"{spec['buckets']} bucket shapes")
-    print(f"{'contestant':<14} {'tokens/s':>9} {'p50 s':>7} {'p90 s':>7} {'MFU':>6} "
-          f"{'compile s (max)':>15} {'programs':>8} {'peak RSS MiB':>12}")
+    print(
+        f"{timed} timed steps ({FLAGS.rounds} turns of {FLAGS.steps_per_round}), "
+        f"{tokens:,} real tokens, {flops / timed / 1e9:.1f} model GFLOP/step, "
+        f"{config.model.dtype} matmul rate {rate / 1e9:.1f} GFLOP/s, "
+        f"{spec['buckets']} bucket shapes"
+    )
+    print(
+        f"{'contestant':<14} {'tokens/s':>9} {'p50 s':>7} {'p90 s':>7} {'MFU':>6} "
+        f"{'compile s (max)':>15} {'programs':>8} {'peak RSS MiB':>12}"
+    )
     for name, r in results.items():
         compile_max = max(r["compile_seconds"].values(), default=0.0)
-        print(f"{name:<14} {r['tokens_per_sec']:>9.0f} {r['step_p50_s']:>7.3f} "
-              f"{r['step_p90_s']:>7.3f} {r['mfu']:>6.1%} {compile_max:>15.1f} "
-              f"{r['programs']:>8} {r['peak_rss_mib']:>12.0f}")
+        print(
+            f"{name:<14} {r['tokens_per_sec']:>9.0f} {r['step_p50_s']:>7.3f} "
+            f"{r['step_p90_s']:>7.3f} {r['mfu']:>6.1%} {compile_max:>15.1f} "
+            f"{r['programs']:>8} {r['peak_rss_mib']:>12.0f}"
+        )
     speedup = None
     if reference and "s2s_jax" in results:
         speedup = results["s2s_jax"]["tokens_per_sec"] / results[reference]["tokens_per_sec"]
         print(f"s2s_jax / {reference} (the faster PyTorch): {speedup:.2f}x")
-    print(json.dumps({"benchmark": "train_throughput", "model": model,
-                      "timed_steps": timed, "real_tokens": tokens,
-                      "model_flops_per_step": flops / timed, "matmul_flops_per_sec": rate,
-                      "buckets": spec["buckets"], "results": results,
-                      "reference": reference, "speedup": speedup}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "train_throughput",
+                "model": model,
+                "timed_steps": timed,
+                "real_tokens": tokens,
+                "model_flops_per_step": flops / timed,
+                "matmul_flops_per_sec": rate,
+                "buckets": spec["buckets"],
+                "results": results,
+                "reference": reference,
+                "speedup": speedup,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

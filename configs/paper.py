@@ -98,8 +98,7 @@ def luong2015(config) -> None:
     config.eval.decoder, config.eval.beam_size, config.eval.alpha = "beam", 12, 0.0
 
 
-PAPERS = {"sutskever2014": sutskever2014, "bahdanau2014": bahdanau2014,
-          "luong2015": luong2015}
+PAPERS = {"sutskever2014": sutskever2014, "bahdanau2014": bahdanau2014, "luong2015": luong2015}
 
 
 def get_config(arg: str = "luong2015"):

@@ -1,8 +1,8 @@
 """Synthetic tasks generated in-process (no download); the argument names the task.
 
-  python -m s2s_jax.main --config=configs/synthetic.py:dates --workdir=runs/dates
-  python -m s2s_jax.main --config=configs/synthetic.py:addition --workdir=runs/addition
-  python -m s2s_jax.main --config=configs/synthetic.py:reversal --workdir=runs/reversal
+python -m s2s_jax.main --config=configs/synthetic.py:dates --workdir=runs/dates
+python -m s2s_jax.main --config=configs/synthetic.py:addition --workdir=runs/addition
+python -m s2s_jax.main --config=configs/synthetic.py:reversal --workdir=runs/reversal
 """
 
 from s2s_jax.config import base_config

@@ -9,4 +9,5 @@ workdir) as a ``s2s_jax.serving.loading.Model``: ``translate(sentences)`` and
 def load(path: str, config=None):
     """The trained model in ``path``; see ``s2s_jax.serving.loading.load``."""
     from s2s_jax.serving import loading  # importing the package stays light: no JAX until here
+
     return loading.load(path, config)

@@ -24,32 +24,37 @@ from ml_collections import config_flags
 
 from s2s_jax import config as config_lib
 from s2s_jax import registries
-from s2s_jax.evaluation import evaluate
-from s2s_jax.serving import export, loading, translate
-from s2s_jax.runtime import host_memory, parallel
-from s2s_jax.training import model_files
 from s2s_jax.data import readers
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.evaluation.parameters import NoCheckpointError, open_checkpointer
 from s2s_jax.decoding.translator import Translator
+from s2s_jax.evaluation import evaluate
+from s2s_jax.evaluation.parameters import NoCheckpointError, open_checkpointer
+from s2s_jax.runtime import host_memory, parallel
+from s2s_jax.serving import export, loading, translate
+from s2s_jax.training import model_files
 
 FLAGS = flags.FLAGS
 # The modes that start from --config alone (the others read the model's stored config).
 _TRAINING_MODES = ("train", "preprocess")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and reports.")
-flags.DEFINE_enum("mode", "train", ["train", "preprocess", "eval", "translate", "export"],
-                  "What to do; preprocess: only what a first training start prepares "
-                  "(vocabularies, encoded training pairs).")
-flags.DEFINE_string("model", None, "eval / translate: an export directory (instead of "
-                    "--workdir).")
+flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "preprocess", "eval", "translate", "export"],
+    "What to do; preprocess: only what a first training start prepares "
+    "(vocabularies, encoded training pairs).",
+)
+flags.DEFINE_string("model", None, "eval / translate: an export directory (instead of --workdir).")
 flags.DEFINE_string("input", None, "translate: file of source lines (default stdin).")
 flags.DEFINE_string("output", None, "translate: file for the translations (default stdout).")
-flags.DEFINE_string("src_file", None, "eval: score these source lines (with --ref_file) "
-                    "instead of config.eval.split.")
+flags.DEFINE_string(
+    "src_file",
+    None,
+    "eval: score these source lines (with --ref_file) instead of config.eval.split.",
+)
 flags.DEFINE_string("ref_file", None, "eval: the references of --src_file, line by line.")
 flags.DEFINE_string("export_dir", None, "export: the directory to write.")
-flags.DEFINE_enum("export_dtype", "float32", list(export.DTYPES),
-                  "export: the parameters' dtype.")
+flags.DEFINE_enum("export_dtype", "float32", list(export.DTYPES), "export: the parameters' dtype.")
 
 
 def _model_path(argv: list[str]) -> str | None:
@@ -64,27 +69,34 @@ def _model_path(argv: list[str]) -> str | None:
 def define_config_flag(argv: list[str]) -> None:
     """``--config=FILE``; without it, eval, translate and export start from the config
     stored with the model, so that ``--config.x=y`` overrides apply to that."""
-    named = any(arg in ("--config", "-config") or arg.startswith(("--config=", "-config="))
-                for arg in argv[1:])
+    named = any(
+        arg in ("--config", "-config") or arg.startswith(("--config=", "-config="))
+        for arg in argv[1:]
+    )
     path = None if named else _model_path(argv)
     if path is None:
-        config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py.",
-                                        lock_config=True)
+        config_flags.DEFINE_config_file(
+            "config", None, "Config file, e.g. configs/default.py.", lock_config=True
+        )
         return
     try:
         stored = model_files.read_config(path)
     except config_lib.ConfigError as error:
         sys.exit(f"error: {error}")
-    config_flags.DEFINE_config_dict("config", stored, "The stored config (override fields "
-                                    "with --config.x=y).", lock_config=True)
+    config_flags.DEFINE_config_dict(
+        "config", stored, "The stored config (override fields with --config.x=y).", lock_config=True
+    )
 
 
 def _text_file(path: str | None, mode: str, default):
     """``path``, or ``default`` (stdin / stdout), as UTF-8 text where undecodable bytes
     become U+FFFD and only "\\n" ends a line (so line numbers match ``wc -l``); read,
     a leading byte-order mark is dropped."""
-    options = {"encoding": "utf-8-sig" if mode == "r" else "utf-8", "errors": "replace",
-               "newline": "\n"}
+    options = {
+        "encoding": "utf-8-sig" if mode == "r" else "utf-8",
+        "errors": "replace",
+        "newline": "\n",
+    }
     if path:
         try:
             return open(path, mode, **options)
@@ -98,6 +110,7 @@ def _text_file(path: str | None, mode: str, default):
 def _train(config) -> None:
     # Training alone loads TensorFlow (TensorBoard's writer): the other modes start sooner.
     from s2s_jax.training import train
+
     try:
         train.train_and_evaluate(config, FLAGS.workdir)
     except train.DivergenceError as error:  # a diverged run is no bug
@@ -108,13 +121,20 @@ def _preprocess(config) -> None:
     """Builds (or opens) the vocabularies and the encoded training pairs, once, where
     training finds them (config.data.vocab_dir, config.data.records_dir)."""
     from s2s_jax.data.sources import load_corpus
+
     corpus = parallel.process_0_first(load_corpus, config, FLAGS.workdir)
     manifest = corpus.train.manifest
-    logging.info("%s: %d training pairs (dropped: %d with a blank side, %d too long), "
-                 "built in %.1f s; vocabularies %d / %d", corpus.train.path,
-                 len(corpus.train), manifest["num_dropped_empty"],
-                 manifest["num_dropped_long"], manifest["build_seconds"],
-                 corpus.src_vocab.size, corpus.tgt_vocab.size)
+    logging.info(
+        "%s: %d training pairs (dropped: %d with a blank side, %d too long), "
+        "built in %.1f s; vocabularies %d / %d",
+        corpus.train.path,
+        len(corpus.train),
+        manifest["num_dropped_empty"],
+        manifest["num_dropped_long"],
+        manifest["build_seconds"],
+        corpus.src_vocab.size,
+        corpus.tgt_vocab.size,
+    )
 
 
 def _eval(config) -> None:
@@ -143,8 +163,10 @@ def _eval(config) -> None:
 
 def _translate(config) -> None:
     translator = loading.load(FLAGS.model or FLAGS.workdir, config)
-    with (_text_file(FLAGS.input, "r", sys.stdin) as source,
-          _text_file(FLAGS.output, "w", sys.stdout) as sink):
+    with (
+        _text_file(FLAGS.input, "r", sys.stdin) as source,
+        _text_file(FLAGS.output, "w", sys.stdout) as sink,
+    ):
         translate.run(translator, source, sink)
 
 
@@ -154,20 +176,28 @@ def _export(config) -> None:
     export.export(config, FLAGS.workdir, FLAGS.export_dir, FLAGS.export_dtype)
 
 
-MODES = {"train": _train, "preprocess": _preprocess, "eval": _eval, "translate": _translate,
-         "export": _export}
+MODES = {
+    "train": _train,
+    "preprocess": _preprocess,
+    "eval": _eval,
+    "translate": _translate,
+    "export": _export,
+}
 
 
 def _check_paths() -> None:
     """The directories a mode needs, before any compute."""
     if FLAGS.mode in (*_TRAINING_MODES, "export") or not FLAGS.model:
         if not FLAGS.workdir:
-            raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --workdir"
-                                         + ("" if FLAGS.mode in (*_TRAINING_MODES, "export")
-                                            else " or --model"))
+            raise config_lib.ConfigError(
+                f"--mode={FLAGS.mode} needs --workdir"
+                + ("" if FLAGS.mode in (*_TRAINING_MODES, "export") else " or --model")
+            )
     if FLAGS.mode in ("translate", "eval") and FLAGS.model and not loading.is_export(FLAGS.model):
-        raise config_lib.ConfigError(f"--model {FLAGS.model!r} is not an export directory "
-                                     f"(no {loading.PARAMS_DIR}/); for a workdir use --workdir")
+        raise config_lib.ConfigError(
+            f"--model {FLAGS.model!r} is not an export directory "
+            f"(no {loading.PARAMS_DIR}/); for a workdir use --workdir"
+        )
     if FLAGS.config is None:
         raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --config")
 
@@ -226,11 +256,15 @@ def parse_flags(argv: list[str]) -> list[str]:
     except (KeyError, AttributeError) as error:
         message = str(error).strip("'\"").replace("\\'", "'").replace("\\n", " ")
         key = re.match(r"'(\w+)'", message)
-        named = [arg.split("=")[0] for arg in argv[1:] if key and arg.startswith("--config.")
-                 and f".{key[1]}" in arg.split("=")[0]]
-        hint = message[key.end():].replace(" Did you", "; did you") if key else f": {message}"
-        sys.exit(f"error: {named[0] if named else 'a --config override'}: no such config "
-                 f"field{hint}")
+        named = [
+            arg.split("=")[0]
+            for arg in argv[1:]
+            if key and arg.startswith("--config.") and f".{key[1]}" in arg.split("=")[0]
+        ]
+        hint = message[key.end() :].replace(" Did you", "; did you") if key else f": {message}"
+        sys.exit(
+            f"error: {named[0] if named else 'a --config override'}: no such config field{hint}"
+        )
 
 
 def run() -> None:

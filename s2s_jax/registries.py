@@ -14,8 +14,17 @@ from s2s_jax.models.cells import CELLS
 from s2s_jax.models.seq2seq import BRIDGES
 from s2s_jax.training.schedules import LEARNING_RATE_SCHEDULES, OPTIMIZERS
 
-REGISTRIES = (SOURCES, TASKS, TOKENIZERS, CELLS, ATTENTIONS, BRIDGES,
-              LEARNING_RATE_SCHEDULES, OPTIMIZERS, DECODERS)
+REGISTRIES = (
+    SOURCES,
+    TASKS,
+    TOKENIZERS,
+    CELLS,
+    ATTENTIONS,
+    BRIDGES,
+    LEARNING_RATE_SCHEDULES,
+    OPTIMIZERS,
+    DECODERS,
+)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

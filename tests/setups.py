@@ -3,12 +3,12 @@
 import dataclasses
 from typing import Any
 
-from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.data.sources import Corpus, load_corpus
+from s2s_jax.decoding.translator import Translator
 from s2s_jax.evaluation.parameters import make_checkpointer
+from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.training.schedules import create_optimizer
 from s2s_jax.training.train_state import TrainState, initial_state
-from s2s_jax.decoding.translator import Translator
 
 
 @dataclasses.dataclass
@@ -29,6 +29,7 @@ def build(config, workdir) -> Setup:
     workdir = str(workdir)
     corpus = load_corpus(config, workdir)
     translator = Translator.build(config, corpus.src_vocab, corpus.tgt_vocab)
-    state = initial_state(config, translator.model, create_optimizer(config.train, 1),
-                          translator.mesh)
+    state = initial_state(
+        config, translator.model, create_optimizer(config.train, 1), translator.mesh
+    )
     return Setup(corpus, translator, state, make_checkpointer(config, workdir))

@@ -19,8 +19,9 @@ BATCH, SRC_LEN, Q_LEN = 3, 6, 4
 QUERY_SIZE, FEATURES, NUM_HEADS = 8, 8, 2
 LENGTHS = (6, 3, 1)
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 JAX vs float64 numpy
-NAMES = sorted(name for name in ATTENTIONS
-               if name != "none" and ATTENTIONS[name].weights_sum_to_one)
+NAMES = sorted(
+    name for name in ATTENTIONS if name != "none" and ATTENTIONS[name].weights_sum_to_one
+)
 # local_p (a window, Gaussian-rescaled weights) has its own tests in test_local_attention.py
 
 
@@ -41,17 +42,23 @@ def _keys_then_call(module, query, memory, mask):
     return module(query, module.keys(memory), memory, mask)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def setup_attention(name):
     """(module, variables with non-zero biases, jitted attend function)."""
     module = ATTENTIONS[name](FEATURES, QUERY_SIZE, NUM_HEADS)
     query, memory, mask = make_inputs(name)
-    variables = module.init(jax.random.PRNGKey(0), jnp.asarray(query), jnp.asarray(memory),
-                            jnp.asarray(mask), method=_keys_then_call)
+    variables = module.init(
+        jax.random.PRNGKey(0),
+        jnp.asarray(query),
+        jnp.asarray(memory),
+        jnp.asarray(mask),
+        method=_keys_then_call,
+    )
     # Perturb every parameter so that biases are non-zero and matter.
     rng = np.random.default_rng(1)
     variables = jax.tree_util.tree_map(
-        lambda v: v + 0.3 * rng.normal(size=v.shape).astype(np.float32), variables)
+        lambda v: v + 0.3 * rng.normal(size=v.shape).astype(np.float32), variables
+    )
 
     @jax.jit
     def attend(variables, query, memory, mask):
@@ -63,8 +70,7 @@ def setup_attention(name):
 
 def run(name, query, memory, mask):
     _, variables, attend = setup_attention(name)
-    context, weights = attend(variables, jnp.asarray(query), jnp.asarray(memory),
-                              jnp.asarray(mask))
+    context, weights = attend(variables, jnp.asarray(query), jnp.asarray(memory), jnp.asarray(mask))
     return np.asarray(context), np.asarray(weights)
 
 
@@ -91,8 +97,10 @@ def np_attention(name, query, memory, mask):
     p = np_params(name)
     q, m = query.astype(np.float64), memory.astype(np.float64)
     if name == "multihead":
+
         def proj(x, dense):  # DenseGeneral: [.., in] x [in, heads, d] + [heads, d]
             return np.einsum("bti,ihd->bthd", x, dense["kernel"]) + dense["bias"]
+
         head_dim = FEATURES // NUM_HEADS
         qh = proj(q, p["w_q"]) / np.sqrt(head_dim)
         kh, vh = proj(m, p["w_k"]), proj(m, p["w_v"])
@@ -134,14 +142,17 @@ def test_param_names_and_shapes(name):
     expected = {
         "dot": {},
         "general": {"w_a": {"kernel": (mem, QUERY_SIZE)}},
-        "bahdanau": {"w_q": {"kernel": (QUERY_SIZE, FEATURES)},
-                     "w_k": {"kernel": (mem, FEATURES), "bias": (FEATURES,)},
-                     "v": {"kernel": (FEATURES, 1)}},
+        "bahdanau": {
+            "w_q": {"kernel": (QUERY_SIZE, FEATURES)},
+            "w_k": {"kernel": (mem, FEATURES), "bias": (FEATURES,)},
+            "v": {"kernel": (FEATURES, 1)},
+        },
         "multihead": {
             "w_q": {"kernel": (QUERY_SIZE, NUM_HEADS, head_dim), "bias": (NUM_HEADS, head_dim)},
             "w_k": {"kernel": (mem, NUM_HEADS, head_dim), "bias": (NUM_HEADS, head_dim)},
             "w_v": {"kernel": (mem, NUM_HEADS, head_dim), "bias": (NUM_HEADS, head_dim)},
-            "w_o": {"kernel": (NUM_HEADS, head_dim, QUERY_SIZE), "bias": (QUERY_SIZE,)}},
+            "w_o": {"kernel": (NUM_HEADS, head_dim, QUERY_SIZE), "bias": (QUERY_SIZE,)},
+        },
     }
     expected["concat"] = expected["bahdanau"]
     assert jax.tree_util.tree_map(np.shape, p) == expected[name]
@@ -197,7 +208,7 @@ def test_single_query_step_matches_full_queries(name):
     query, memory, mask = make_inputs(name, seed=6)
     context, weights = run(name, query, memory, mask)
     for t in (0, Q_LEN - 1):
-        c1, w1 = run(name, query[:, t:t + 1], memory, mask)
+        c1, w1 = run(name, query[:, t : t + 1], memory, mask)
         np.testing.assert_allclose(w1[:, 0], weights[:, t], rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(c1[:, 0], context[:, t], rtol=1e-6, atol=1e-6)
 

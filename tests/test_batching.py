@@ -28,15 +28,15 @@ def check_batch(batch, shape, batch_size):
     np.testing.assert_array_equal(batch["src_mask"], batch["src"] != PAD_ID)
     np.testing.assert_array_equal(batch["tgt_mask"], batch["tgt_out"] != PAD_ID)
     # Masks are prefixes; the last real token is EOS and nowhere else.
-    for mask, ids in [(batch["src_mask"], batch["src"]),
-                      (batch["tgt_mask"], batch["tgt_out"])]:
+    for mask, ids in [(batch["src_mask"], batch["src"]), (batch["tgt_mask"], batch["tgt_out"])]:
         lengths = mask.sum(axis=1)
         np.testing.assert_array_equal(mask, np.arange(mask.shape[1]) < lengths[:, None])
         np.testing.assert_array_equal(ids[np.arange(batch_size), lengths - 1], EOS_ID)
         assert (ids == EOS_ID).sum() == batch_size
     # tgt_in is tgt_out shifted right behind BOS, padded where tgt_out is.
     expected_in = np.concatenate(
-        [np.full((batch_size, 1), BOS_ID), batch["tgt_out"][:, :-1]], axis=1)
+        [np.full((batch_size, 1), BOS_ID), batch["tgt_out"][:, :-1]], axis=1
+    )
     expected_in[~batch["tgt_mask"]] = PAD_ID
     np.testing.assert_array_equal(batch["tgt_in"], expected_in)
 
@@ -54,8 +54,7 @@ def test_single_batch_contents():
     check_batch(batch, (5, 6), 2)
     np.testing.assert_array_equal(batch["src"][0], [4, 5, 6, EOS_ID, PAD_ID])
     np.testing.assert_array_equal(batch["tgt_in"][0], [BOS_ID, 6, 5, 4, PAD_ID, PAD_ID])
-    np.testing.assert_array_equal(batch["tgt_out"][0],
-                                  [6, 5, 4, EOS_ID, PAD_ID, PAD_ID])
+    np.testing.assert_array_equal(batch["tgt_out"][0], [6, 5, 4, EOS_ID, PAD_ID, PAD_ID])
     assert batch["valid"].all()
 
 
@@ -80,12 +79,12 @@ def test_train_batches_shapes_and_filtering():
 
 def test_each_epoch_covers_each_example_at_most_once():
     examples = batching.encode_pairs(
-        [(f"{a}{b}", "x") for a in "abcdefgh" for b in "abcdefgh"], VOCAB, VOCAB)
+        [(f"{a}{b}", "x") for a in "abcdefgh" for b in "abcdefgh"], VOCAB, VOCAB
+    )
     batches = batching.TrainBatches(examples, 10, [(4, 4)], seed=0)
     assert batches.steps_per_epoch == 6
     for epoch in range(2):
-        rows = np.concatenate([
-            batches.batch(epoch * 6 + i)["src"] for i in range(6)])
+        rows = np.concatenate([batches.batch(epoch * 6 + i)["src"] for i in range(6)])
         assert len({tuple(r) for r in rows}) == 60
     assert not np.array_equal(batches.batch(0)["src"], batches.batch(6)["src"])
 
@@ -101,33 +100,33 @@ def test_batch_is_deterministic_and_resumable():
     resumed = b.iterate(start_step=5)
     for step in range(5, 5 + a.steps_per_epoch + 2):
         np.testing.assert_array_equal(next(resumed)["src"], a.batch(step)["src"])
-    assert any(not np.array_equal(a.batch(s)["src"], c.batch(s)["src"])
-               for s in range(3))
+    assert any(not np.array_equal(a.batch(s)["src"], c.batch(s)["src"]) for s in range(3))
 
 
 def test_process_shards():
     examples = batching.encode_pairs(  # Unique sources, so rows are distinct.
-        [(a + b + c, c) for a in "abcd" for b in "abcd" for c in "abcdefgh"],
-        VOCAB, VOCAB)
+        [(a + b + c, c) for a in "abcd" for b in "abcd" for c in "abcdefgh"], VOCAB, VOCAB
+    )
     full = batching.TrainBatches(examples, 16, BUCKETS, seed=3)
-    shards = [batching.TrainBatches(examples, 16, BUCKETS, seed=3, process_index=i,
-                                    process_count=2) for i in range(2)]
+    shards = [
+        batching.TrainBatches(examples, 16, BUCKETS, seed=3, process_index=i, process_count=2)
+        for i in range(2)
+    ]
     for step in range(2 * full.steps_per_epoch):
         parts = [shard.batch(step) for shard in shards]
         check_batch(parts[0], (8, 8), 8)
         rows = [{tuple(r) for r in p["src"]} for p in parts]
         assert len(rows[0]) == len(rows[1]) == 8 and not rows[0] & rows[1]
         for key, value in full.batch(step).items():
-            np.testing.assert_array_equal(
-                np.concatenate([p[key] for p in parts]), value)
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), value)
     with pytest.raises(ValueError, match="divisible"):
         batching.TrainBatches(examples, 15, BUCKETS, seed=0, process_count=2)
 
 
 def test_small_buckets_are_skipped():
     examples = batching.encode_pairs(
-        [("a", "a")] * 3 + [("abcdefghij", "a")] * 20 + [("a" * 30, "a")],
-        VOCAB, VOCAB)
+        [("a", "a")] * 3 + [("abcdefghij", "a")] * 20 + [("a" * 30, "a")], VOCAB, VOCAB
+    )
     batches = batching.TrainBatches(examples, 8, BUCKETS, seed=0)
     assert (batches.num_filtered, batches.num_skipped) == (1, 3)
     assert batches.steps_per_epoch == 2
@@ -139,12 +138,12 @@ def test_small_buckets_are_skipped():
 def test_eval_batches_keep_everything_in_order():
     examples = reversal_examples(203)
     examples.src[5] = np.array([4] * 40 + [EOS_ID], np.int32)  # Longer than
-    examples.tgt[5] = np.array([4] * 30, np.int32)            # every bucket.
+    examples.tgt[5] = np.array([4] * 30, np.int32)  # every bucket.
     batches = list(batching.eval_batches(examples, 32, BUCKETS))
     assert len(batches) == 7
     for i, batch in enumerate(batches):
-        max_src = max(len(s) for s in examples.src[32 * i:32 * (i + 1)])
-        max_tgt = max(len(t) + 1 for t in examples.tgt[32 * i:32 * (i + 1)])
+        max_src = max(len(s) for s in examples.src[32 * i : 32 * (i + 1)])
+        max_tgt = max(len(t) + 1 for t in examples.tgt[32 * i : 32 * (i + 1)])
         if max_src <= 8 and max_tgt <= 8:
             expected = (8, 8)
         elif max_src <= 16 and max_tgt <= 24:
@@ -157,8 +156,7 @@ def test_eval_batches_keep_everything_in_order():
     valid = np.concatenate([b["valid"] for b in batches])
     assert valid.sum() == 203 and valid[:203].all()
     srcs = [row[mask] for b in batches for row, mask in zip(b["src"], b["src_mask"])]
-    tgts = [row[mask][:-1] for b in batches
-            for row, mask in zip(b["tgt_out"], b["tgt_mask"])]
+    tgts = [row[mask][:-1] for b in batches for row, mask in zip(b["tgt_out"], b["tgt_mask"])]
     for i in range(203):
         np.testing.assert_array_equal(srcs[i], examples.src[i])
         np.testing.assert_array_equal(tgts[i], examples.tgt[i])
@@ -168,8 +166,10 @@ def test_eval_batches_keep_everything_in_order():
 
 def test_eval_batch_uses_smallest_fitting_bucket():
     examples = batching.encode_pairs([("abc", "cba"), ("abcdefgh", "a")], VOCAB, VOCAB)
-    shapes = [b["src"].shape[1:] + b["tgt_out"].shape[1:]
-              for b in batching.eval_batches(examples, 1, BUCKETS)]
+    shapes = [
+        b["src"].shape[1:] + b["tgt_out"].shape[1:]
+        for b in batching.eval_batches(examples, 1, BUCKETS)
+    ]
     assert shapes == [(8, 8), (16, 24)]
 
 
@@ -194,8 +194,9 @@ def test_token_budget_batch_sizes():
 
 def test_per_bucket_batch_sizes_give_per_bucket_shapes():
     examples = reversal_examples(3000)
-    batches = batching.TrainBatches(examples, [48, 16], BUCKETS, seed=0,
-                                    process_index=1, process_count=2)
+    batches = batching.TrainBatches(
+        examples, [48, 16], BUCKETS, seed=0, process_index=1, process_count=2
+    )
     assert batches.shapes == [(8, 8, 48), (16, 24, 16)]
     seen = set()
     for step in range(batches.steps_per_epoch):

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from numpy_reference import cell_params, cell_step
+
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.rnn_layers import RecurrentLayer
 
@@ -39,7 +39,7 @@ def make_inputs(seed=0, time=TIME):
     return rng.normal(size=(BATCH, time, IN_FEATURES)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _init_variables(cell, seed):
     """``RecurrentLayer.init`` (cached: the tests only read the variables)."""
     layer = RecurrentLayer(cell, HIDDEN)
@@ -55,7 +55,8 @@ def perturb(variables, seed):
     """Random non-zero biases so that every parameter matters in the comparison."""
     rng = np.random.default_rng(seed)
     return jax.tree_util.tree_map(
-        lambda v: v + 0.3 * rng.normal(size=v.shape).astype(np.float32), variables)
+        lambda v: v + 0.3 * rng.normal(size=v.shape).astype(np.float32), variables
+    )
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
@@ -83,7 +84,9 @@ def test_layer_matches_numpy_equations(cell, perturbed):
     if perturbed:
         variables = perturb(variables, seed=2)
     carry, outputs = jax.jit(layer.apply)(variables, jnp.asarray(inputs))
-    ref_carry, ref_outputs = numpy_run(cell, cell_params(variables["params"]), inputs.astype(np.float64))
+    ref_carry, ref_outputs = numpy_run(
+        cell, cell_params(variables["params"]), inputs.astype(np.float64)
+    )
 
     assert outputs.shape == (BATCH, TIME, HIDDEN)
     assert outputs.dtype == jnp.float32
@@ -103,10 +106,15 @@ def test_layer_with_initial_carry_matches_numpy(cell):
     rng = np.random.default_rng(5)
     n = 2 if cell == "lstm" else 1
     init = tuple(rng.normal(size=(BATCH, HIDDEN)).astype(np.float32) for _ in range(n))
-    carry, outputs = jax.jit(layer.apply)(variables, jnp.asarray(inputs), None,
-                                          tuple(jnp.asarray(c) for c in init))
-    ref_carry, ref_outputs = numpy_run(cell, cell_params(variables["params"]), inputs.astype(np.float64),
-                                       tuple(c.astype(np.float64) for c in init))
+    carry, outputs = jax.jit(layer.apply)(
+        variables, jnp.asarray(inputs), None, tuple(jnp.asarray(c) for c in init)
+    )
+    ref_carry, ref_outputs = numpy_run(
+        cell,
+        cell_params(variables["params"]),
+        inputs.astype(np.float64),
+        tuple(c.astype(np.float64) for c in init),
+    )
     np.testing.assert_allclose(np.asarray(outputs), ref_outputs, **TOL)
     for got, want in zip(carry, ref_carry):
         np.testing.assert_allclose(np.asarray(got), want, **TOL)
@@ -135,7 +143,7 @@ def test_recurrent_kernel_orthogonal_per_gate(cell):
     _, variables, _ = init_layer(cell, seed=7)
     w_hh = np.asarray(variables["params"]["cell"]["hh"]["kernel"], np.float64)
     gates = NUM_GATES[cell]
-    blocks = [w_hh[:, k * HIDDEN:(k + 1) * HIDDEN] for k in range(gates)]
+    blocks = [w_hh[:, k * HIDDEN : (k + 1) * HIDDEN] for k in range(gates)]
     for block in blocks:
         # float32 orthogonal matrices: Q^T Q = I to ~1e-6; tolerance 1e-5.
         np.testing.assert_allclose(block.T @ block, np.eye(HIDDEN), atol=1e-5)
@@ -193,9 +201,11 @@ def test_step_with_split_input_matches_numpy(cell, first):
         np.testing.assert_allclose(np.asarray(got), want, **TOL)
 
 
-@pytest.mark.parametrize("cell, reverse",
-                         [("lstm", False), ("lstm", True), ("gru", True), ("rnn", False)],
-                         ids=["lstm-forward", "lstm-backward", "gru-backward", "rnn-forward"])
+@pytest.mark.parametrize(
+    "cell, reverse",
+    [("lstm", False), ("lstm", True), ("gru", True), ("rnn", False)],
+    ids=["lstm-forward", "lstm-backward", "gru-backward", "rnn-forward"],
+)
 def test_unroll_does_not_change_results(cell, reverse):
     time = 7  # not a multiple of the unroll factor
     inputs = make_inputs(seed=10, time=time)
@@ -217,5 +227,6 @@ def test_unroll_does_not_change_results(cell, reverse):
     # And both agree with the equations (unmasked, reversed time for the backward layer).
     x64 = inputs.astype(np.float64)
     _, ref = numpy_run(cell, cell_params(variables["params"]), x64[:, ::-1] if reverse else x64)
-    np.testing.assert_allclose(np.asarray(results["unmasked"]),
-                               ref[:, ::-1] if reverse else ref, **TOL)
+    np.testing.assert_allclose(
+        np.asarray(results["unmasked"]), ref[:, ::-1] if reverse else ref, **TOL
+    )

@@ -13,12 +13,12 @@ import optax
 import pytest
 from flax import linen as nn
 from flax.training import train_state
+from setups import build
 
-from s2s_jax.runtime.checkpointing import Checkpointer
-from s2s_jax.runtime.checksums import DamagedCheckpointError
 from s2s_jax.config import base_config
 from s2s_jax.evaluation.parameters import restore_configured
-from setups import build
+from s2s_jax.runtime.checkpointing import Checkpointer
+from s2s_jax.runtime.checksums import DamagedCheckpointError
 
 
 def _state(seed: int = 0, features: int = 3) -> train_state.TrainState:
@@ -26,8 +26,7 @@ def _state(seed: int = 0, features: int = 3) -> train_state.TrainState:
     model = nn.Dense(features)
     x = jnp.ones((2, 4))
     params = model.init(jax.random.key(seed), x)["params"]
-    state = train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                          tx=optax.adam(1e-2))
+    state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-2))
     grads = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x) ** 2))(params)
     return state.apply_gradients(grads=grads)
 
@@ -57,8 +56,9 @@ def test_keeps_only_the_latest_n(tmp_path):
     assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [3, 4]
 
 
-@pytest.mark.parametrize("mode, values, best", [("max", [1.0, 3.0, 2.0], 2),
-                                                ("min", [3.0, 1.0, 2.0], 2)])
+@pytest.mark.parametrize(
+    "mode, values, best", [("max", [1.0, 3.0, 2.0], 2), ("min", [3.0, 1.0, 2.0], 2)]
+)
 def test_best_survives_restarts(tmp_path, mode, values, best):
     ckpt = Checkpointer(tmp_path, best_metric="bleu", best_mode=mode)
     for step, value in enumerate(values[:2], start=1):
@@ -74,8 +74,10 @@ def test_best_survives_restarts(tmp_path, mode, values, best):
 @pytest.mark.parametrize("mode, sign", [("max", 1.0), ("min", -1.0)])
 def test_keeps_the_best_n_across_restarts(tmp_path, mode, sign):
     ckpt = Checkpointer(tmp_path, best_metric="bleu", best_mode=mode, keep_best=2)
-    saved = [ckpt.save_best(step, _state(seed=step), sign * value)
-             for step, value in enumerate([1.0, 3.0, 2.0, 0.5, 4.0, 2.0], start=1)]
+    saved = [
+        ckpt.save_best(step, _state(seed=step), sign * value)
+        for step, value in enumerate([1.0, 3.0, 2.0, 0.5, 4.0, 2.0], start=1)
+    ]
     assert saved == [True, True, True, False, True, False]  # a tie with the worst: no
     ckpt.close()
     assert sorted(int(d) for d in os.listdir(tmp_path / "best")) == [2, 5]
@@ -87,8 +89,9 @@ def test_keeps_the_best_n_across_restarts(tmp_path, mode, sign):
     assert list(reopened.best_values()) == [5, 7]
     assert sorted(int(d) for d in os.listdir(tmp_path / "best")) == [5, 7]
     for step in (5, 7):
-        _assert_equal(reopened.restore(_state(), step=step, which="best").params,
-                      _state(seed=step).params)
+        _assert_equal(
+            reopened.restore(_state(), step=step, which="best").params, _state(seed=step).params
+        )
 
 
 def test_restore_without_checkpoint_names_the_directory(tmp_path):
@@ -113,8 +116,7 @@ def test_relative_workdir(tmp_path, monkeypatch):
 
 
 def _files(directory):
-    return [os.path.join(root, name) for root, _, names in os.walk(directory)
-            for name in names]
+    return [os.path.join(root, name) for root, _, names in os.walk(directory) for name in names]
 
 
 def _truncate_all(step_dir):
@@ -195,10 +197,15 @@ def test_flipped_bytes_are_caught_by_the_checksum_and_the_step_set_aside(tmp_pat
     reopened = Checkpointer(tmp_path, keep=3)
     restored = reopened.restore(_big_state(0))
     _assert_equal(restored, _big_state(1))
-    assert (f"Cannot restore checkpoint 2 of {tmp_path / 'checkpoints'} (DamagedCheckpointError:"
-            f" {path} does not match its checksum)") in caplog.text
-    assert os.path.exists(str(path).replace(str(tmp_path / "checkpoints" / "2"),
-                                            str(tmp_path / "damaged" / "checkpoints-2")))
+    assert (
+        f"Cannot restore checkpoint 2 of {tmp_path / 'checkpoints'} (DamagedCheckpointError:"
+        f" {path} does not match its checksum)"
+    ) in caplog.text
+    assert os.path.exists(
+        str(path).replace(
+            str(tmp_path / "checkpoints" / "2"), str(tmp_path / "damaged" / "checkpoints-2")
+        )
+    )
 
 
 def _crc32c_bitwise(data: bytes) -> int:
@@ -230,9 +237,14 @@ def test_steps_checksummed_with_crc32_before_crc32c_are_still_verified(tmp_path)
     ckpt.wait()
     for step in (1, 2):  # the flat {file: CRC32} mapping of earlier versions
         step_dir = tmp_path / "checkpoints" / str(step)
-        (step_dir / "checksums.json").write_text(json.dumps({
-            relative: f"{zlib.crc32((step_dir / relative).read_bytes()):08x}"
-            for relative in json.loads((step_dir / "checksums.json").read_text())["crc32c"]}))
+        (step_dir / "checksums.json").write_text(
+            json.dumps(
+                {
+                    relative: f"{zlib.crc32((step_dir / relative).read_bytes()):08x}"
+                    for relative in json.loads((step_dir / "checksums.json").read_text())["crc32c"]
+                }
+            )
+        )
     _assert_equal(Checkpointer(tmp_path, keep=3).restore(_state(seed=9)), _state(seed=2))
     _garble_one_byte(tmp_path / "checkpoints" / "2")
     _assert_equal(Checkpointer(tmp_path, keep=3).restore(_state(seed=9)), _state(seed=1))
@@ -297,13 +309,13 @@ def test_the_configured_average_of_the_latest_checkpoints(tmp_path):
     setup = build(config, tmp_path)
     base = setup.state
     for k, step in enumerate((10, 20, 30, 40)):  # keep_checkpoints = 3: 20, 30, 40 stay
-        scaled = base.replace(step=step, params=jax.tree.map(lambda p: p * (k + 1),
-                                                             base.params))
+        scaled = base.replace(step=step, params=jax.tree.map(lambda p: p * (k + 1), base.params))
         setup.checkpointer.save(step, scaled)
     setup.checkpointer.wait()
     config.eval.average_checkpoints = 3
-    params, steps = restore_configured(setup.checkpointer, setup.abstract, config.eval,
-                                       str(tmp_path))
+    params, steps = restore_configured(
+        setup.checkpointer, setup.abstract, config.eval, str(tmp_path)
+    )
     assert steps == [20, 30, 40]
     for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(base.params)):
         np.testing.assert_allclose(got, 3.0 * np.asarray(want), rtol=1e-6, atol=1e-7)

@@ -45,8 +45,10 @@ def test_eval_mode_reproduces_training_report(trained):
 def test_a_workdir_without_config_json_gains_it_from_its_config(trained):
     """A workdir trained before config.json existed: its --config, once."""
     workdir, _ = trained
-    stored = {name: (workdir / name).read_bytes()
-              for name in ("config.json", "source_vocab.json", "target_vocab.json")}
+    stored = {
+        name: (workdir / name).read_bytes()
+        for name in ("config.json", "source_vocab.json", "target_vocab.json")
+    }
     for name in stored:
         (workdir / name).unlink()
     run = run_main(workdir, "--mode=translate", stdin="abc\n")
@@ -58,8 +60,10 @@ def test_a_workdir_without_config_json_gains_it_from_its_config(trained):
     assert json.loads(report.read_text()) == before
     for name in ("source_vocab.json", "target_vocab.json"):
         assert (workdir / name).read_bytes() == stored[name]
-    assert json.loads((workdir / "config.json").read_text())["config"] == json.loads(
-        stored["config.json"])["config"]
+    assert (
+        json.loads((workdir / "config.json").read_text())["config"]
+        == json.loads(stored["config.json"])["config"]
+    )
 
 
 def test_translate_mode_maps_lines_to_lines(trained):
@@ -85,9 +89,16 @@ def test_translate_drops_a_byte_order_mark(trained, tmp_path):
 def test_translate_files_and_n_best(trained, tmp_path):
     workdir, _ = trained
     (tmp_path / "in.txt").write_text("abc\n\nzyx\n")
-    run = run_main(workdir, *TINY, "--mode=translate", f"--input={tmp_path / 'in.txt'}",
-                f"--output={tmp_path / 'out.txt'}", "--config.eval.decoder=beam",
-                "--config.eval.beam_size=3", "--config.eval.n_best=2")
+    run = run_main(
+        workdir,
+        *TINY,
+        "--mode=translate",
+        f"--input={tmp_path / 'in.txt'}",
+        f"--output={tmp_path / 'out.txt'}",
+        "--config.eval.decoder=beam",
+        "--config.eval.beam_size=3",
+        "--config.eval.n_best=2",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     lines = (tmp_path / "out.txt").read_text().splitlines()
     assert [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "2", "2"]
@@ -100,11 +111,16 @@ def test_translate_names_a_bad_input_output_or_workdir(trained, tmp_path):
     empty = tmp_path / "empty"
     shutil.copytree(workdir, empty, ignore=shutil.ignore_patterns("checkpoints", "best"))
     for flags, message in [
-            ([f"--input={tmp_path / 'missing.txt'}"], f"--input '{tmp_path / 'missing.txt'}': "
-                                                       "No such file or directory"),
-            ([f"--input={tmp_path}"], f"--input '{tmp_path}': Is a directory"),
-            ([f"--output={tmp_path / 'no' / 'out.txt'}"],
-             f"--output '{tmp_path / 'no' / 'out.txt'}': No such file or directory")]:
+        (
+            [f"--input={tmp_path / 'missing.txt'}"],
+            f"--input '{tmp_path / 'missing.txt'}': No such file or directory",
+        ),
+        ([f"--input={tmp_path}"], f"--input '{tmp_path}': Is a directory"),
+        (
+            [f"--output={tmp_path / 'no' / 'out.txt'}"],
+            f"--output '{tmp_path / 'no' / 'out.txt'}': No such file or directory",
+        ),
+    ]:
         run = run_main(workdir, "--mode=translate", *flags, stdin="abc\n")
         assert run.returncode != 0 and "Traceback" not in run.stderr
         assert f"error: {message}" in run.stderr
@@ -137,8 +153,11 @@ def test_a_workdir_of_garbled_checkpoints_ends_in_one_error_line(trained, tmp_pa
     shutil.copytree(workdir, copy)
     for kind in ("checkpoints", "best"):
         for step in os.listdir(copy / kind):
-            data = [os.path.join(root, name) for root, _, names
-                    in os.walk(copy / kind / step / "default") for name in names]
+            data = [
+                os.path.join(root, name)
+                for root, _, names in os.walk(copy / kind / step / "default")
+                for name in names
+            ]
             with open(max(data, key=os.path.getsize), "r+b") as f:
                 f.seek(100)
                 byte = f.read(1)
@@ -160,14 +179,28 @@ def test_translate_survives_any_input(trained):
     workdir, _ = trained
     rng = np.random.default_rng(0)
     lines = [rng.bytes(n).replace(b"\n", b"") for n in rng.integers(0, 300, 60)]
-    lines += [b"", b"   ", b"\t\r", b"\x00\x0b\x0c\x1c\x85", b"\xff\xfe\xc3",
-              "\u2028中文".encode(), b"q" * 10_000, b"ab " * 20_000, b"\r"]
+    lines += [
+        b"",
+        b"   ",
+        b"\t\r",
+        b"\x00\x0b\x0c\x1c\x85",
+        b"\xff\xfe\xc3",
+        "\u2028中文".encode(),
+        b"q" * 10_000,
+        b"ab " * 20_000,
+        b"\r",
+    ]
     order = rng.permutation(len(lines))
     lines = [lines[i] for i in order]
     strict_utf8 = dict(os.environ, PYTHONIOENCODING="utf-8")  # as in most UTF-8 locales
-    run = subprocess.run(main_command(workdir, *TINY, "--mode=translate"), cwd=REPO,
-                         input=b"\n".join(lines), env=strict_utf8, capture_output=True,
-                         timeout=600)
+    run = subprocess.run(
+        main_command(workdir, *TINY, "--mode=translate"),
+        cwd=REPO,
+        input=b"\n".join(lines),
+        env=strict_utf8,
+        capture_output=True,
+        timeout=600,
+    )
     stderr = run.stderr.decode(errors="replace")
     assert run.returncode == 0, stderr[-3000:]
     outputs = run.stdout.decode().split("\n")
@@ -176,8 +209,7 @@ def test_translate_survives_any_input(trained):
         if not line.strip():
             assert output == ""
     long_line = 1 + int(np.flatnonzero(order == len(lines) - 2)[0])
-    assert (f"input line {long_line} has 60000 characters; reading its first 10000"
-            in stderr)
+    assert f"input line {long_line} has 60000 characters; reading its first 10000" in stderr
 
 
 def test_training_resumes_from_latest_checkpoint(trained, tmp_path):
@@ -192,36 +224,57 @@ def test_resuming_with_other_training_data_is_refused(trained):
     workdir, _ = trained
     run = run_main(workdir, *TINY, "--config.train.num_steps=20", "--config.data.task=dates")
     assert run.returncode != 0 and "Traceback" not in run.stderr
-    assert ("error: the source vocabulary built from config.data differs from "
-            f"{os.path.relpath(workdir, REPO)}/source_vocab.json") in run.stderr
+    assert (
+        "error: the source vocabulary built from config.data differs from "
+        f"{os.path.relpath(workdir, REPO)}/source_vocab.json"
+    ) in run.stderr
     assert sorted(os.listdir(workdir / "checkpoints"))[-1] != "20"
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--config.model.hiden_size=3", "error: --config.model.hiden_size: no such config field; "
-                                    'did you mean "hidden_size" instead of "hiden_size"?'),
-    ("--config.trainn.num_steps=3", "error: --config.trainn.num_steps: no such config field; "
-                                    'did you mean "train" instead of "trainn"?'),
-    ("--config.eval.max_len_a=-1", "config.eval.max_len_a must be >= 0"),
-    ("--config.eval.max_len_b=-2", "config.eval.max_len_b must be >= 0"),
-    ("--config.data.train_size=20", "config.data.batch_size=32 is too large for the training"),
-    ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
-    ("--config.model.attention=luong", "config.model.attention must be one of"),
-    ("--config.model.cell=lstn", "config.model.cell must be one of"),
-    ("--config.data.tokenizer=bytes", "config.data.tokenizer must be one of"),
-    ("--config.eval.train_split=test",
-     "error: --config.eval.train_split was renamed --config.eval.validation_split"),
-    ("--config.data.bleu_tokenize=13a",
-     "error: --config.data.bleu_tokenize was renamed --config.eval.bleu_tokenize"),
-    ("--config.train.time_budget_minutes=-1", "config.train.time_budget_minutes must be >= 0"),
-    ("--config.eval.tune_alphas=(0.6,-1.0)", "config.eval.tune_alphas must hold alphas >= 0"),
-    ("--config.eval.tune_average_checkpoints=(2,9)",
-     "config.eval.tune_average_checkpoints each must be in [2, train.keep_checkpoints=3]"),
-    ("--config.distributed.coordinator_address=localhost",
-     "config.distributed.coordinator_address must be host:port, 'auto' or empty"),
-    ("--config.distributed.coordinator_address=auto",
-     "config.distributed.coordinator_address='auto' found no cluster to join"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (
+            "--config.model.hiden_size=3",
+            "error: --config.model.hiden_size: no such config field; "
+            'did you mean "hidden_size" instead of "hiden_size"?',
+        ),
+        (
+            "--config.trainn.num_steps=3",
+            "error: --config.trainn.num_steps: no such config field; "
+            'did you mean "train" instead of "trainn"?',
+        ),
+        ("--config.eval.max_len_a=-1", "config.eval.max_len_a must be >= 0"),
+        ("--config.eval.max_len_b=-2", "config.eval.max_len_b must be >= 0"),
+        ("--config.data.train_size=20", "config.data.batch_size=32 is too large for the training"),
+        ("--config.model.hidden_size=-3", "config.model.hidden_size must be > 0"),
+        ("--config.model.attention=luong", "config.model.attention must be one of"),
+        ("--config.model.cell=lstn", "config.model.cell must be one of"),
+        ("--config.data.tokenizer=bytes", "config.data.tokenizer must be one of"),
+        (
+            "--config.eval.train_split=test",
+            "error: --config.eval.train_split was renamed --config.eval.validation_split",
+        ),
+        (
+            "--config.data.bleu_tokenize=13a",
+            "error: --config.data.bleu_tokenize was renamed --config.eval.bleu_tokenize",
+        ),
+        ("--config.train.time_budget_minutes=-1", "config.train.time_budget_minutes must be >= 0"),
+        ("--config.eval.tune_alphas=(0.6,-1.0)", "config.eval.tune_alphas must hold alphas >= 0"),
+        (
+            "--config.eval.tune_average_checkpoints=(2,9)",
+            "config.eval.tune_average_checkpoints each must be in [2, train.keep_checkpoints=3]",
+        ),
+        (
+            "--config.distributed.coordinator_address=localhost",
+            "config.distributed.coordinator_address must be host:port, 'auto' or empty",
+        ),
+        (
+            "--config.distributed.coordinator_address=auto",
+            "config.distributed.coordinator_address='auto' found no cluster to join",
+        ),
+    ],
+)
 def test_bad_config_stops_before_compute_naming_the_key(tmp_path, flag, message):
     run = run_main(tmp_path / "run", *TINY, flag)
     assert run.returncode != 0

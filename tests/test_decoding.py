@@ -11,8 +11,8 @@ import pytest
 from flax import linen as nn
 
 from s2s_jax import decoding
-from s2s_jax.decoding.search import MAX_HALVINGS, _while_dropping_finished
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from s2s_jax.decoding.search import MAX_HALVINGS, _while_dropping_finished
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 
 # What jax.monitoring reports once per XLA compilation, with the function's name.
@@ -34,8 +34,11 @@ def _model(seed, attention="general", eos_bias=0.0, **overrides):
     """A tiny random model, its parameters scaled up so that the output distribution is
     far from uniform, and ``eos_bias`` added to the EOS logit."""
     fields = dict(bidirectional=False, bridge="copy", dropout=0.0, **overrides)
-    model = Seq2Seq(ModelConfig.create(SRC_V, TGT_V, embed_dim=8, hidden_size=8,
-                                       attention=attention, attention_dim=8, **fields))
+    model = Seq2Seq(
+        ModelConfig.create(
+            SRC_V, TGT_V, embed_dim=8, hidden_size=8, attention=attention, attention_dim=8, **fields
+        )
+    )
     src, src_mask = _sources([2], 2)
     params = model.init(jax.random.key(seed), src, src_mask, src)["params"]
     params = jax.tree.map(lambda p: 3.0 * p, params)
@@ -55,12 +58,13 @@ def _all_outputs(max_len):
     Returns ``tokens [M, max_len]`` (PAD after EOS) and ``lengths [M]`` (EOS counted).
     """
     others = [t for t in range(TGT_V) if t != EOS_ID]
-    outputs = [prefix + (EOS_ID,) for n in range(max_len)
-               for prefix in itertools.product(others, repeat=n)]
+    outputs = [
+        prefix + (EOS_ID,) for n in range(max_len) for prefix in itertools.product(others, repeat=n)
+    ]
     outputs += itertools.product(others, repeat=max_len)
     tokens = np.full((len(outputs), max_len), PAD_ID)
     for row, output in enumerate(outputs):
-        tokens[row, :len(output)] = output
+        tokens[row, : len(output)] = output
     return tokens, np.array([len(output) for output in outputs])
 
 
@@ -70,8 +74,12 @@ def _reference_scores(model, params, src, src_mask, tokens, lengths, alpha, beta
     batch_size, (count, max_len) = len(src), tokens.shape
     tokens, lengths = np.tile(tokens, (batch_size, 1)), np.tile(lengths, batch_size)
     tgt_in = np.concatenate([np.full((len(tokens), 1), BOS_ID), tokens[:, :-1]], axis=1)
-    logits, weights = model.apply({"params": params}, jnp.repeat(src, count, axis=0),
-                                  jnp.repeat(src_mask, count, axis=0), jnp.asarray(tgt_in))
+    logits, weights = model.apply(
+        {"params": params},
+        jnp.repeat(src, count, axis=0),
+        jnp.repeat(src_mask, count, axis=0),
+        jnp.asarray(tgt_in),
+    )
     logits = np.asarray(logits, np.float64)
     log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
     steps = np.arange(max_len)[None, :] < lengths[:, None]
@@ -88,24 +96,39 @@ def _reference_scores(model, params, src, src_mask, tokens, lengths, alpha, beta
 EXHAUSTIVE_LEN, EXHAUSTIVE_BEAM, N_BEST = 3, TGT_V * (TGT_V - 1) ** 2, 5
 
 
-@pytest.mark.parametrize("attention, alpha, beta", [
-    ("general", 0.0, 0.0), ("general", 0.6, 0.0), ("none", 1.0, 0.0),
-    ("bahdanau", 0.6, 0.4), ("general", 0.0, 1.0)])
+@pytest.mark.parametrize(
+    "attention, alpha, beta",
+    [
+        ("general", 0.0, 0.0),
+        ("general", 0.6, 0.0),
+        ("none", 1.0, 0.0),
+        ("bahdanau", 0.6, 0.4),
+        ("general", 0.0, 1.0),
+    ],
+)
 def test_wide_beam_equals_exhaustive_search(attention, alpha, beta):
     model = _model(0, attention, eos_bias=1.0)[0]
     # As evaluation compiles it: alpha is traced (beta and the sizes are compiled in).
-    decode = decoding.compile_decoder(model, types.SimpleNamespace(
-        decoder="beam", beam_size=EXHAUSTIVE_BEAM, alpha=alpha, beta=beta, n_best=N_BEST,
-        max_len_a=0.0, max_len_b=EXHAUSTIVE_LEN))
+    decode = decoding.compile_decoder(
+        model,
+        types.SimpleNamespace(
+            decoder="beam",
+            beam_size=EXHAUSTIVE_BEAM,
+            alpha=alpha,
+            beta=beta,
+            n_best=N_BEST,
+            max_len_a=0.0,
+            max_len_b=EXHAUSTIVE_LEN,
+        ),
+    )
     outputs, lengths = _all_outputs(EXHAUSTIVE_LEN)
     src, src_mask = _sources([4, 2], 4)
     for seed in range(3):
         params = _model(seed, attention, eos_bias=1.0)[1]
         decoded = decode(params, src, src_mask)
-        references = _reference_scores(model, params, src, src_mask, outputs, lengths, alpha,
-                                       beta)
+        references = _reference_scores(model, params, src, src_mask, outputs, lengths, alpha, beta)
         for row, scores in enumerate(references):
-            order = np.argsort(-scores, kind="stable")[:N_BEST + 1]
+            order = np.argsort(-scores, kind="stable")[: N_BEST + 1]
             assert np.all(-np.diff(scores[order]) > 1e-4), "near tie: pick another seed"
             np.testing.assert_array_equal(decoded.tokens[row], outputs[order[:N_BEST]])
             np.testing.assert_allclose(decoded.scores[row], scores[order[:N_BEST]], **TOL)
@@ -116,8 +139,7 @@ def test_beam_of_one_equals_greedy():
     options = dict(max_len_a=1.0, max_len_b=2)
     model = _model(0, input_feeding=True, eos_bias=0.0)[0]
     greedy = _jit(decoding.greedy, model, **options)
-    beam = _jit(decoding.beam_search, model, beam_size=1, alpha=0.0, beta=0.0, n_best=1,
-                **options)
+    beam = _jit(decoding.beam_search, model, beam_size=1, alpha=0.0, beta=0.0, n_best=1, **options)
     ends = set()
     for seed, eos_bias in itertools.product(range(3), (0.0, 1.5)):
         params = _model(seed, input_feeding=True, eos_bias=eos_bias)[1]
@@ -130,8 +152,16 @@ def test_beam_of_one_equals_greedy():
 
 def test_beam_search_is_independent_of_batch_composition():
     model, params = _model(1, "bahdanau", eos_bias=1.0)
-    decode = _jit(decoding.beam_search, model, beam_size=4, alpha=0.6, beta=0.2, n_best=3,
-                  max_len_a=0.0, max_len_b=6)
+    decode = _jit(
+        decoding.beam_search,
+        model,
+        beam_size=4,
+        alpha=0.6,
+        beta=0.2,
+        n_best=3,
+        max_len_a=0.0,
+        max_len_b=6,
+    )
     lengths = [5, 3, 1, 4]
     src, src_mask = _sources(lengths, 5)
     together = decode(params, src, src_mask)
@@ -140,7 +170,7 @@ def test_beam_search_is_independent_of_batch_composition():
     wide = wide.at[:4, :5].set(src[::-1])
     reversed_wider = decode(params, wide, wide_mask)
     for row in range(len(lengths)):
-        alone = decode(params, src[row:row + 1], src_mask[row:row + 1])
+        alone = decode(params, src[row : row + 1], src_mask[row : row + 1])
         for other, other_row in ((together, row), (reversed_wider, len(lengths) - 1 - row)):
             np.testing.assert_array_equal(other.tokens[other_row], alone.tokens[0])
             np.testing.assert_allclose(other.scores[other_row], alone.scores[0], **TOL)
@@ -173,17 +203,30 @@ def _chain(transitions):
 CHAIN = {BOS_ID: {EOS_ID: 0.6, 4: 0.4}, 4: {4: 0.95, EOS_ID: 0.05}}
 
 
-@pytest.mark.parametrize("alpha, expected", [
-    (0.0, ([EOS_ID, PAD_ID, PAD_ID, PAD_ID], np.log(0.6))),
-    (2.0, ([4, 4, 4, 4], np.log(0.4 * 0.95 ** 3) / ((5 + 4) / 6) ** 2.0))])
+@pytest.mark.parametrize(
+    "alpha, expected",
+    [
+        (0.0, ([EOS_ID, PAD_ID, PAD_ID, PAD_ID], np.log(0.6))),
+        (2.0, ([4, 4, 4, 4], np.log(0.4 * 0.95**3) / ((5 + 4) / 6) ** 2.0)),
+    ],
+)
 def test_beam_search_on_a_markov_chain_by_hand(alpha, expected):
     """With alpha = 2, "EOS" (log 0.6 / lp(1) = -0.51) is finished at step 1, and the
     search must go on: "A" (log 0.4) divided by the largest length penalty,
     lp(4) = 2.25, could still beat it, and "A A A A" does (-0.48)."""
     src, src_mask = _sources([2], 2)
-    decoded = decoding.beam_search(_chain(CHAIN), {}, src, src_mask, beam_size=2,
-                                   alpha=alpha, beta=0.0, n_best=1, max_len_a=0.0,
-                                   max_len_b=4)
+    decoded = decoding.beam_search(
+        _chain(CHAIN),
+        {},
+        src,
+        src_mask,
+        beam_size=2,
+        alpha=alpha,
+        beta=0.0,
+        n_best=1,
+        max_len_a=0.0,
+        max_len_b=4,
+    )
     tokens, score = expected
     np.testing.assert_array_equal(decoded.tokens[0, 0], tokens)
     np.testing.assert_allclose(decoded.scores[0, 0], score, **TOL)
@@ -196,23 +239,39 @@ def test_length_and_coverage_penalties_by_hand():
     # (1.1, 0.4), capped at 1 -> log 1 + log 0.4.
     coverage = jnp.array([[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]]).sum(axis=0)
     mask = jnp.array([True, True, False])
-    np.testing.assert_allclose(decoding.coverage_penalty(coverage, mask, 0.2),
-                               0.2 * np.log(0.4), rtol=1e-6)
+    np.testing.assert_allclose(
+        decoding.coverage_penalty(coverage, mask, 0.2), 0.2 * np.log(0.4), rtol=1e-6
+    )
     np.testing.assert_allclose(
         decoding.gnmt_score(jnp.float32(-2.0), 3, coverage, mask, alpha=0.6, beta=0.2),
-        -2.0 / (8 / 6) ** 0.6 + 0.2 * np.log(0.4), rtol=1e-6)
+        -2.0 / (8 / 6) ** 0.6 + 0.2 * np.log(0.4),
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(
         decoding.gnmt_score(jnp.float32(-2.0), 3, None, mask, alpha=0.6, beta=0.0),
-        -2.0 / (8 / 6) ** 0.6, rtol=1e-6)
+        -2.0 / (8 / 6) ** 0.6,
+        rtol=1e-6,
+    )
 
 
 def test_finished_hypotheses_end_at_eos_and_the_n_best_are_distinct_and_sorted():
     model, params = _model(2, "general", eos_bias=2.0)
     src, src_mask = _sources([5, 3, 1, 4], 5)
     max_len = 8
-    decoded = jax.device_get(decoding.beam_search(
-        model, params, src, src_mask, beam_size=4, alpha=0.6, beta=0.2, n_best=4,
-        max_len_a=0.0, max_len_b=max_len))
+    decoded = jax.device_get(
+        decoding.beam_search(
+            model,
+            params,
+            src,
+            src_mask,
+            beam_size=4,
+            alpha=0.6,
+            beta=0.2,
+            n_best=4,
+            max_len_a=0.0,
+            max_len_b=max_len,
+        )
+    )
     finished = decoded.tokens == EOS_ID
     assert np.all(finished.sum(axis=-1) <= 1)
     assert finished[:, :, :-1].any()  # some hypotheses finish before the bound
@@ -224,9 +283,14 @@ def test_finished_hypotheses_end_at_eos_and_the_n_best_are_distinct_and_sorted()
     assert np.all(np.diff(decoded.scores, axis=1) <= 0)
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(attention="general"), dict(attention="bahdanau"),
-    dict(attention="general", input_feeding=True)])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(attention="general"),
+        dict(attention="bahdanau"),
+        dict(attention="general", input_feeding=True),
+    ],
+)
 def test_attention_of_a_hypothesis_is_what_decoding_it_attended(overrides):
     """The heatmap of greedy's hypotheses, by one teacher-forced pass, against the weights
     ``decode_step`` returns when it is fed the same tokens one step at a time."""
@@ -257,9 +321,11 @@ def test_the_loop_drops_finished_sentences_and_keeps_their_results():
         count, need, _ = rows
         return count + (count < need), need, jnp.full(len(count), len(count)) + context
 
-    count, _, size = jax.jit(lambda rows: _while_dropping_finished(
-        step, lambda rows: rows[0] < rows[1], rows, jnp.zeros(32, jnp.int32),
-        max_len=1000))(rows)
+    count, _, size = jax.jit(
+        lambda rows: _while_dropping_finished(
+            step, lambda rows: rows[0] < rows[1], rows, jnp.zeros(32, jnp.int32), max_len=1000
+        )
+    )(rows)
     np.testing.assert_array_equal(count, needs)
     assert size[np.argmax(needs)] == 32 >> MAX_HALVINGS
     assert size[np.argmin(needs)] == 32
@@ -270,11 +336,13 @@ def test_invalid_beam_options():
     model, params = _model(0, "none")
     options = dict(alpha=0.0, max_len_a=0.0, max_len_b=2)
     with pytest.raises(ValueError, match="coverage penalty"):
-        decoding.beam_search(model, params, src, src_mask, beam_size=2, beta=0.5, n_best=1,
-                             **options)
+        decoding.beam_search(
+            model, params, src, src_mask, beam_size=2, beta=0.5, n_best=1, **options
+        )
     with pytest.raises(ValueError, match="n_best"):
-        decoding.beam_search(model, params, src, src_mask, beam_size=2, beta=0.0, n_best=3,
-                             **options)
+        decoding.beam_search(
+            model, params, src, src_mask, beam_size=2, beta=0.0, n_best=3, **options
+        )
 
 
 SAMPLE_OPTIONS = dict(max_len_a=1.0, max_len_b=2)
@@ -297,8 +365,7 @@ def test_sampling_at_top_1_or_near_zero_temperature_is_greedy(temperature, top_k
     src, src_mask = _sources([5, 3, 1, 4], 5)
     model = _model(0)[0]
     greedy = _jit(decoding.greedy, model, **SAMPLE_OPTIONS)
-    decode = _jit(decoding.sample, model, temperature=temperature, top_k=top_k,
-                  **SAMPLE_OPTIONS)
+    decode = _jit(decoding.sample, model, temperature=temperature, top_k=top_k, **SAMPLE_OPTIONS)
     for seed in range(3):
         params = _model(seed)[1]
         expected = greedy(params, src, src_mask)
@@ -312,12 +379,22 @@ def test_sampling_frequencies_follow_the_tempered_top_k_distribution():
     2 among the top 2: p(EOS) = 0.7 ** (1/2) / (0.7 ** (1/2) + 0.2 ** (1/2)), p(A) the rest."""
     chain = _chain({BOS_ID: {EOS_ID: 0.7, 4: 0.2, 5: 0.1}})
     src, src_mask = _sources([2] * 1024, 2)
-    decoded = decoding.sample(chain, {}, src, src_mask, jax.random.key(0), temperature=2.0,
-                              top_k=2, max_len_a=0.0, max_len_b=1)
+    decoded = decoding.sample(
+        chain,
+        {},
+        src,
+        src_mask,
+        jax.random.key(0),
+        temperature=2.0,
+        top_k=2,
+        max_len_a=0.0,
+        max_len_b=1,
+    )
     first = np.asarray(decoded.tokens[:, 0, 0])
-    eos = 0.7 ** 0.5 / (0.7 ** 0.5 + 0.2 ** 0.5)
-    np.testing.assert_allclose([np.mean(first == EOS_ID), np.mean(first == 4)], [eos, 1 - eos],
-                               atol=0.05)
+    eos = 0.7**0.5 / (0.7**0.5 + 0.2**0.5)
+    np.testing.assert_allclose(
+        [np.mean(first == EOS_ID), np.mean(first == 4)], [eos, 1 - eos], atol=0.05
+    )
 
 
 def test_sampling_draws_each_step_afresh():
@@ -326,8 +403,17 @@ def test_sampling_draws_each_step_afresh():
     coin = {4: 0.5, 5: 0.5}
     src, src_mask = _sources([2] * 64, 2)
     chain = _chain({BOS_ID: coin, 4: coin, 5: coin})
-    decoded = decoding.sample(chain, {}, src, src_mask, jax.random.key(0), temperature=1.0,
-                              top_k=0, max_len_a=0.0, max_len_b=8)
+    decoded = decoding.sample(
+        chain,
+        {},
+        src,
+        src_mask,
+        jax.random.key(0),
+        temperature=1.0,
+        top_k=0,
+        max_len_a=0.0,
+        max_len_b=8,
+    )
     tokens = np.asarray(decoded.tokens[:, 0])
     assert np.all((tokens == 4) | (tokens == 5))
     np.testing.assert_allclose(np.mean(tokens[:, 1:] != tokens[:, :-1]), 0.5, atol=0.1)
@@ -338,13 +424,22 @@ def test_compile_decoder_picks_the_configured_decoder():
     model, params = _model(0)
     src, src_mask = _sources([5, 3], 5)
     eval_config = types.SimpleNamespace(
-        max_len_a=1.0, max_len_b=2, beam_size=3, alpha=0.6, beta=0.2, n_best=2,
-        temperature=1.0, top_k=0, sample_seed=0)
+        max_len_a=1.0,
+        max_len_b=2,
+        beam_size=3,
+        alpha=0.6,
+        beta=0.2,
+        n_best=2,
+        temperature=1.0,
+        top_k=0,
+        sample_seed=0,
+    )
     shapes = {}
     for name in decoding.DECODERS:
         eval_config.decoder = name
-        shapes[name] = decoding.compile_decoder(model, eval_config)(params, src,
-                                                                     src_mask).tokens.shape
+        shapes[name] = decoding.compile_decoder(model, eval_config)(
+            params, src, src_mask
+        ).tokens.shape
     assert shapes == {"greedy": (2, 1, 7), "beam": (2, 2, 7), "sample": (2, 1, 7)}
     eval_config.decoder = "sample"
 
@@ -372,12 +467,22 @@ def test_equal_settings_on_equal_models_share_one_compilation():
             compiled.append(kwargs["fun_name"])
 
     def eval_config(beam_size, alpha):
-        return types.SimpleNamespace(decoder="beam", beam_size=beam_size, alpha=alpha,
-                                     beta=0.0, n_best=1, max_len_a=0.5, max_len_b=3)
+        return types.SimpleNamespace(
+            decoder="beam",
+            beam_size=beam_size,
+            alpha=alpha,
+            beta=0.0,
+            n_best=1,
+            max_len_a=0.5,
+            max_len_b=3,
+        )
 
     def model():  # a fresh module each time, equal to the others (and to no other test's)
-        return Seq2Seq(ModelConfig.create(SRC_V, TGT_V, embed_dim=8, hidden_size=12,
-                                          attention="general", attention_dim=8))
+        return Seq2Seq(
+            ModelConfig.create(
+                SRC_V, TGT_V, embed_dim=8, hidden_size=12, attention="general", attention_dim=8
+            )
+        )
 
     assert model() is not model() and model() == model() and hash(model()) == hash(model())
     src, src_mask = _sources([3, 2], 3)
@@ -386,7 +491,8 @@ def test_equal_settings_on_equal_models_share_one_compilation():
     try:
         for alpha in (0.0, 0.6):
             jax.block_until_ready(
-                decoding.compile_decoder(model(), eval_config(3, alpha))(params, src, src_mask))
+                decoding.compile_decoder(model(), eval_config(3, alpha))(params, src, src_mask)
+            )
         assert len(compiled) == 1
         decoding.compile_decoder(model(), eval_config(2, 0.6))(params, src, src_mask)
         assert len(compiled) == 2

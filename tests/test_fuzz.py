@@ -22,22 +22,33 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from s2s_jax import registries
-from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.readers import CorpusError
+from s2s_jax.runtime.checkpointing import Checkpointer
 
-settings.register_profile("ci", derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", parent=settings.get_profile("ci"),
-                          max_examples=10 * settings.get_profile("default").max_examples)
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    parent=settings.get_profile("ci"),
+    max_examples=10 * settings.get_profile("default").max_examples,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Characters that break naive readers: tabs, line ends, byte-order marks, NUL, form
 # feeds, Unicode line separators, combining marks, astral characters, blanks.
-_NASTY = "\t\r\n\ufeff\x00\x0c\u2028\u0301\U0001F600 \u00a0"
+_NASTY = "\t\r\n\ufeff\x00\x0c\u2028\u0301\U0001f600 \u00a0"
 _TEXT = st.text(st.sampled_from("abc xyz" + _NASTY) | st.characters(), max_size=30)
-_FIELD = st.text(st.sampled_from("abc xyz" + _NASTY.replace("\t", "").replace("\n", ""))
-                 | st.characters(exclude_characters="\t\n"), max_size=30)
+_FIELD = st.text(
+    st.sampled_from("abc xyz" + _NASTY.replace("\t", "").replace("\n", ""))
+    | st.characters(exclude_characters="\t\n"),
+    max_size=30,
+)
 
 
 @st.composite
@@ -56,8 +67,15 @@ def corpus_bytes(draw) -> bytes:
 def _data_config(**data):
     config = base_config()
     with config.unlocked():
-        config.data.update({"source": "files", "tokenizer": "char", "batch_size": 4,
-                            "buckets": ((64, 64),), **data})
+        config.data.update(
+            {
+                "source": "files",
+                "tokenizer": "char",
+                "batch_size": 4,
+                "buckets": ((64, 64),),
+                **data,
+            }
+        )
     return config
 
 
@@ -65,16 +83,18 @@ def _data_config(**data):
 @given(corpus_bytes(), st.booleans())
 def test_any_corpus_trains_or_is_named_in_one_error(content, held_out):
     from s2s_jax.training.train import training_data  # TensorFlow, for the first example only
+
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "corpus.tsv")
         with open(path, "wb") as f:
             f.write(content)
         given_splits = {} if held_out else {"validation_path": path, "test_path": path}
         try:
-            corpus, batches = training_data(_data_config(train_path=path, **given_splits),
-                                            os.path.join(directory, "run"))
+            corpus, batches = training_data(
+                _data_config(train_path=path, **given_splits), os.path.join(directory, "run")
+            )
         except CorpusError as error:
-            event(f"corpus error: {str(error)[len(path):len(path) + 30]}")
+            event(f"corpus error: {str(error)[len(path) : len(path) + 30]}")
             assert str(error).startswith(path), error
         except ConfigError as error:
             event("too small for a batch")
@@ -86,10 +106,10 @@ def test_any_corpus_trains_or_is_named_in_one_error(content, held_out):
 
 
 @settings(max_examples=100)
-@given(st.lists(st.binary(max_size=40), max_size=8), st.lists(st.binary(max_size=40),
-                                                               max_size=8))
+@given(st.lists(st.binary(max_size=40), max_size=8), st.lists(st.binary(max_size=40), max_size=8))
 def test_any_aligned_files_read_or_are_named_in_one_error(source, target):
     from s2s_jax.data.readers import read_aligned
+
     with tempfile.TemporaryDirectory() as directory:
         paths = [os.path.join(directory, f"corpus.{lang}") for lang in ("en", "de")]
         for path, lines in zip(paths, (source, target)):
@@ -118,23 +138,24 @@ def _values_like(value):
     if isinstance(value, bool):
         return st.booleans()
     if isinstance(value, int):
-        return st.integers(-10**6, 10**7)
+        return st.integers(-(10**6), 10**7)
     if isinstance(value, float):
         return st.floats(allow_nan=True, allow_infinity=True)
     if isinstance(value, str):
         return st.text(max_size=12) | st.sampled_from(["", "best", "latest", "0", "bpe"])
     if isinstance(value, tuple):
-        return st.lists(st.integers(-5, 300) | st.tuples(st.integers(-5, 300),
-                                                         st.integers(-5, 300)),
-                        max_size=4).map(tuple)
+        return st.lists(
+            st.integers(-5, 300) | st.tuples(st.integers(-5, 300), st.integers(-5, 300)), max_size=4
+        ).map(tuple)
     return st.nothing()
 
 
 @st.composite
 def overrides(draw):
     """One to three fields of the schema, each given a value of its type."""
-    chosen = draw(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=3,
-                           unique_by=lambda field: field[0]))
+    chosen = draw(
+        st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=3, unique_by=lambda field: field[0])
+    )
     return [(key, draw(_values_like(value))) for key, value in chosen]
 
 
@@ -151,8 +172,9 @@ def test_any_config_value_validates_or_is_named_in_one_error(changes):
     try:
         registries.validate(config)
     except ConfigError as error:
-        assert any(f"config.{key}" in str(error) or key.split(".")[-1] in str(error)
-                   for key, _ in changes), (changes, error)
+        assert any(
+            f"config.{key}" in str(error) or key.split(".")[-1] in str(error) for key, _ in changes
+        ), (changes, error)
 
 
 def _state(seed: int) -> train_state.TrainState:
@@ -170,14 +192,19 @@ def two_steps(tmp_path_factory):
         checkpointer.save(step, _state(step))
     checkpointer.close()
     step_dir = workdir / "checkpoints" / "2"
-    files = sorted(os.path.relpath(os.path.join(root, name), step_dir)
-                   for root, _, names in os.walk(step_dir) for name in names
-                   if os.path.getsize(os.path.join(root, name)))
+    files = sorted(
+        os.path.relpath(os.path.join(root, name), step_dir)
+        for root, _, names in os.walk(step_dir)
+        for name in names
+        if os.path.getsize(os.path.join(root, name))
+    )
     return workdir, files
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(st.data())
 def test_any_damage_to_the_latest_checkpoint_is_caught(two_steps, data):
     template, files = two_steps
@@ -193,8 +220,11 @@ def test_any_damage_to_the_latest_checkpoint_is_caught(two_steps, data):
             if damage == "cut":
                 f.truncate(offset)
             else:
-                start, length = {"1 byte": (offset, 1), "4 KiB": (offset, 4096),
-                                 "whole file": (0, size)}[damage]
+                start, length = {
+                    "1 byte": (offset, 1),
+                    "4 KiB": (offset, 4096),
+                    "whole file": (0, size),
+                }[damage]
                 f.seek(start)
                 block = f.read(length)
                 f.seek(start)

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
-                                reason="the settings are glibc's; elsewhere they are a no-op")
+pytestmark = pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc", reason="the settings are glibc's; elsewhere they are a no-op"
+)
 
 # A worker thread (as XLA's are) mallocs, touches and frees a 96 MiB block twice, the
 # size of a step's temporaries; prints the page faults of the second time.
@@ -39,8 +40,9 @@ print(faults[1])
 
 
 def _second_step_faults(mode: str) -> int:
-    result = subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _STEPS, mode], capture_output=True, text=True, check=True
+    )
     return int(result.stdout)
 
 

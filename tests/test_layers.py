@@ -8,8 +8,17 @@ import sys
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "s2s_jax"
 # Bottom to top; a module may import from its own layer and the ones below it.
-LAYERS = ("config", "runtime", "data", "models", "decoding", "evaluation", "training",
-          "serving", "top")
+LAYERS = (
+    "config",
+    "runtime",
+    "data",
+    "models",
+    "decoding",
+    "evaluation",
+    "training",
+    "serving",
+    "top",
+)
 TOP_LEVEL = {"main", "registries", "__init__"}  # the modules of s2s_jax/ itself: "top"
 
 
@@ -60,11 +69,12 @@ def test_the_check_sees_an_upward_import():
 
 
 def test_reading_a_config_imports_no_framework():
-    code = ("import sys, s2s_jax.config as c; c.validate(c.base_config()); "
-            "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets', 'flax', 'jax') "
-            "if m in sys.modules))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, s2s_jax.config as c; c.validate(c.base_config()); "
+        "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets', 'flax', 'jax') "
+        "if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
 
 
@@ -81,7 +91,9 @@ def test_modules_and_functions_are_small():
         lines = len(path.read_text().splitlines())
         if lines > 400:
             long.append(f"{path.relative_to(PACKAGE)}: {lines} lines")
-        long += [f"{path.relative_to(PACKAGE)}: {name}() has {length} lines"
-                 for name, length in _functions(ast.parse(path.read_text()))
-                 if length > 60 and name != "base_config"]
+        long += [
+            f"{path.relative_to(PACKAGE)}: {name}() has {length} lines"
+            for name, length in _functions(ast.parse(path.read_text()))
+            if length > 60 and name != "base_config"
+        ]
     assert not long, "\n".join(long)

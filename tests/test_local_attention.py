@@ -15,13 +15,19 @@ def _setup(seed=0):
     memory = rng.normal(size=(BATCH, SRC_LEN, MEMORY)).astype(np.float32)
     mask = np.arange(SRC_LEN)[None, :] < LENGTHS[:, None]
     module = LocalPredictiveAttention(FEATURES, QUERY)
-    params = module.init(jax.random.key(seed), query, memory, mask,
-                         method=lambda m, q, mem, k: m(q, m.keys(mem), mem, k))["params"]
+    params = module.init(
+        jax.random.key(seed),
+        query,
+        memory,
+        mask,
+        method=lambda m, q, mem, k: m(q, m.keys(mem), mem, k),
+    )["params"]
     params = jax.tree.map(lambda p: 2.0 * p, params)  # spread the predicted positions
 
     def attend(q, mem, k):
         keys = module.apply({"params": params}, mem, method="keys")
         return module.apply({"params": params}, q, keys, mem, k)
+
     return params, jax.jit(attend), query, memory, mask
 
 
@@ -30,12 +36,14 @@ def _numpy(params, query, memory, mask, window=10):
     q, m = query.astype(np.float64), memory.astype(np.float64)
     scores = np.einsum("bqd,bsd->bqs", q, m @ p["w_a"]["kernel"])
     centre = (mask.sum(1) - 1.0)[:, None] / (
-        1 + np.exp(-(np.tanh(q @ p["w_p"]["kernel"]) @ p["v_p"]["kernel"])[..., 0]))
+        1 + np.exp(-(np.tanh(q @ p["w_p"]["kernel"]) @ p["v_p"]["kernel"])[..., 0])
+    )
     distance = np.arange(SRC_LEN)[None, None, :] - centre[..., None]
     inside = (np.abs(distance) <= window) & mask[:, None, :]
-    e = np.where(inside, np.exp(scores - np.where(inside, scores, -np.inf).max(-1, keepdims=True)),
-                 0.0)
-    weights = e / e.sum(-1, keepdims=True) * np.exp(-distance ** 2 / (2 * (window / 2) ** 2))
+    e = np.where(
+        inside, np.exp(scores - np.where(inside, scores, -np.inf).max(-1, keepdims=True)), 0.0
+    )
+    weights = e / e.sum(-1, keepdims=True) * np.exp(-(distance**2) / (2 * (window / 2) ** 2))
     return weights @ m, weights, centre, inside
 
 
@@ -75,6 +83,7 @@ def test_gradients_are_finite():
     def loss(params):
         keys = module.apply({"params": params}, memory, method="keys")
         return module.apply({"params": params}, query, keys, memory, mask)[0].sum()
+
     grads = jax.jit(jax.grad(loss))(params)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
     assert np.abs(grads["v_p"]["kernel"]).sum() > 0  # the position predictor learns

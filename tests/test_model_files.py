@@ -2,11 +2,11 @@
 
 import pytest
 
-from s2s_jax.training import model_files
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.sentencepiece_vocab import train_sentencepiece
 from s2s_jax.data.vocab import CharVocab, WordVocab
 from s2s_jax.data.vocab_files import load_vocab, save_vocab
+from s2s_jax.training import model_files
 
 TEXTS = ["ein Haus am See", "zwei Häuser, ein Boot.", "Ünïcödé ▁ mit\tTab", "日本語の文"] * 20
 
@@ -35,18 +35,27 @@ def test_a_stored_unknown_field_is_named(tmp_path):
 
 def test_a_stored_config_of_renamed_fields_reads_into_the_new_ones(tmp_path):
     (tmp_path / "config.json").write_text(
-        '{"config": {"eval": {"train_split": "dev"}, "data": {"bleu_tokenize": "13a"}}}')
+        '{"config": {"eval": {"train_split": "dev"}, "data": {"bleu_tokenize": "13a"}}}'
+    )
     stored = model_files.read_config(str(tmp_path))
     assert (stored.eval.validation_split, stored.eval.bleu_tokenize) == ("dev", "13a")
 
 
-@pytest.mark.parametrize("field, value, refused", [
-    ("model.hidden_size", 64, True), ("model.attention", "dot", True),
-    ("data.tokenizer", "word", True), ("data.tgt_lang", "fr", True),
-    ("model.dtype", "bfloat16", False), ("model.unroll", 2, False),
-    ("eval.beam_size", 9, False), ("data.buckets", ((64, 64),), False),
-    ("data.manual_dir", "/elsewhere", False), ("train.num_steps", 7, False),
-])
+@pytest.mark.parametrize(
+    "field, value, refused",
+    [
+        ("model.hidden_size", 64, True),
+        ("model.attention", "dot", True),
+        ("data.tokenizer", "word", True),
+        ("data.tgt_lang", "fr", True),
+        ("model.dtype", "bfloat16", False),
+        ("model.unroll", 2, False),
+        ("eval.beam_size", 9, False),
+        ("data.buckets", ((64, 64),), False),
+        ("data.manual_dir", "/elsewhere", False),
+        ("train.num_steps", 7, False),
+    ],
+)
 def test_only_model_and_vocabulary_fields_are_refused(field, value, refused):
     stored, given = base_config(), base_config()
     section, key = field.split(".")
@@ -60,8 +69,11 @@ def test_only_model_and_vocabulary_fields_are_refused(field, value, refused):
 
 def _vocabularies(tmp_path):
     spm = train_sentencepiece(TEXTS, str(tmp_path / "trained.model"), 295, "unigram")
-    return {"char": CharVocab("".join(TEXTS)), "word": WordVocab.build(TEXTS, 10),
-            "sentencepiece": spm}
+    return {
+        "char": CharVocab("".join(TEXTS)),
+        "word": WordVocab.build(TEXTS, 10),
+        "sentencepiece": spm,
+    }
 
 
 @pytest.mark.parametrize("kind", ["char", "word", "sentencepiece"])
@@ -73,5 +85,6 @@ def test_vocabulary_files_round_trip(tmp_path, kind):
     for text in TEXTS[:4] + ["unseen: xyzzy"]:
         assert loaded.encode(text) == vocab.encode(text)
         assert loaded.decode(loaded.encode(text)) == vocab.decode(vocab.encode(text))
-    assert [loaded.piece(i) for i in range(vocab.size)] == [vocab.piece(i)
-                                                           for i in range(vocab.size)]
+    assert [loaded.piece(i) for i in range(vocab.size)] == [
+        vocab.piece(i) for i in range(vocab.size)
+    ]

@@ -32,17 +32,24 @@ def matmul_flops(jaxpr) -> int:
         if eqn.primitive.name == "dot_general":
             (contract, _), _ = eqn.params["dimension_numbers"]
             lhs = eqn.invars[0].aval.shape
-            total += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(
-                lhs[d] for d in contract)
+            total += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contract)
         trips = eqn.params["length"] if eqn.primitive.name == "scan" else 1
         total += trips * sum(matmul_flops(sub) for sub in _subjaxprs(eqn))
     return total
 
 
 def _model(**overrides):
-    fields = dict(cell="lstm", embed_dim=8, hidden_size=16, encoder_layers=2, decoder_layers=2,
-                  bidirectional=True, bridge="dense", attention="general",
-                  input_feeding=False)
+    fields = dict(
+        cell="lstm",
+        embed_dim=8,
+        hidden_size=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        bidirectional=True,
+        bridge="dense",
+        attention="general",
+        input_feeding=False,
+    )
     fields.update(overrides)
     config = ModelConfig.create(SRC_V, TGT_V, dropout=0.0, **fields)
     model = Seq2Seq(config)
@@ -54,25 +61,29 @@ def _model(**overrides):
     return model, params, formula_config, (src, mask, tgt_in)
 
 
-CONFIGS = [dict(), dict(input_feeding=True),
-           dict(cell="gru", attention="dot", bidirectional=False, bridge="copy"),
-           dict(bidirectional=False, encoder_layers=1, decoder_layers=3, cell="rnn"),
-           dict(attention="none", embed_dim=16)]
+CONFIGS = [
+    dict(),
+    dict(input_feeding=True),
+    dict(cell="gru", attention="dot", bidirectional=False, bridge="copy"),
+    dict(bidirectional=False, encoder_layers=1, decoder_layers=3, cell="rnn"),
+    dict(attention="none", embed_dim=16),
+]
 
 
-@pytest.mark.parametrize("overrides", CONFIGS, ids=lambda o: ",".join(
-    f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize(
+    "overrides", CONFIGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default"
+)
 def test_training_forward_flops_equal_the_traced_matmuls(overrides):
     model, params, formula, args = _model(**overrides)
-    traced = matmul_flops(jax.make_jaxpr(
-        lambda p: model.apply({"params": p}, *args))(params).jaxpr)
+    traced = matmul_flops(jax.make_jaxpr(lambda p: model.apply({"params": p}, *args))(params).jaxpr)
     want = forward_flops(formula, np.full(B, S), np.full(B, T))
     assert traced == want
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])
-@pytest.mark.parametrize("overrides", [dict(), dict(input_feeding=True)],
-                         ids=["general", "input-feeding"])
+@pytest.mark.parametrize(
+    "overrides", [dict(), dict(input_feeding=True)], ids=["general", "input-feeding"]
+)
 def test_search_flops_equal_the_traced_steps(overrides, beam_size):
     """One sentence: the encoder, one step for BOS, then beam_size rows a step."""
     model, params, formula, _ = _model(**overrides)

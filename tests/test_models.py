@@ -25,9 +25,18 @@ def _inputs(seed=0):
 
 
 def _model(**overrides):
-    fields = dict(cell="lstm", embed_dim=8, hidden_size=16, attention="general",
-                  attention_dim=12, num_heads=2, bidirectional=True, bridge="dense",
-                  encoder_layers=2, decoder_layers=2)
+    fields = dict(
+        cell="lstm",
+        embed_dim=8,
+        hidden_size=16,
+        attention="general",
+        attention_dim=12,
+        num_heads=2,
+        bidirectional=True,
+        bridge="dense",
+        encoder_layers=2,
+        decoder_layers=2,
+    )
     fields.update(overrides)
     model = Seq2Seq(ModelConfig.create(SRC_V, TGT_V, dropout=0.0, **fields))
     src, src_mask, tgt_in = _inputs()
@@ -42,7 +51,8 @@ def _stepped_logits(model, params, src, src_mask, tokens):
     logits, weights = [], []
     for t in range(tokens.shape[1]):
         state, step_logits, step_weights = model.apply(
-            variables, state, tokens[:, t], memory, method=Seq2Seq.decode_step)
+            variables, state, tokens[:, t], memory, method=Seq2Seq.decode_step
+        )
         logits.append(step_logits)
         weights.append(step_weights)
     stacked = None if weights[0] is None else jnp.stack(weights, axis=1)
@@ -76,8 +86,12 @@ def test_teacher_forced_path_equals_stepping(overrides):
         np.testing.assert_allclose(full_weights, stepped_weights, **TOL)
 
 
-@pytest.mark.parametrize("overrides", [c for c in CONFIGS if c["attention"] != "none"]
-                         + [dict(attention="local_p", input_feeding=True)], ids=str)
+@pytest.mark.parametrize(
+    "overrides",
+    [c for c in CONFIGS if c["attention"] != "none"]
+    + [dict(attention="local_p", input_feeding=True)],
+    ids=str,
+)
 def test_step_with_memory_shared_by_beams_equals_a_copy_per_beam(overrides):
     """Beam search passes one memory row per sentence for its G consecutive beams."""
     model, params = _model(**overrides)
@@ -90,8 +104,9 @@ def test_step_with_memory_shared_by_beams_equals_a_copy_per_beam(overrides):
     tokens = jnp.arange(B * group, dtype=jnp.int32) % TGT_V
     for t in range(2):  # the second step starts from distinct beam states
         shared = model.apply(variables, state, tokens + t, memory, method=Seq2Seq.decode_step)
-        copied = model.apply(variables, state, tokens + t, jax.tree.map(repeat, memory),
-                             method=Seq2Seq.decode_step)
+        copied = model.apply(
+            variables, state, tokens + t, jax.tree.map(repeat, memory), method=Seq2Seq.decode_step
+        )
         for got, want in zip(jax.tree.leaves(shared), jax.tree.leaves(copied)):
             np.testing.assert_allclose(got, want, **TOL)
         state = shared[0]
@@ -122,8 +137,9 @@ def test_teacher_forcing_ratio_zero_equals_free_running():
         tokens = np.asarray(greedy.tokens[row, 0])
         end = int(np.argmax(tokens == 3)) + 1 if (tokens == 3).any() else T
         np.testing.assert_array_equal(predicted[row, :end], tokens[:end])
-    replay, _ = _stepped_logits(model, params, src, src_mask,
-                                jnp.concatenate([bos[:, :1], predicted[:, :-1]], axis=1))
+    replay, _ = _stepped_logits(
+        model, params, src, src_mask, jnp.concatenate([bos[:, :1], predicted[:, :-1]], axis=1)
+    )
     np.testing.assert_allclose(logits, replay, **TOL)
 
 
@@ -145,21 +161,33 @@ def test_sampled_inputs_depend_on_sample_rng():
     src, src_mask, tgt_in = _inputs()
     forced = jnp.zeros(tgt_in.shape, bool).at[:, 0].set(True)
     run = lambda seed: model.apply(  # noqa: E731
-        {"params": params}, src, src_mask, tgt_in, forced=forced, sample=True,
-        rngs={"sample": jax.random.key(seed)})[0]
+        {"params": params},
+        src,
+        src_mask,
+        tgt_in,
+        forced=forced,
+        sample=True,
+        rngs={"sample": jax.random.key(seed)},
+    )[0]
     np.testing.assert_array_equal(run(0), run(0))
     assert not np.allclose(run(0), run(1))
 
 
-@pytest.mark.parametrize("overrides", [dict(), dict(reverse_source=True, bidirectional=False,
-                                                     attention="bahdanau")], ids=str)
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(), dict(reverse_source=True, bidirectional=False, attention="bahdanau")],
+    ids=str,
+)
 def test_padded_batch_equals_each_sentence_alone(overrides):
     model, params = _model(**overrides)
     src, src_mask, tgt_in = _inputs()
     batch_logits, batch_weights = model.apply({"params": params}, src, src_mask, tgt_in)
     for row, length in enumerate(LENGTHS):
-        alone = (src[row:row + 1, :length], src_mask[row:row + 1, :length],
-                 tgt_in[row:row + 1])
+        alone = (
+            src[row : row + 1, :length],
+            src_mask[row : row + 1, :length],
+            tgt_in[row : row + 1],
+        )
         logits, weights = model.apply({"params": params}, *alone)
         np.testing.assert_allclose(batch_logits[row], logits[0], **TOL)
         np.testing.assert_allclose(batch_weights[row, :, :length], weights[0], **TOL)
@@ -177,12 +205,14 @@ def test_reverse_source_feeds_tokens_last_to_first():
     reversed_src = np.array(src)
     for row, length in enumerate(LENGTHS):
         reversed_src[row, :length] = reversed_src[row, :length][::-1]
-    expected, expected_weights = plain.apply({"params": params}, jnp.asarray(reversed_src),
-                                             src_mask, tgt_in)
+    expected, expected_weights = plain.apply(
+        {"params": params}, jnp.asarray(reversed_src), src_mask, tgt_in
+    )
     np.testing.assert_allclose(logits, expected, **TOL)
     for row, length in enumerate(LENGTHS):
-        np.testing.assert_allclose(weights[row, :, :length],
-                                   expected_weights[row, :, :length][:, ::-1], **TOL)
+        np.testing.assert_allclose(
+            weights[row, :, :length], expected_weights[row, :, :length][:, ::-1], **TOL
+        )
 
 
 @pytest.mark.parametrize("bridge", ["copy", "dense", "zeros"])
@@ -191,8 +221,7 @@ def test_bridges(bridge):
     src, src_mask, _ = _inputs()
     variables = {"params": params}
     state, _ = model.apply(variables, src, src_mask, method=Seq2Seq.encode)
-    finals, _ = model.apply(variables, src, src_mask, False,
-                            method=lambda m, *a: m.encoder(*a))
+    finals, _ = model.apply(variables, src, src_mask, False, method=lambda m, *a: m.encoder(*a))
     assert len(state.layers) == 2 and all(len(c) == 2 for c in state.layers)
     if bridge == "copy":
         for got, want in zip(jax.tree.leaves(state.layers), jax.tree.leaves(finals)):
@@ -210,5 +239,5 @@ def test_greedy_is_independent_of_batch_composition():
     decode = jax.jit(functools.partial(decoding.greedy, model, max_len_a=1.0, max_len_b=2))
     together = decode(params, src, src_mask)
     for row in range(B):
-        alone = decode(params, src[row:row + 1], src_mask[row:row + 1])
+        alone = decode(params, src[row : row + 1], src_mask[row : row + 1])
         np.testing.assert_array_equal(together.tokens[row], alone.tokens[0])

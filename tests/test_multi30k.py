@@ -36,8 +36,11 @@ def small_manual_dir(tmp_path):
     directory = tmp_path / "manual"
     directory.mkdir()
     for split in multi30k.REQUIRED_SPLITS:
-        write_split(directory, split, {lang: [f"{split} {lang} {i}" for i in range(3)]
-                                       for lang in ("en", "de")})
+        write_split(
+            directory,
+            split,
+            {lang: [f"{split} {lang} {i}" for i in range(3)] for lang in ("en", "de")},
+        )
     return directory
 
 
@@ -59,8 +62,10 @@ def test_line_order_kept(en_de, manual_dir, split):
     pairs = en_de[split]
     assert pairs[0] == (src_lines[0], tgt_lines[0])
     assert pairs[-1] == (src_lines[-1], tgt_lines[-1])
-    assert pairs == read_aligned(manual_dir / f"{split}.en", manual_dir / f"{split}.de",
-                                 drop_empty=False)[0]
+    assert (
+        pairs
+        == read_aligned(manual_dir / f"{split}.en", manual_dir / f"{split}.de", drop_empty=False)[0]
+    )
 
 
 def test_second_load_reuses_prepared_data(en_de, manual_dir, data_dir):
@@ -91,8 +96,9 @@ def test_unknown_pair_and_split(small_manual_dir, tmp_path):
     with pytest.raises(ValueError, match="Unknown Multi30k pair 'en-xx'"):
         multi30k.load_multi30k("en-xx", small_manual_dir, tmp_path / "tfds")
     with pytest.raises(CorpusError, match="no split test_2017_flickr"):
-        multi30k.load_multi30k("en-de", small_manual_dir, tmp_path / "tfds",
-                               splits=["val", "test_2017_flickr"])
+        multi30k.load_multi30k(
+            "en-de", small_manual_dir, tmp_path / "tfds", splits=["val", "test_2017_flickr"]
+        )
 
 
 def test_optional_splits_when_present(small_manual_dir, tmp_path):
@@ -102,13 +108,18 @@ def test_optional_splits_when_present(small_manual_dir, tmp_path):
     assert multi30k.available_splits("en-de", small_manual_dir) == expected
     builder = multi30k.Multi30k(config="en-de", data_dir=tmp_path / "tfds")
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=small_manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=small_manual_dir)
+    )
     assert list(builder.info.splits) == expected
 
 
 def test_available_splits_online():
     assert multi30k.available_splits("cs-en", "") == [
-        "train", "val", "test_2016_flickr", "test_2018_flickr"]
+        "train",
+        "val",
+        "test_2016_flickr",
+        "test_2018_flickr",
+    ]
     assert len(multi30k.available_splits("fr-de", None)) == 6
 
 
@@ -134,12 +145,13 @@ def test_downloads_the_official_files_without_a_manual_dir(tmp_path, monkeypatch
             (tmp_path / name).write_text(f"{url}\n")
         return {name: tmp_path / name for name in urls}
 
-    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract",
-                        download_and_extract)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", download_and_extract)
     splits = multi30k.available_splits("en-cs", "")
     loaded = multi30k.load_multi30k("en-cs", "", tmp_path / "tfds", splits)
     url = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{}.gz"
-    assert sorted(requested) == sorted(url.format(f"{split}.{lang}")
-                                       for split in splits for lang in ("en", "cs"))
-    assert loaded == {split: [(url.format(f"{split}.en"), url.format(f"{split}.cs"))]
-                      for split in splits}
+    assert sorted(requested) == sorted(
+        url.format(f"{split}.{lang}") for split in splits for lang in ("en", "cs")
+    )
+    assert loaded == {
+        split: [(url.format(f"{split}.en"), url.format(f"{split}.cs"))] for split in splits
+    }

@@ -41,8 +41,9 @@ def test_values_and_gradients_match_the_unfused_loss(smoothing, chunk, with_bias
         return token_metrics.sequence_metrics(logits, targets, mask, smoothing)
 
     def fused(features, kernel, bias):
-        return output_layer.projected_metrics(features, kernel, bias, targets, mask,
-                                             smoothing, chunk, shards=shards)
+        return output_layer.projected_metrics(
+            features, kernel, bias, targets, mask, smoothing, chunk, shards=shards
+        )
 
     want, got = reference(features, kernel, bias), jax.jit(fused)(features, kernel, bias)
     for key in ("loss", "nll", "correct", "tokens"):
@@ -51,7 +52,8 @@ def test_values_and_gradients_match_the_unfused_loss(smoothing, chunk, with_bias
     want_grads = jax.grad(lambda *a: reference(*a)["loss"], argnums)(features, kernel, bias)
     # 3 x the loss: the gradients made in the forward pass are scaled by the cotangent.
     got_grads = jax.jit(jax.grad(lambda *a: fused(*a)["loss"] / 3.0, argnums))(
-        features, kernel, bias)
+        features, kernel, bias
+    )
     got_grads = [3.0 * grad for grad in got_grads]
     for got_grad, want_grad in zip(got_grads, want_grads):
         np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-6)
@@ -81,8 +83,9 @@ def test_rows_must_split_into_the_shards():
 
 def test_padding_gets_no_gradient():
     features, kernel, bias, targets, mask = _problem(seed=1)
-    grad = jax.grad(lambda f: output_layer.projected_metrics(
-        f, kernel, bias, targets, mask, 0.1)["loss"])(features)
+    grad = jax.grad(
+        lambda f: output_layer.projected_metrics(f, kernel, bias, targets, mask, 0.1)["loss"]
+    )(features)
     np.testing.assert_array_equal(np.asarray(grad)[~mask], 0.0)
     assert np.abs(np.asarray(grad)[mask]).min() > 0
 
@@ -90,7 +93,6 @@ def test_padding_gets_no_gradient():
 def test_bfloat16_matmuls_stay_close():
     features, kernel, bias, targets, mask = _problem(seed=2)
     full = output_layer.projected_metrics(features, kernel, bias, targets, mask)
-    half = output_layer.projected_metrics(features, kernel, bias, targets, mask,
-                                         dtype=jnp.bfloat16)
+    half = output_layer.projected_metrics(features, kernel, bias, targets, mask, dtype=jnp.bfloat16)
     assert half["loss"].dtype == jnp.float32
     np.testing.assert_allclose(half["loss"], full["loss"], rtol=2e-2)

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s2s_jax.registries import validate
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+from s2s_jax.registries import validate
 from s2s_jax.training.schedules import create_optimizer
 
 _PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "paper.py"
@@ -23,8 +23,9 @@ def test_paper_config_validates_and_builds(name):
     config = paper.get_config(name)
     validate(config)
     vocab = config.data.vocab_size
-    model = Seq2Seq(ModelConfig.create(src_vocab_size=vocab, tgt_vocab_size=vocab,
-                                **config.model.to_dict()))
+    model = Seq2Seq(
+        ModelConfig.create(src_vocab_size=vocab, tgt_vocab_size=vocab, **config.model.to_dict())
+    )
     src = jnp.zeros((2, 10), jnp.int32)
     shapes = jax.eval_shape(model.init, jax.random.key(0), src, src >= 0, src)["params"]
     count = sum(np.prod(s.shape) for s in jax.tree.leaves(shapes))

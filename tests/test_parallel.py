@@ -22,40 +22,46 @@ def _compare_devices() -> dict:
     import numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from s2s_jax.runtime import parallel
-
-    from s2s_jax.training import schedules
     from s2s_jax.config import base_config
     from s2s_jax.data.batching import TrainBatches, encode_pairs
     from s2s_jax.data.tasks import make_splits
     from s2s_jax.data.vocab import CharVocab
-    from s2s_jax.training.train_state import TrainState
-    from s2s_jax.models.time_loop import dense
     from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+    from s2s_jax.models.time_loop import dense
+    from s2s_jax.runtime import parallel
+    from s2s_jax.training import schedules
     from s2s_jax.training.train import train_step
+    from s2s_jax.training.train_state import TrainState
 
     config = base_config()
     with config.unlocked():
         config.model.update(embed_dim=16, hidden_size=32, attention_dim=32, dropout=0.0)
     pairs = make_splits("dates", 0, {"train": 400})["train"]
     corpus_vocab = CharVocab("".join(sorted({c for p in pairs for c in p[0] + p[1]})))
-    batches = TrainBatches(encode_pairs(pairs, corpus_vocab, corpus_vocab), 16,
-                           ((32, 12),), seed=0)
-    model = Seq2Seq(ModelConfig.create(corpus_vocab.size, corpus_vocab.size,
-                                **config.model.to_dict()))
+    batches = TrainBatches(encode_pairs(pairs, corpus_vocab, corpus_vocab), 16, ((32, 12),), seed=0)
+    model = Seq2Seq(
+        ModelConfig.create(corpus_vocab.size, corpus_vocab.size, **config.model.to_dict())
+    )
     batch = batches.batch(0)
-    params = model.init(jax.random.key(0), batch["src"], batch["src_mask"],
-                        batch["tgt_in"])["params"]
+    params = model.init(jax.random.key(0), batch["src"], batch["src_mask"], batch["tgt_in"])[
+        "params"
+    ]
     step = jax.jit(functools.partial(train_step, config=config))
-    grad_step = jax.jit(jax.grad(lambda p, b: model.apply(
-        {"params": p}, b["src"], b["src_mask"], b["tgt_in"])[0].sum()))
+    grad_step = jax.jit(
+        jax.grad(
+            lambda p, b: model.apply({"params": p}, b["src"], b["src_mask"], b["tgt_in"])[0].sum()
+        )
+    )
 
     results = {}
     for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
         mesh = Mesh(np.array(devices), (parallel.DATA_AXIS,))
-        state = parallel.replicate(TrainState.create(
-            apply_fn=model.apply, params=params,
-            tx=schedules.create_optimizer(config.train, 10)), mesh)
+        state = parallel.replicate(
+            TrainState.create(
+                apply_fn=model.apply, params=params, tx=schedules.create_optimizer(config.train, 10)
+            ),
+            mesh,
+        )
         curve = []
         for i in range(3):
             sharded = parallel.shard_batch(batches.batch(i), mesh)
@@ -66,30 +72,44 @@ def _compare_devices() -> dict:
             "devices": len(devices),
             "batch_shards": len(sharded["src"].addressable_shards),
             "curve": curve,
-            "params": [np.asarray(x).ravel().tolist()[:50]
-                       for x in jax.tree.leaves(state.params)],
+            "params": [np.asarray(x).ravel().tolist()[:50] for x in jax.tree.leaves(state.params)],
             "grads": [np.asarray(x).ravel().tolist()[:50] for x in jax.tree.leaves(grads)],
-            "step_all_gathers": step.lower(state, sharded, jax.random.key(0)).compile()
-                                    .as_text().count("all-gather("),
+            "step_all_gathers": step.lower(state, sharded, jax.random.key(0))
+            .compile()
+            .as_text()
+            .count("all-gather("),
         }
     # A time-major [T, B, D] input with its batch sharded, as the recurrent layers'
     # input projections take it: its kernel gradient must not gather the batch.
-    x = jax.device_put(jnp.ones((4, 16, 8)),
-                       NamedSharding(mesh, PartitionSpec(None, parallel.DATA_AXIS)))
+    x = jax.device_put(
+        jnp.ones((4, 16, 8)), NamedSharding(mesh, PartitionSpec(None, parallel.DATA_AXIS))
+    )
     kernel = jnp.ones((8, 12))
     results["dense_all_gathers"] = {
-        jnp.dtype(dtype).name: jax.jit(jax.grad(
-            lambda x, k: jnp.sum(dense(x, k, None, dtype) ** 2), argnums=(0, 1)))
-        .lower(x, kernel).compile().as_text().count("all-gather(")
-        for dtype in (jnp.float32, jnp.bfloat16)}
+        jnp.dtype(dtype).name: jax.jit(
+            jax.grad(lambda x, k: jnp.sum(dense(x, k, None, dtype) ** 2), argnums=(0, 1))
+        )
+        .lower(x, kernel)
+        .compile()
+        .as_text()
+        .count("all-gather(")
+        for dtype in (jnp.float32, jnp.bfloat16)
+    }
     return results
 
 
 def test_eight_devices_match_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, __file__], env=env, capture_output=True,
-                         text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
+    out = subprocess.run(
+        [sys.executable, __file__],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout.strip().splitlines()[-1])
     one, eight = results["one"], results["eight"]
@@ -98,6 +118,7 @@ def test_eight_devices_match_one_device():
     assert eight["step_all_gathers"] == 0
     assert results["dense_all_gathers"] == {"float32": 0, "bfloat16": 0}
     import numpy as np
+
     np.testing.assert_allclose(eight["curve"], one["curve"], rtol=RTOL)
     for key in ("grads", "params"):
         for a, b in zip(eight[key], one[key]):

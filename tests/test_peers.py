@@ -11,17 +11,35 @@ import pytest
 torch = pytest.importorskip("torch", reason="the PyTorch reference needs the [peers] extra")
 
 from benchmarks.peers import torch_search  # noqa: E402
-from benchmarks.peers.torch_seq2seq import (TorchSeq2Seq, check_supported,  # noqa: E402
-                                            load_flax_params, loss_fn, precision)
+from benchmarks.peers.torch_seq2seq import (  # noqa: E402
+    TorchSeq2Seq,
+    check_supported,
+    load_flax_params,
+    loss_fn,
+    precision,
+)
 from s2s_jax import decoding  # noqa: E402
-from s2s_jax.models import token_metrics  # noqa: E402
 from s2s_jax.data.vocab import EOS_ID  # noqa: E402
+from s2s_jax.models import token_metrics  # noqa: E402
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq  # noqa: E402
 
-MODEL = dict(src_vocab_size=30, tgt_vocab_size=20, cell="lstm", embed_dim=8, hidden_size=16,
-             encoder_layers=2, decoder_layers=2, bidirectional=True, bridge="dense",
-             attention="general", input_feeding=False, tie_embeddings=False, residual=False,
-             reverse_source=False, dropout=0.0)
+MODEL = dict(
+    src_vocab_size=30,
+    tgt_vocab_size=20,
+    cell="lstm",
+    embed_dim=8,
+    hidden_size=16,
+    encoder_layers=2,
+    decoder_layers=2,
+    bidirectional=True,
+    bridge="dense",
+    attention="general",
+    input_feeding=False,
+    tie_embeddings=False,
+    residual=False,
+    reverse_source=False,
+    dropout=0.0,
+)
 
 
 def _models(seed, input_feeding=False):
@@ -51,9 +69,17 @@ def test_same_logits_and_loss(input_feeding):
     tgt_out = np.where(tgt_mask, tgt, 0)
     with torch.no_grad():
         peer_logits = peer(torch.tensor(src), torch.tensor(src_mask), torch.tensor(tgt))
-        peer_loss = loss_fn(peer, {"src": torch.tensor(src), "src_mask": torch.tensor(src_mask),
-                                   "tgt_in": torch.tensor(tgt), "tgt_out": torch.tensor(tgt_out),
-                                   "tgt_mask": torch.tensor(tgt_mask)}, 0.1)
+        peer_loss = loss_fn(
+            peer,
+            {
+                "src": torch.tensor(src),
+                "src_mask": torch.tensor(src_mask),
+                "tgt_in": torch.tensor(tgt),
+                "tgt_out": torch.tensor(tgt_out),
+                "tgt_mask": torch.tensor(tgt_mask),
+            },
+            0.1,
+        )
     np.testing.assert_allclose(peer_logits.numpy(), logits, rtol=1e-4, atol=1e-4)
     sums = token_metrics.sequence_metrics(logits, tgt_out, tgt_mask, 0.1)
     np.testing.assert_allclose(float(peer_loss), sums["loss"] / sums["tokens"], rtol=1e-5)
@@ -87,8 +113,9 @@ def test_same_hypotheses(seed, input_feeding, alpha):
     t_src, t_mask = torch.tensor(src), torch.tensor(src_mask)
     greedy = decoding.greedy(model, params, src, src_mask, **bound).tokens[:, 0]
     np.testing.assert_array_equal(torch_search.greedy(peer, t_src, t_mask, max_len), greedy)
-    beam = decoding.beam_search(model, params, src, src_mask, beam_size=4, alpha=alpha,
-                                beta=0.0, n_best=1, **bound).tokens[:, 0]
+    beam = decoding.beam_search(
+        model, params, src, src_mask, beam_size=4, alpha=alpha, beta=0.0, n_best=1, **bound
+    ).tokens[:, 0]
     peer_beam, steps = torch_search.beam_search(peer, t_src, t_mask, 4, alpha, max_len)
     np.testing.assert_array_equal(peer_beam, beam)
     assert (np.asarray(beam) == EOS_ID).any(), "the test should include finished hypotheses"
@@ -104,6 +131,7 @@ def test_beam_of_one_stops_when_greedy_does(seed):
     max_len = decoding.max_decode_length(src.shape[1], 1.0, 3)
     greedy = decoding.greedy(model, params, src, src_mask, max_len_a=1.0, max_len_b=3)
     lengths = [len(decoding.until_eos(b)) for b in np.asarray(greedy.tokens[:, 0])]
-    _, steps = torch_search.beam_search(peer, torch.tensor(src), torch.tensor(src_mask), 1,
-                                        0.0, max_len)
+    _, steps = torch_search.beam_search(
+        peer, torch.tensor(src), torch.tensor(src_mask), 1, 0.0, max_len
+    )
     np.testing.assert_array_equal(steps.numpy(), lengths)

@@ -53,9 +53,7 @@ def test_attention_heatmap_size_grows_with_lengths():
 def test_attention_heatmap_unusual_tokens():
     src = ["▁Hello", " ", "$x$", "a\nb", "中文", "🙂", ""]
     tgt = ["Привет", "$", "\t"]
-    image = plots.attention_heatmap(
-        np.full((3, 7), 1 / 7), src, tgt, title="50$ & 中"
-    )
+    image = plots.attention_heatmap(np.full((3, 7), 1 / 7), src, tgt, title="50$ & 中")
     _check_image(image)
 
 

@@ -18,8 +18,10 @@ def write(path, text: str | bytes):
 @pytest.fixture
 def aligned(tmp_path):
     """Writes a source and a target file, returns a function of their contents."""
+
     def make(src: str | bytes, tgt: str | bytes):
         return write(tmp_path / "c.src", src), write(tmp_path / "c.tgt", tgt)
+
     return make
 
 
@@ -30,8 +32,7 @@ def test_read_aligned(aligned):
 
 def test_a_byte_order_mark_is_not_part_of_line_1(aligned, tmp_path):
     bom = "\ufeff".encode()
-    pairs, _ = read_aligned(*aligned(bom + b"aehg hfd\nb\n", bom + b"x\ny\n"),
-                            drop_empty=True)
+    pairs, _ = read_aligned(*aligned(bom + b"aehg hfd\nb\n", bom + b"x\ny\n"), drop_empty=True)
     assert pairs == [("aehg hfd", "x"), ("b", "y")]
     pairs, _ = read_tsv(write(tmp_path / "c.tsv", bom + b"aehg hfd\tx\n"), drop_empty=True)
     assert pairs == [("aehg hfd", "x")]
@@ -66,8 +67,7 @@ def test_different_line_counts(aligned):
     src, tgt = aligned("a\nb\nc\n", "x\ny\n")
     with pytest.raises(CorpusError) as error:
         read_aligned(src, tgt, drop_empty=True)
-    assert str(error.value) == (
-        f"Different line counts: {src} has 3 lines, {tgt} has 2")
+    assert str(error.value) == (f"Different line counts: {src} has 3 lines, {tgt} has 2")
 
 
 def test_missing_last_newline_is_not_a_line_count_difference(aligned):
@@ -82,8 +82,15 @@ def test_invalid_utf8(aligned):
     assert str(error.value).startswith(f"{tgt}, line 2: invalid UTF-8 at byte offset 4")
 
 
-@pytest.mark.parametrize("src, tgt", [("a\n\nc\n", "x\ny\nz\n"), ("a\n \t\nc\n", "x\ny\nz\n"),
-                                      ("a\nb\nc\n", "x\n\nz\n"), ("a\r\n\r\nc\r\n", "x\ny\nz\n")])
+@pytest.mark.parametrize(
+    "src, tgt",
+    [
+        ("a\n\nc\n", "x\ny\nz\n"),
+        ("a\n \t\nc\n", "x\ny\nz\n"),
+        ("a\nb\nc\n", "x\n\nz\n"),
+        ("a\r\n\r\nc\r\n", "x\ny\nz\n"),
+    ],
+)
 def test_empty_lines(aligned, src, tgt):
     files = aligned(src, tgt)
     pairs, dropped = read_aligned(*files, drop_empty=True)
@@ -97,7 +104,9 @@ def test_read_tsv(tmp_path):
     path = write(tmp_path / "c.tsv", "a b\tx\r\n\t\nc\ty z\n  \n")
     assert read_tsv(path, drop_empty=True) == ([("a b", "x"), ("c", "y z")], 2)
     assert read_tsv(path, drop_empty=False) == (
-        [("a b", "x"), ("", ""), ("c", "y z"), ("  ", "")], 0)
+        [("a b", "x"), ("", ""), ("c", "y z"), ("  ", "")],
+        0,
+    )
 
 
 @pytest.mark.parametrize("line, tabs", [("a b", 0), ("a\tb\tc", 2)])
@@ -105,8 +114,7 @@ def test_tsv_needs_one_tab(tmp_path, line, tabs):
     path = write(tmp_path / "c.tsv", f"a\tx\n{line}\n")
     with pytest.raises(CorpusError) as error:
         read_tsv(path, drop_empty=True)
-    assert str(error.value) == (
-        f"{path}, line 2: expected source<TAB>target, found {tabs} tabs")
+    assert str(error.value) == (f"{path}, line 2: expected source<TAB>target, found {tabs} tabs")
 
 
 def test_tsv_invalid_utf8(tmp_path):
@@ -118,8 +126,10 @@ def test_tsv_invalid_utf8(tmp_path):
 def test_large_tsv_is_fast(tmp_path):
     rng = random.Random(0)
     words = ["the", "cat", "sat", "on", "mat", "ein", "Hund", "läuft", "über", "die", "Wiese"]
-    lines = [" ".join(rng.choices(words, k=12)) + "\t" + " ".join(rng.choices(words, k=12))
-             for _ in range(150_000)]
+    lines = [
+        " ".join(rng.choices(words, k=12)) + "\t" + " ".join(rng.choices(words, k=12))
+        for _ in range(150_000)
+    ]
     path = write(tmp_path / "big.tsv", "\n".join(lines) + "\n")
     start = time.perf_counter()
     pairs, dropped = read_tsv(path, drop_empty=True)

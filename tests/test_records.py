@@ -32,8 +32,9 @@ def test_records_hold_what_encoding_in_memory_gives_across_shards(tmp_path, monk
     monkeypatch.setattr(records, "SHARD_PAIRS", 64)  # 5 shards
     monkeypatch.setattr(records, "CHUNK_PAIRS", 50)  # chunks across shard ends
     blank = [("", "x"), ("a b", " "), ("\t", "y")]
-    built = records.build(str(tmp_path / "r"), iter(PAIRS[:150] + blank + PAIRS[150:]),
-                          VOCAB, VOCAB, {"what": "test"})
+    built = records.build(
+        str(tmp_path / "r"), iter(PAIRS[:150] + blank + PAIRS[150:]), VOCAB, VOCAB, {"what": "test"}
+    )
     examples = encode_pairs(PAIRS, VOCAB, VOCAB)
     assert len(built) == len(PAIRS) and built.manifest["num_dropped_empty"] == 3
     assert len(built.manifest["shards"]) == 5 and built.manifest["dtype"] == "<u2"
@@ -109,8 +110,12 @@ def test_sigkill_during_preprocessing_leaves_nothing_trusted(tmp_path):
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text("".join(f"{s}\t{t}\n" for s, t in PAIRS))
     flag, workdir = tmp_path / "half_written", tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_BUILD, str(corpus), str(flag),
-                              str(workdir)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_BUILD, str(corpus), str(flag), str(workdir)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not flag.exists():
         assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
@@ -120,8 +125,11 @@ def test_sigkill_during_preprocessing_leaves_nothing_trusted(tmp_path):
     left = os.listdir(workdir / "records")
     partial = [name for name in left if name.endswith(".partial")]
     assert len(partial) == 1 and os.listdir(workdir / "records" / partial[0])
-    assert not [name for name in left  # no records a run would open
-                if "." not in name and (workdir / "records" / name).is_dir()]
+    assert not [
+        name
+        for name in left  # no records a run would open
+        if "." not in name and (workdir / "records" / name).is_dir()
+    ]
 
     rerun = load_corpus(_config(str(corpus)), str(workdir))  # builds them afresh
     clean = load_corpus(_config(str(corpus)), str(tmp_path / "clean"))

@@ -13,10 +13,16 @@ from s2s_jax.models.reductions import argmax, log_softmax, logsumexp, top_k
 
 ARGMAX = {"dispatched": argmax, "cpu": reductions.cpu_argmax, "plain": reductions.plain_argmax}
 TOP_K = {"dispatched": top_k, "cpu": reductions.cpu_top_k, "plain": reductions.plain_top_k}
-LOGSUMEXP = {"dispatched": logsumexp, "cpu": reductions.cpu_logsumexp,
-             "plain": reductions.plain_logsumexp}
-LOG_SOFTMAX = {"dispatched": log_softmax, "cpu": reductions.cpu_log_softmax,
-               "plain": reductions.plain_log_softmax}
+LOGSUMEXP = {
+    "dispatched": logsumexp,
+    "cpu": reductions.cpu_logsumexp,
+    "plain": reductions.plain_logsumexp,
+}
+LOG_SOFTMAX = {
+    "dispatched": log_softmax,
+    "cpu": reductions.cpu_log_softmax,
+    "plain": reductions.plain_log_softmax,
+}
 VARIANTS = ["dispatched", "cpu", "plain"]
 PLAIN = {table["dispatched"]: table["plain"] for table in (ARGMAX, TOP_K, LOGSUMEXP, LOG_SOFTMAX)}
 
@@ -41,8 +47,7 @@ def test_matches_numpy_argmax(shape, variant):
 def test_nan_wins_as_in_jnp(variant):
     x = np.zeros((2, 300), np.float32)
     x[0, 250], x[0, 100], x[1, 299] = np.nan, np.nan, 1.0
-    np.testing.assert_array_equal(ARGMAX[variant](jnp.asarray(x)),
-                                  jnp.argmax(jnp.asarray(x), -1))
+    np.testing.assert_array_equal(ARGMAX[variant](jnp.asarray(x)), jnp.argmax(jnp.asarray(x), -1))
 
 
 def _stable_top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +55,7 @@ def _stable_top_k(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(x, index, axis=-1), index
 
 
-TOP_K_CASES = [((3, 40), 4), ((4, 5 * 800), 10), ((2, 3, 1000), 3), ((5, 8000), 7),
-               ((2, 700), 1)]
+TOP_K_CASES = [((3, 40), 4), ((4, 5 * 800), 10), ((2, 3, 1000), 3), ((5, 8000), 7), ((2, 700), 1)]
 
 
 def _top_k_input(shape, k):
@@ -91,8 +95,7 @@ def test_logsumexp_and_log_softmax_match_float64(variant):
     np.testing.assert_allclose(LOGSUMEXP[variant](jnp.asarray(x)), want, rtol=1e-6)
     got = np.asarray(LOG_SOFTMAX[variant](jnp.asarray(x)))
     finite = np.isfinite(x)
-    np.testing.assert_allclose(got[finite], (x64 - want[:, None])[finite], rtol=1e-5,
-                               atol=1e-3)
+    np.testing.assert_allclose(got[finite], (x64 - want[:, None])[finite], rtol=1e-5, atol=1e-3)
     assert np.all(got[~finite] == -np.inf)
 
 
@@ -109,13 +112,15 @@ def test_the_cpu_tuned_and_plain_variants_agree():
             assert cpu.dtype == plain.dtype
             np.testing.assert_array_equal(cpu, plain)
     x = jnp.asarray(_logsumexp_input())
-    np.testing.assert_allclose(reductions.cpu_logsumexp(x), reductions.plain_logsumexp(x),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        reductions.cpu_logsumexp(x), reductions.plain_logsumexp(x), rtol=1e-6
+    )
     cpu, plain = reductions.cpu_log_softmax(x), reductions.plain_log_softmax(x)
     np.testing.assert_array_equal(np.isneginf(cpu), np.isneginf(plain))
     finite = np.isfinite(plain)
-    np.testing.assert_allclose(np.asarray(cpu)[finite], np.asarray(plain)[finite],
-                               rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(cpu)[finite], np.asarray(plain)[finite], rtol=1e-6, atol=1e-3
+    )
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the CPU choice")
@@ -125,9 +130,11 @@ def test_cpu_runs_the_cpu_tuned_variants():
     def program(reduction, *args):
         return str(jax.make_jaxpr(lambda x: reduction(x, *args))(x))
 
-    for dispatched, cpu, args in [(argmax, reductions.cpu_argmax, ()),
-                                  (top_k, reductions.cpu_top_k, (10,)),
-                                  (logsumexp, reductions.cpu_logsumexp, ()),
-                                  (log_softmax, reductions.cpu_log_softmax, ())]:
+    for dispatched, cpu, args in [
+        (argmax, reductions.cpu_argmax, ()),
+        (top_k, reductions.cpu_top_k, (10,)),
+        (logsumexp, reductions.cpu_logsumexp, ()),
+        (log_softmax, reductions.cpu_log_softmax, ()),
+    ]:
         assert program(dispatched, *args) == program(cpu, *args)
         assert program(dispatched, *args) != program(PLAIN[dispatched], *args)

@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from numpy_reference import cell_params, cell_step
+
 from s2s_jax.models.cells import CELLS
-from s2s_jax.models.rnn_layers import BidirectionalLayer, RecurrentLayer, StackedEncoderRNN
 from s2s_jax.models.encoder import reverse_padded
+from s2s_jax.models.rnn_layers import BidirectionalLayer, RecurrentLayer, StackedEncoderRNN
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 7, 5, 4
 LENGTHS = (7, 4, 1)
@@ -82,7 +82,8 @@ def random_variables(module, seed, *args):
     shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), *args)
     rng = np.random.default_rng(seed)
     return jax.tree_util.tree_map(
-        lambda s: jnp.asarray(0.5 * rng.normal(size=s.shape), s.dtype), shapes)
+        lambda s: jnp.asarray(0.5 * rng.normal(size=s.shape), s.dtype), shapes
+    )
 
 
 def check_padding_is_zero(outputs, mask):
@@ -109,9 +110,10 @@ def test_masked_layer_equals_each_sequence_alone(cell, reverse):
     check_padding_is_zero(outputs, mask)
     p = cell_params(variables["params"])
     for b, length in enumerate(LENGTHS):
-        alone_carry, alone = apply(variables, jnp.asarray(inputs[b:b + 1, :length]))
-        np.testing.assert_allclose(np.asarray(outputs[b, :length]), np.asarray(alone[0]),
-                                   **SAME_TOL)
+        alone_carry, alone = apply(variables, jnp.asarray(inputs[b : b + 1, :length]))
+        np.testing.assert_allclose(
+            np.asarray(outputs[b, :length]), np.asarray(alone[0]), **SAME_TOL
+        )
         ref_carry, ref = np_direction(cell, p, inputs[b, :length].astype(np.float64), reverse)
         np.testing.assert_allclose(np.asarray(outputs[b, :length]), ref, **REF_TOL)
         for got, same, want in zip(carry, alone_carry, ref_carry):
@@ -128,38 +130,51 @@ def test_masked_bidirectional_equals_each_sequence_alone(cell):
     carry, outputs = apply(variables, jnp.asarray(inputs), jnp.asarray(mask))
     check_padding_is_zero(outputs, mask)
     for b, length in enumerate(LENGTHS):
-        alone_carry, alone = apply(variables, jnp.asarray(inputs[b:b + 1, :length]),
-                                         jnp.ones((1, length), bool))
-        np.testing.assert_allclose(np.asarray(outputs[b, :length]), np.asarray(alone[0]),
-                                   **SAME_TOL)
-        ref_carry, ref = np_bidirectional(cell, variables["params"],
-                                          inputs[b, :length].astype(np.float64))
+        alone_carry, alone = apply(
+            variables, jnp.asarray(inputs[b : b + 1, :length]), jnp.ones((1, length), bool)
+        )
+        np.testing.assert_allclose(
+            np.asarray(outputs[b, :length]), np.asarray(alone[0]), **SAME_TOL
+        )
+        ref_carry, ref = np_bidirectional(
+            cell, variables["params"], inputs[b, :length].astype(np.float64)
+        )
         np.testing.assert_allclose(np.asarray(outputs[b, :length]), ref, **REF_TOL)
         for got, same, want in zip(carry, alone_carry, ref_carry):
             np.testing.assert_allclose(np.asarray(got[b]), np.asarray(same[0]), **SAME_TOL)
             np.testing.assert_allclose(np.asarray(got[b]), want, **REF_TOL)
 
 
-@pytest.mark.parametrize("cell, bidirectional",
-                         [("lstm", False), ("gru", True), ("rnn", True)],
-                         ids=["lstm-uni", "gru-bi", "rnn-bi"])
+@pytest.mark.parametrize(
+    "cell, bidirectional",
+    [("lstm", False), ("gru", True), ("rnn", True)],
+    ids=["lstm-uni", "gru-bi", "rnn-bi"],
+)
 def test_masked_stacked_equals_each_sequence_alone(cell, bidirectional):
     inputs, mask = padded_batch(seed=5)
-    model = StackedEncoderRNN(cell, HIDDEN, num_layers=2, bidirectional=bidirectional,
-                              residual=True)
+    model = StackedEncoderRNN(
+        cell, HIDDEN, num_layers=2, bidirectional=bidirectional, residual=True
+    )
     variables = random_variables(model, 6, jnp.asarray(inputs), jnp.asarray(mask), True)
     apply = jax.jit(model.apply, static_argnums=3)  # deterministic is static
     finals, outputs = apply(variables, jnp.asarray(inputs), jnp.asarray(mask), True)
     check_padding_is_zero(outputs, mask)
     assert len(finals) == 2
     for b, length in enumerate(LENGTHS):
-        alone_finals, alone = apply(variables, jnp.asarray(inputs[b:b + 1, :length]),
-                                          jnp.ones((1, length), bool), True)
-        np.testing.assert_allclose(np.asarray(outputs[b, :length]), np.asarray(alone[0]),
-                                   **SAME_TOL)
-        ref_finals, ref = np_stacked(cell, variables["params"],
-                                     inputs[b, :length].astype(np.float64), 2,
-                                     bidirectional, residual=True)
+        alone_finals, alone = apply(
+            variables, jnp.asarray(inputs[b : b + 1, :length]), jnp.ones((1, length), bool), True
+        )
+        np.testing.assert_allclose(
+            np.asarray(outputs[b, :length]), np.asarray(alone[0]), **SAME_TOL
+        )
+        ref_finals, ref = np_stacked(
+            cell,
+            variables["params"],
+            inputs[b, :length].astype(np.float64),
+            2,
+            bidirectional,
+            residual=True,
+        )
         np.testing.assert_allclose(np.asarray(outputs[b, :length]), ref, **REF_TOL)
         for carry, alone_carry, ref_carry in zip(finals, alone_finals, ref_finals):
             for got, same, want in zip(carry, alone_carry, ref_carry):
@@ -182,14 +197,14 @@ def test_final_carry_is_state_at_last_real_token(cell):
     apply = jax.jit(forward.apply)
     (h_final, *_), _ = apply(variables, jnp.asarray(inputs), jnp.asarray(mask))
     _, unmasked = apply(variables, jnp.asarray(inputs))  # runs through the padding
-    np.testing.assert_allclose(np.asarray(h_final), np.asarray(unmasked)[rows, lengths - 1],
-                               **SAME_TOL)
+    np.testing.assert_allclose(
+        np.asarray(h_final), np.asarray(unmasked)[rows, lengths - 1], **SAME_TOL
+    )
     # The unmasked final state has read the padding, so it differs for the padded rows.
     assert not np.allclose(np.asarray(h_final[1:]), np.asarray(unmasked[1:, -1]), atol=1e-3)
 
     backward = RecurrentLayer(cell, HIDDEN, reverse=True)
-    (h_back, *_), back_outputs = backward.apply(variables, jnp.asarray(inputs),
-                                                jnp.asarray(mask))
+    (h_back, *_), back_outputs = backward.apply(variables, jnp.asarray(inputs), jnp.asarray(mask))
     np.testing.assert_allclose(np.asarray(h_back), np.asarray(back_outputs[:, 0]), **SAME_TOL)
     p = cell_params(variables["params"])
     for b, length in enumerate(LENGTHS):
@@ -212,18 +227,22 @@ def test_bidirectional_concatenates_directions(cell):
     assert len(carry) == CELLS[cell].carry_size
     for c in carry:
         assert c.shape == (BATCH, 2 * HIDDEN)
-    for name, reverse, half in (("forward", False, slice(0, HIDDEN)),
-                                ("backward", True, slice(HIDDEN, 2 * HIDDEN))):
+    for name, reverse, half in (
+        ("forward", False, slice(0, HIDDEN)),
+        ("backward", True, slice(HIDDEN, 2 * HIDDEN)),
+    ):
         sub = {"params": variables["params"][name]}
         d_carry, d_out = RecurrentLayer(cell, HIDDEN, reverse=reverse).apply(
-            sub, jnp.asarray(inputs), jnp.asarray(mask))
+            sub, jnp.asarray(inputs), jnp.asarray(mask)
+        )
         np.testing.assert_allclose(np.asarray(outputs[..., half]), np.asarray(d_out), **SAME_TOL)
         for got, want in zip(carry, d_carry):
             np.testing.assert_allclose(np.asarray(got[:, half]), np.asarray(want), **SAME_TOL)
 
 
-@pytest.mark.parametrize("cell, bidirectional", [("lstm", True), ("gru", False)],
-                         ids=["lstm-bi", "gru-uni"])
+@pytest.mark.parametrize(
+    "cell, bidirectional", [("lstm", True), ("gru", False)], ids=["lstm-bi", "gru-uni"]
+)
 def test_stacked_shapes_and_residual(cell, bidirectional):
     inputs, mask = padded_batch(seed=10)
     width = HIDDEN * (2 if bidirectional else 1)
@@ -247,8 +266,7 @@ def test_stacked_shapes_and_residual(cell, bidirectional):
     # residual output = layer_1(layer_0(x)) + layer_0(x).
     first = StackedEncoderRNN(cell, HIDDEN, 1, bidirectional=bidirectional)
     _, out_first = first.apply({"params": {"layer_0": variables["params"]["layer_0"]}}, *args)
-    np.testing.assert_allclose(np.asarray(out_res), np.asarray(out_plain + out_first),
-                               **SAME_TOL)
+    np.testing.assert_allclose(np.asarray(out_res), np.asarray(out_plain + out_first), **SAME_TOL)
     check_padding_is_zero(out_res, mask)
 
 
@@ -299,7 +317,8 @@ def test_reverse_padded_features():
     assert out.shape == x.shape
     np.testing.assert_array_equal(out, np_reverse_padded(x, lengths))
     np.testing.assert_array_equal(
-        np.asarray(reverse_padded(jnp.asarray(out), jnp.asarray(mask))), x)
+        np.asarray(reverse_padded(jnp.asarray(out), jnp.asarray(mask))), x
+    )
     # Row 1 (length 4): [x0 x1 x2 x3 p p p] -> [x3 x2 x1 x0 p p p].
     np.testing.assert_array_equal(out[1, :4], x[1, 3::-1])
     np.testing.assert_array_equal(out[1, 4:], x[1, 4:])

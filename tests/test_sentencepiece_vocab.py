@@ -9,8 +9,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from s2s_jax.data import sentencepiece_vocab
-from s2s_jax.data.vocab import (BOS_ID, EOS_ID, NUM_SPECIALS, PAD_ID,
-                                SPECIAL_PIECES, UNK_CHAR, UNK_ID)
+from s2s_jax.data.vocab import (
+    BOS_ID,
+    EOS_ID,
+    NUM_SPECIALS,
+    PAD_ID,
+    SPECIAL_PIECES,
+    UNK_CHAR,
+    UNK_ID,
+)
 
 VOCAB_SIZE = 360
 WORDS = """
@@ -23,22 +30,25 @@ dům je malý a zelený , byli jsme tam včera . příliš žluťoučký kůň �
 
 # Any text without newlines, with extra chances of spaces, tabs, the
 # SentencePiece space symbol, CJK, emoji and right-to-left scripts.
-TEXTS = st.text(alphabet=st.one_of(
-    st.sampled_from(" \t\u2581\u3000é日本😀שלוםمرحبا"),
-    st.characters(exclude_categories=("Cs",), exclude_characters="\n\r")))
+TEXTS = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(" \t\u2581\u3000é日本😀שלוםمرحبا"),
+        st.characters(exclude_categories=("Cs",), exclude_characters="\n\r"),
+    )
+)
 
 
 def make_corpus(num_lines: int = 300, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12)))
-            for _ in range(num_lines)]
+    return [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))) for _ in range(num_lines)
+    ]
 
 
 @pytest.fixture(scope="module", params=["unigram", "bpe"])
 def vocab(request, tmp_path_factory):
     path = str(tmp_path_factory.mktemp(request.param) / "spm.model")
-    return sentencepiece_vocab.train_sentencepiece(make_corpus(), path, VOCAB_SIZE,
-                                         request.param)
+    return sentencepiece_vocab.train_sentencepiece(make_corpus(), path, VOCAB_SIZE, request.param)
 
 
 @settings(max_examples=200, deadline=None)
@@ -68,7 +78,7 @@ def test_size_and_pieces(vocab):
 
 def test_first_word_is_encoded_like_the_others(vocab):
     ids = vocab.encode("Haus Haus")
-    assert ids[:len(ids) // 2] == ids[len(ids) // 2:]
+    assert ids[: len(ids) // 2] == ids[len(ids) // 2 :]
 
 
 def test_decode_stops_at_eos_and_skips_pad_and_bos(vocab):
@@ -85,8 +95,10 @@ def test_training_is_deterministic(tmp_path):
     sample = make_corpus(20, seed=1)
     for model_type in ("unigram", "bpe"):
         paths = [str(tmp_path / f"{model_type}{k}.model") for k in range(2)]
-        a, b = (sentencepiece_vocab.train_sentencepiece(iter(corpus), p, VOCAB_SIZE, model_type)
-                for p in paths)
+        a, b = (
+            sentencepiece_vocab.train_sentencepiece(iter(corpus), p, VOCAB_SIZE, model_type)
+            for p in paths
+        )
         assert [a.encode(s) for s in sample] == [b.encode(s) for s in sample]
         with open(paths[0], "rb") as f0, open(paths[1], "rb") as f1:
             assert f0.read() == f1.read()
@@ -121,29 +133,35 @@ def test_cache_name():
 @pytest.mark.parametrize("model_type", ["unigram", "bpe"])
 def test_too_large_vocab_size(tmp_path, model_type):
     path = tmp_path / "spm.model"
-    with pytest.raises(ValueError, match=r"100000 .* largest it supports is \d+"
-                                         r".* lower config\.data\.vocab_size"):
+    with pytest.raises(
+        ValueError,
+        match=r"100000 .* largest it supports is \d+"
+        r".* lower config\.data\.vocab_size",
+    ):
         sentencepiece_vocab.train_sentencepiece(make_corpus(), str(path), 100_000, model_type)
     assert not os.listdir(tmp_path)
 
 
 def test_too_small_vocab_size(tmp_path):
     with pytest.raises(ValueError, match=r"100 .* at least \d+ .*config\.data\.vocab_size"):
-        sentencepiece_vocab.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
-                                      100, "unigram")
+        sentencepiece_vocab.train_sentencepiece(
+            make_corpus(), str(tmp_path / "spm.model"), 100, "unigram"
+        )
 
 
 @pytest.mark.parametrize("texts", [[], ["", ""]])
 def test_empty_corpus(tmp_path, texts):
     with pytest.raises(ValueError, match="non-empty"):
-        sentencepiece_vocab.train_sentencepiece(texts, str(tmp_path / "spm.model"),
-                                      VOCAB_SIZE, "bpe")
+        sentencepiece_vocab.train_sentencepiece(
+            texts, str(tmp_path / "spm.model"), VOCAB_SIZE, "bpe"
+        )
 
 
 def test_unknown_model_type(tmp_path):
     with pytest.raises(ValueError, match="model_type"):
-        sentencepiece_vocab.train_sentencepiece(make_corpus(), str(tmp_path / "spm.model"),
-                                      VOCAB_SIZE, "word")
+        sentencepiece_vocab.train_sentencepiece(
+            make_corpus(), str(tmp_path / "spm.model"), VOCAB_SIZE, "word"
+        )
 
 
 @pytest.mark.parametrize("chunk", [1 << 16, 64])  # one block of draws, or many

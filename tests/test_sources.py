@@ -7,18 +7,20 @@ import sys
 import pytest
 
 from s2s_jax.config import base_config
-from s2s_jax.data.readers import CorpusError
 from s2s_jax.data import corpus_files, vocabularies
-from s2s_jax.data.sources import load_corpus
+from s2s_jax.data.readers import CorpusError
 from s2s_jax.data.sentencepiece_vocab import SentencePieceVocab
+from s2s_jax.data.sources import load_corpus
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "a man in a blue shirt is riding a bike down the street with his dog".split()
 
 
 def _pairs(n: int) -> list[tuple[str, str]]:
-    return [(" ".join(WORDS[i % 7:i % 7 + 3 + i % 5]), " ".join(WORDS[i % 5:i % 5 + 4]))
-            for i in range(n)]
+    return [
+        (" ".join(WORDS[i % 7 : i % 7 + 3 + i % 5]), " ".join(WORDS[i % 5 : i % 5 + 4]))
+        for i in range(n)
+    ]
 
 
 def _config(**data):
@@ -31,9 +33,10 @@ def _config(**data):
 def test_tsv_with_held_out_splits_drops_empty_training_pairs(tmp_path):
     lines = [f"{s}\t{t}" for s, t in _pairs(400)] + ["\t", "only source\t"]
     (tmp_path / "corpus.tsv").write_text("\n".join(lines) + "\n")
-    corpus = load_corpus(_config(train_path=str(tmp_path / "corpus.tsv"),
-                                 held_out_fraction=0.1, joint_vocab=True),
-                         str(tmp_path / "run"))
+    corpus = load_corpus(
+        _config(train_path=str(tmp_path / "corpus.tsv"), held_out_fraction=0.1, joint_vocab=True),
+        str(tmp_path / "run"),
+    )
     sizes = {name: len(pairs) for name, pairs in corpus.splits.items()}
     assert sum(sizes.values()) + len(corpus.train) + corpus.num_dropped == 402
     assert corpus.num_dropped == 2 and sizes["validation"] > 10 and sizes["test"] > 10
@@ -47,8 +50,12 @@ def test_aligned_files_keep_empty_evaluation_lines(tmp_path):
     for split, pairs in (("train", _pairs(50)), ("test", [("a man", "ein mann"), ("", "")])):
         (tmp_path / f"{split}.en").write_text("".join(s + "\n" for s, _ in pairs))
         (tmp_path / f"{split}.de").write_text("".join(t + "\n" for _, t in pairs))
-    config = _config(train_path=str(tmp_path / "train"), test_path=str(tmp_path / "test"),
-                     held_out_fraction=0.2, joint_vocab=False)
+    config = _config(
+        train_path=str(tmp_path / "train"),
+        test_path=str(tmp_path / "test"),
+        held_out_fraction=0.2,
+        joint_vocab=False,
+    )
     corpus = load_corpus(config, str(tmp_path / "run"))
     assert corpus.splits["test"] == [("a man", "ein mann"), ("", "")]
     assert corpus.src_vocab is not corpus.tgt_vocab
@@ -56,8 +63,13 @@ def test_aligned_files_keep_empty_evaluation_lines(tmp_path):
 
 def test_sentencepiece_vocabulary_is_trained_once_and_cached(tmp_path):
     (tmp_path / "corpus.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(300)))
-    config = _config(train_path=str(tmp_path / "corpus.tsv"), tokenizer="sentencepiece",
-                     vocab_size=300, spm_model_type="bpe", joint_vocab=True)
+    config = _config(
+        train_path=str(tmp_path / "corpus.tsv"),
+        tokenizer="sentencepiece",
+        vocab_size=300,
+        spm_model_type="bpe",
+        joint_vocab=True,
+    )
     corpus = load_corpus(config, str(tmp_path / "run"))
     assert isinstance(corpus.src_vocab, SentencePieceVocab)
     cached = os.listdir(tmp_path / "run" / "vocab")
@@ -83,9 +95,14 @@ def test_sentencepiece_trains_on_a_sample_no_larger_than_asked(tmp_path, monkeyp
     monkeypatch.setattr(vocabularies, "load_or_train", load_or_train)
     names = []
     for sample in (0, 1_000, 50):
-        config = _config(train_path=str(tmp_path / "corpus.tsv"), tokenizer="sentencepiece",
-                         vocab_size=284, joint_vocab=True, held_out_fraction=0.1,
-                         vocab_sample_sentences=sample)
+        config = _config(
+            train_path=str(tmp_path / "corpus.tsv"),
+            tokenizer="sentencepiece",
+            vocab_size=284,
+            joint_vocab=True,
+            held_out_fraction=0.1,
+            vocab_sample_sentences=sample,
+        )
         corpus = load_corpus(config, str(tmp_path / "run"))
         names.append(trained_on[-1][0])
     (_, whole), (_, no_larger), (_, sampled) = trained_on
@@ -96,8 +113,12 @@ def test_sentencepiece_trains_on_a_sample_no_larger_than_asked(tmp_path, monkeyp
 
 
 def test_multi30k_offline(shared_data_dir, tmp_path, capsys):
-    config = _config(source="multi30k", manual_dir=str(shared_data_dir / "multi30k"),
-                     src_lang="de", tgt_lang="en")
+    config = _config(
+        source="multi30k",
+        manual_dir=str(shared_data_dir / "multi30k"),
+        src_lang="de",
+        tgt_lang="en",
+    )
     corpus = load_corpus(config, str(tmp_path))
     assert capsys.readouterr().out == ""  # TFDS's chatter must not reach translate's stdout
     sizes = {name: len(pairs) for name, pairs in corpus.splits.items()}
@@ -109,51 +130,82 @@ def test_multi30k_offline(shared_data_dir, tmp_path, capsys):
 
 def _main(workdir, *flags):
     return subprocess.run(
-        [sys.executable, "-m", "s2s_jax.main", f"--workdir={workdir}",
-         "--config=configs/tsv.py", "--config.data.tokenizer=char",
-         "--config.model.embed_dim=8", "--config.model.hidden_size=16",
-         "--config.model.attention_dim=16", "--config.data.tokens_per_batch=512",
-         "--config.data.buckets=((32, 32),)", "--config.train.num_steps=4",
-         "--config.train.eval_every=4", "--config.eval.batch_size=8", *flags],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "s2s_jax.main",
+            f"--workdir={workdir}",
+            "--config=configs/tsv.py",
+            "--config.data.tokenizer=char",
+            "--config.model.embed_dim=8",
+            "--config.model.hidden_size=16",
+            "--config.model.attention_dim=16",
+            "--config.data.tokens_per_batch=512",
+            "--config.data.buckets=((32, 32),)",
+            "--config.train.num_steps=4",
+            "--config.train.eval_every=4",
+            "--config.eval.batch_size=8",
+            *flags,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_cli_names_the_bad_line(tmp_path):
     (tmp_path / "bad.tsv").write_text("a\tb\nno tab here\n")
     run = _main(tmp_path / "run", f"--config.data.train_path={tmp_path / 'bad.tsv'}")
     assert run.returncode == 1
-    assert f"error: {tmp_path / 'bad.tsv'}, line 2: expected source<TAB>target, found 0 tabs" \
+    assert (
+        f"error: {tmp_path / 'bad.tsv'}, line 2: expected source<TAB>target, found 0 tabs"
         in run.stderr
+    )
 
 
 def test_cli_empty_evaluation_line_gives_empty_translation(tmp_path):
     (tmp_path / "train.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(200)))
     (tmp_path / "test.tsv").write_text("a man\tein mann\n\t\nthe dog\tder hund\n")
-    run = _main(tmp_path / "run", f"--config.data.train_path={tmp_path / 'train.tsv'}",
-                f"--config.data.test_path={tmp_path / 'test.tsv'}")
+    run = _main(
+        tmp_path / "run",
+        f"--config.data.train_path={tmp_path / 'train.tsv'}",
+        f"--config.data.test_path={tmp_path / 'test.tsv'}",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     hypotheses = (tmp_path / "run" / "eval" / "test" / "hypotheses.txt").read_text()
     assert len(hypotheses.split("\n")) == 4 and hypotheses.split("\n")[1] == ""
 
 
-@pytest.mark.parametrize("tokenizer, message", [
-    ("char", "no training pair to learn from (3 with a blank side, 0 too long)"),
-    ("sentencepiece", "cannot train a SentencePiece model without any non-empty"),
-])
+@pytest.mark.parametrize(
+    "tokenizer, message",
+    [
+        ("char", "no training pair to learn from (3 with a blank side, 0 too long)"),
+        ("sentencepiece", "cannot train a SentencePiece model without any non-empty"),
+    ],
+)
 def test_cli_names_an_empty_corpus(tmp_path, tokenizer, message):
     (tmp_path / "blank.tsv").write_text("\t\n \tx\n\n")
-    run = _main(tmp_path / "run", f"--config.data.train_path={tmp_path / 'blank.tsv'}",
-                f"--config.data.tokenizer={tokenizer}", "--config.data.test_path=",
-                f"--config.data.validation_path={tmp_path / 'blank.tsv'}",
-                f"--config.data.test_path={tmp_path / 'blank.tsv'}")
+    run = _main(
+        tmp_path / "run",
+        f"--config.data.train_path={tmp_path / 'blank.tsv'}",
+        f"--config.data.tokenizer={tokenizer}",
+        "--config.data.test_path=",
+        f"--config.data.validation_path={tmp_path / 'blank.tsv'}",
+        f"--config.data.test_path={tmp_path / 'blank.tsv'}",
+    )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert f"error: {tmp_path / 'blank.tsv'}: {message}" in run.stderr
 
 
 def test_cli_names_the_batch_size_too_large_for_the_corpus(tmp_path):
     (tmp_path / "train.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(200)))
-    run = _main(tmp_path / "run", f"--config.data.train_path={tmp_path / 'train.tsv'}",
-                "--config.data.tokens_per_batch=0", "--config.data.batch_size=256")
+    run = _main(
+        tmp_path / "run",
+        f"--config.data.train_path={tmp_path / 'train.tsv'}",
+        "--config.data.tokens_per_batch=0",
+        "--config.data.batch_size=256",
+    )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "error: config.data.batch_size=256 is too large for the training data" in run.stderr
 

@@ -11,10 +11,21 @@ from s2s_jax.data import tasks
 from s2s_jax.data.tasks import format_numeric_date, format_text_date
 
 SIZES = {"train": 3000, "validation": 300, "test": 300}
-MONTHS = ["january", "february", "march", "april", "may", "june", "july",
-          "august", "september", "october", "november", "december"]
-WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday",
-            "saturday", "sunday"]
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
 def parse_date(text: str) -> datetime.date:
@@ -101,10 +112,19 @@ def test_dates_are_correct():
         assert parse_date(src) == date, src
     sources = [src for src, _ in pairs]
     # The format variety is actually produced.
-    for pattern in [r"^\d\d?/\d\d?/\d\d$", r"^\d\d/\d\d/\d{4}$",
-                    r"^\d\d\.\d\d\.\d{4}$", r"^\d{4}-\d\d-\d\d$", " of ",
-                    r"^[a-z]{3}, ", r"^[A-Z][a-z]+ ", r"^[A-Z]+ \d",
-                    r"\d(st|nd|rd|th) ", r"\d, \d{4}$", r"^\d+ [a-z]+ \d{4}$"]:
+    for pattern in [
+        r"^\d\d?/\d\d?/\d\d$",
+        r"^\d\d/\d\d/\d{4}$",
+        r"^\d\d\.\d\d\.\d{4}$",
+        r"^\d{4}-\d\d-\d\d$",
+        " of ",
+        r"^[a-z]{3}, ",
+        r"^[A-Z][a-z]+ ",
+        r"^[A-Z]+ \d",
+        r"\d(st|nd|rd|th) ",
+        r"\d, \d{4}$",
+        r"^\d+ [a-z]+ \d{4}$",
+    ]:
         assert any(re.search(pattern, s) for s in sources), pattern
 
 
@@ -114,29 +134,40 @@ def test_date_formats():
     assert format_numeric_date(d, "us") == "03/03/1999"
     assert format_numeric_date(d, "dots") == "03.03.1999"
     assert format_numeric_date(d, "iso") == "1999-03-03"
-    assert format_text_date(d, month_first=True, day_style="ordinal",
-                            comma=True, casing="title") == "March 3rd, 1999"
-    assert format_text_date(d, month_first=True, day_style="ordinal") == (
-        "march 3rd 1999")
+    assert (
+        format_text_date(d, month_first=True, day_style="ordinal", comma=True, casing="title")
+        == "March 3rd, 1999"
+    )
+    assert format_text_date(d, month_first=True, day_style="ordinal") == ("march 3rd 1999")
     assert format_text_date(d, month_first=True, comma=True) == "march 3, 1999"
     assert format_text_date(d, day_style="ordinal", of=True) == "3rd of march 1999"
     assert format_text_date(d, weekday="long") == "wednesday 3 march 1999"
-    assert format_text_date(d, month_first=True, weekday="short", comma=True,
-                            weekday_comma=True, short_month=True) == (
-        "wed, mar 3, 1999")
-    assert format_text_date(d, day_style="padded", casing="upper") == (
-        "03 MARCH 1999")
-    assert format_text_date(datetime.date(2049, 12, 31), day_style="ordinal",
-                            of=True, weekday="long", casing="title") == (
-        "Friday 31st of December 2049")
+    assert format_text_date(
+        d, month_first=True, weekday="short", comma=True, weekday_comma=True, short_month=True
+    ) == ("wed, mar 3, 1999")
+    assert format_text_date(d, day_style="padded", casing="upper") == ("03 MARCH 1999")
+    assert format_text_date(
+        datetime.date(2049, 12, 31), day_style="ordinal", of=True, weekday="long", casing="title"
+    ) == ("Friday 31st of December 2049")
     assert parse_date("3/3/99") == d
     assert parse_date("3/3/49") == datetime.date(2049, 3, 3)
     assert parse_date("3/3/50") == datetime.date(1950, 3, 3)
 
 
 def test_ordinal():
-    expected = {1: "1st", 2: "2nd", 3: "3rd", 4: "4th", 11: "11th", 12: "12th",
-                13: "13th", 21: "21st", 22: "22nd", 23: "23rd", 31: "31st"}
+    expected = {
+        1: "1st",
+        2: "2nd",
+        3: "3rd",
+        4: "4th",
+        11: "11th",
+        12: "12th",
+        13: "13th",
+        21: "21st",
+        22: "22nd",
+        23: "23rd",
+        31: "31st",
+    }
     assert {day: tasks.ordinal(day) for day in expected} == expected
 
 
@@ -156,8 +187,7 @@ def test_reversal():
     for src, tgt in pairs:
         assert tgt == src[::-1]
         assert re.fullmatch(r"[a-z]+", src)
-    assert {len(src) for src, _ in pairs} == set(
-        range(1, tasks.MAX_REVERSAL_LENGTH + 1))
+    assert {len(src) for src, _ in pairs} == set(range(1, tasks.MAX_REVERSAL_LENGTH + 1))
 
 
 def test_copy_has_long_inputs():

@@ -19,10 +19,12 @@ def test_reads_string_pairs(tmp_path):
 
 def test_languages_pick_the_sides(tmp_path):
     with tfds.testing.mock_data(num_examples=4):
-        pt_en = load_tfds("ted_hrlr_translate/pt_to_en", tmp_path, {"test": "test[:50%]"},
-                          "pt", "en")
-        en_pt = load_tfds("ted_hrlr_translate/pt_to_en", tmp_path, {"test": "test[:50%]"},
-                          "en", "pt")
+        pt_en = load_tfds(
+            "ted_hrlr_translate/pt_to_en", tmp_path, {"test": "test[:50%]"}, "pt", "en"
+        )
+        en_pt = load_tfds(
+            "ted_hrlr_translate/pt_to_en", tmp_path, {"test": "test[:50%]"}, "en", "pt"
+        )
     assert en_pt["test"] == [(t, s) for s, t in pt_en["test"]]
     assert en_pt["test"][0][0] != en_pt["test"][0][1]
 

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from numpy_reference import cell_step
+
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.time_loop import dense, recurrence, time_and_batch_matmul
 
@@ -40,13 +40,16 @@ def _problem(cell: str, seed: int = 0):
 def _numpy_run(cell, kernel, bias, x_proj, carry, mask, reverse):
     """float64 loop over the seeds' equations, with the identity input projection."""
     gates = CELLS[cell].num_gates
-    p = {"w_ih": np.eye(gates * HIDDEN), "b_ih": np.zeros(gates * HIDDEN),
-         "w_hh": kernel.astype(np.float64)}
+    p = {
+        "w_ih": np.eye(gates * HIDDEN),
+        "b_ih": np.zeros(gates * HIDDEN),
+        "w_hh": kernel.astype(np.float64),
+    }
     if bias is not None:
         p["b_hh"] = bias.astype(np.float64)
     carry = tuple(c.astype(np.float64) for c in carry)
     outputs = np.zeros((BATCH, TIME, HIDDEN))
-    for t in (reversed(range(TIME)) if reverse else range(TIME)):
+    for t in reversed(range(TIME)) if reverse else range(TIME):
         new, h = cell_step(cell, p, carry, x_proj[:, t].astype(np.float64))
         keep = mask[:, t, None]
         carry = tuple(np.where(keep, n, o) for n, o in zip(new, carry))
@@ -58,7 +61,7 @@ def _loop_run(cell, kernel, bias, x_proj, carry, mask, reverse):
     """The same recurrence as a Python loop of jnp ops, for automatic differentiation."""
     update = CELLS[cell].update
     outputs = [None] * TIME
-    for t in (reversed(range(TIME)) if reverse else range(TIME)):
+    for t in reversed(range(TIME)) if reverse else range(TIME):
         r = carry[0] @ kernel + (0.0 if bias is None else bias)
         new, h = update(x_proj[:, t], r, carry)
         keep = mask[:, t, None]
@@ -69,11 +72,20 @@ def _loop_run(cell, kernel, bias, x_proj, carry, mask, reverse):
 
 def _fused_run(cell, reverse, unroll, remat):
     def run(kernel, bias, x_proj, carry, mask):
-        final, outputs = recurrence(CELLS[cell].update, kernel, bias,
-                                    jnp.swapaxes(x_proj, 0, 1), mask, carry,
-                                    reverse=reverse, unroll=unroll, remat=remat,
-                                    additive=CELLS[cell].additive)
+        final, outputs = recurrence(
+            CELLS[cell].update,
+            kernel,
+            bias,
+            jnp.swapaxes(x_proj, 0, 1),
+            mask,
+            carry,
+            reverse=reverse,
+            unroll=unroll,
+            remat=remat,
+            additive=CELLS[cell].additive,
+        )
         return final, jnp.swapaxes(outputs, 0, 1)
+
     return run
 
 
@@ -81,7 +93,8 @@ def _fused_run(cell, reverse, unroll, remat):
 def test_forward_matches_numpy_equations(cell, reverse, unroll, remat):
     kernel, bias, x_proj, carry, mask = _problem(cell)
     final, outputs = jax.jit(_fused_run(cell, reverse, unroll, remat))(
-        kernel, bias, x_proj, carry, mask)
+        kernel, bias, x_proj, carry, mask
+    )
     want_final, want_outputs = _numpy_run(cell, kernel, bias, x_proj, carry, mask, reverse)
     np.testing.assert_allclose(outputs, want_outputs, **TOL)
     for got, want in zip(final, want_final):
@@ -99,15 +112,19 @@ def test_gradients_match_autodiff_of_the_step_loop(cell, reverse, unroll, remat)
         def f(kernel, bias, x_proj, carry):
             final, outputs = run(kernel, bias, x_proj, carry, mask)
             return jnp.sum(outputs * out_weights) + sum(
-                jnp.sum(c * w) for c, w in zip(final, carry_weights))
+                jnp.sum(c * w) for c, w in zip(final, carry_weights)
+            )
+
         return f
 
     args = (kernel, bias, x_proj, carry)
     argnums = (0, 2, 3) if bias is None else (0, 1, 2, 3)
-    fused = jax.jit(jax.grad(objective(_fused_run(cell, reverse, unroll, remat)),
-                             argnums=argnums))(*args)
-    loop = jax.grad(objective(
-        lambda *a: _loop_run(cell, *a[:4], a[4], reverse)), argnums=argnums)(*args)
+    fused = jax.jit(jax.grad(objective(_fused_run(cell, reverse, unroll, remat)), argnums=argnums))(
+        *args
+    )
+    loop = jax.grad(objective(lambda *a: _loop_run(cell, *a[:4], a[4], reverse)), argnums=argnums)(
+        *args
+    )
     for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(loop)):
         np.testing.assert_allclose(got, want, **TOL)
     # Padded steps receive no gradient through the input projections.
@@ -118,8 +135,10 @@ def test_gradients_match_autodiff_of_the_step_loop(cell, reverse, unroll, remat)
 def test_remat_and_unroll_are_execution_details():
     """Bit-for-bit the same outputs; gradients equal to float32 round-off."""
     kernel, bias, x_proj, carry, mask = _problem("lstm", seed=3)
-    runs = [_fused_run("lstm", False, unroll, remat)
-            for unroll, remat in ((1, False), (4, False), (1, True), (4, True))]
+    runs = [
+        _fused_run("lstm", False, unroll, remat)
+        for unroll, remat in ((1, False), (4, False), (1, True), (4, True))
+    ]
     outputs = [r(kernel, bias, x_proj, carry, mask)[1] for r in runs]
     for other in outputs[1:]:
         np.testing.assert_allclose(other, outputs[0], rtol=1e-6, atol=1e-6)
@@ -130,8 +149,9 @@ def test_weight_gradient_matmul_sums_over_time_and_batch(batch_sharded):
     rng = np.random.default_rng(5)
     x, d = rng.normal(size=(4, 3, 5)), rng.normal(size=(4, 3, 8))
     want = sum(x[t].T @ d[t] for t in range(4))  # float64
-    got = time_and_batch_matmul(jnp.asarray(x, jnp.float32), jnp.asarray(d, jnp.float32),
-                                batch_sharded=batch_sharded)
+    got = time_and_batch_matmul(
+        jnp.asarray(x, jnp.float32), jnp.asarray(d, jnp.float32), batch_sharded=batch_sharded
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -140,19 +160,19 @@ def test_bfloat16_dense_gradients_accumulate_in_float32():
     products of the bfloat16-rounded operands (float32 accumulation), and the kernel's
     gradient sums the steps' in float32, never rounded to bfloat16 on the way."""
     rng = np.random.default_rng(0)
-    x, kernel, d_y = (rng.normal(size=shape).astype(np.float32)
-                      for shape in ((5, 3, 16), (16, 8), (5, 3, 8)))  # [T, B, D], [D, F]
+    x, kernel, d_y = (
+        rng.normal(size=shape).astype(np.float32) for shape in ((5, 3, 16), (16, 8), (5, 3, 8))
+    )  # [T, B, D], [D, F]
 
     def loss(x, kernel):
-        _, ys = jax.lax.scan(lambda c, x_t: (c, dense(x_t, kernel, None, jnp.bfloat16)),
-                             0.0, x)
+        _, ys = jax.lax.scan(lambda c, x_t: (c, dense(x_t, kernel, None, jnp.bfloat16)), 0.0, x)
         return jnp.sum(ys * d_y), ys
 
     (d_x, d_kernel), ys = jax.grad(loss, argnums=(0, 1), has_aux=True)(x, kernel)
-    x64, kernel64, d_y64 = (np.asarray(jnp.asarray(a, jnp.bfloat16)).astype(np.float64)
-                            for a in (x, kernel, d_y))
+    x64, kernel64, d_y64 = (
+        np.asarray(jnp.asarray(a, jnp.bfloat16)).astype(np.float64) for a in (x, kernel, d_y)
+    )
     assert d_x.dtype == d_kernel.dtype == jnp.float32
     np.testing.assert_allclose(ys, x64 @ kernel64, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(d_x, d_y64 @ kernel64.T, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(d_kernel, np.einsum("tbd,tbf->df", x64, d_y64),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_kernel, np.einsum("tbd,tbf->df", x64, d_y64), rtol=1e-5, atol=1e-5)

@@ -7,17 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from s2s_jax.models import token_metrics
-
-from s2s_jax.training import schedules
-from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.config import base_config
 from s2s_jax.data.batching import TrainBatches, encode_pairs
 from s2s_jax.data.tasks import make_splits
 from s2s_jax.data.vocab import CharVocab
-from s2s_jax.training.train_state import TrainState
+from s2s_jax.models import token_metrics
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
-from s2s_jax.training.train import DivergenceError, NonFiniteRun, train_and_evaluate, train_step
+from s2s_jax.runtime.checkpointing import Checkpointer
+from s2s_jax.training import schedules
+from s2s_jax.training.monitor import DivergenceError, NonFiniteRun
+from s2s_jax.training.train import train_and_evaluate, train_step
+from s2s_jax.training.train_state import TrainState
 
 
 def _numpy_smoothed_loss(logits, targets, eps):
@@ -35,14 +35,16 @@ def test_losses_match_numpy_and_ignore_padding(eps):
     logits = rng.normal(size=(2, 4, 6)).astype(np.float32)
     targets = rng.integers(0, 6, (2, 4))
     mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool)
-    sums = token_metrics.sequence_metrics(jnp.asarray(logits), jnp.asarray(targets),
-                                   jnp.asarray(mask), eps)
+    sums = token_metrics.sequence_metrics(
+        jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(mask), eps
+    )
     expected = (_numpy_smoothed_loss(logits, targets, eps) * mask).sum()
     np.testing.assert_allclose(sums["loss"], expected, rtol=1e-5)
     assert float(sums["tokens"]) == 4
     garbage = np.where(mask[..., None], logits, 1e3 * rng.normal(size=logits.shape))
-    again = token_metrics.sequence_metrics(jnp.asarray(garbage, jnp.float32), jnp.asarray(targets),
-                                    jnp.asarray(mask), eps)
+    again = token_metrics.sequence_metrics(
+        jnp.asarray(garbage, jnp.float32), jnp.asarray(targets), jnp.asarray(mask), eps
+    )
     for key in sums:
         np.testing.assert_allclose(again[key], sums[key], rtol=1e-6)
 
@@ -54,15 +56,22 @@ def test_learning_rate_schedules():
         train.decay_start_epoch, train.decay_every_epochs = 2.0, 0.5
         step = schedules.LEARNING_RATE_SCHEDULES["step"](train, 10)
         # Constant for 2 epochs (20 steps), then halved every half epoch (5 steps).
-        assert [float(step(s)) for s in (0, 19, 20, 24, 25, 30)] == [1, 1, .5, .5, .25, .125]
+        assert [float(step(s)) for s in (0, 19, 20, 24, 25, 30)] == [1, 1, 0.5, 0.5, 0.25, 0.125]
         train.warmup_steps = 4
         rsqrt = schedules.LEARNING_RATE_SCHEDULES["rsqrt"](train, 10)
         np.testing.assert_allclose([rsqrt(s) for s in (0, 3, 15)], [0.25, 1.0, 0.5])
 
 
-@pytest.mark.parametrize("start,every,factor,warmup", [
-    (0.0, 0.5, 0.5, 0), (2.0, 0.5, 0.5, 4), (7.3, 2.5, 0.1, 30), (0.5, 0.1, 0.0, 1),
-    (2.0, 1.0, 1.0, 0)])
+@pytest.mark.parametrize(
+    "start,every,factor,warmup",
+    [
+        (0.0, 0.5, 0.5, 0),
+        (2.0, 0.5, 0.5, 4),
+        (7.3, 2.5, 0.1, 30),
+        (0.5, 0.1, 0.0, 1),
+        (2.0, 1.0, 1.0, 0),
+    ],
+)
 def test_step_and_constant_schedules_match_their_formulas(start, every, factor, warmup):
     """lr * factor ** decays(step) * min(1, (step + 1) / warmup), where decays is 0
     before ``start`` epochs and then 1 + the whole ``every``-epoch periods since."""
@@ -70,15 +79,17 @@ def test_step_and_constant_schedules_match_their_formulas(start, every, factor, 
     with train.unlocked():
         train.learning_rate, train.warmup_steps = lr, warmup
         train.decay_start_epoch, train.decay_every_epochs, train.decay_factor = (
-            start, every, factor)
+            start,
+            every,
+            factor,
+        )
     steps = np.arange(400, dtype=np.float64)
     first, period = start * steps_per_epoch, max(every * steps_per_epoch, 1.0)
     decays = np.where(steps < first, 0.0, 1.0 + np.floor((steps - first) / period))
     ramp = np.minimum(1.0, (steps + 1) / warmup) if warmup else np.ones_like(steps)
-    for name, expected in (("step", lr * factor ** decays * ramp), ("constant", lr * ramp)):
+    for name, expected in (("step", lr * factor**decays * ramp), ("constant", lr * ramp)):
         schedule = schedules.LEARNING_RATE_SCHEDULES[name](train, steps_per_epoch)
-        np.testing.assert_allclose([schedule(s) for s in steps], expected, rtol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose([schedule(s) for s in steps], expected, rtol=1e-6, err_msg=name)
 
 
 def test_teacher_forcing_schedule():
@@ -89,7 +100,8 @@ def test_teacher_forcing_schedule():
     assert schedules.uses_scheduled_sampling(train)
     np.testing.assert_allclose(
         [schedules.teacher_forcing_ratio(train, s) for s in (0, 50, 100, 400)],
-        [1.0, 0.75, 0.5, 0.5])
+        [1.0, 0.75, 0.5, 0.5],
+    )
 
 
 def _setup(**train_overrides):
@@ -105,10 +117,12 @@ def _setup(**train_overrides):
     batches = TrainBatches(encode_pairs(pairs, vocab, vocab), 8, ((8, 8),), seed=0)
     model = Seq2Seq(ModelConfig.create(vocab.size, vocab.size, **config.model.to_dict()))
     batch = batches.batch(0)
-    params = model.init(jax.random.key(0), batch["src"], batch["src_mask"],
-                        batch["tgt_in"])["params"]
-    state = TrainState.create(apply_fn=model.apply, params=params,
-                              tx=schedules.create_optimizer(config.train, 10))
+    params = model.init(jax.random.key(0), batch["src"], batch["src_mask"], batch["tgt_in"])[
+        "params"
+    ]
+    state = TrainState.create(
+        apply_fn=model.apply, params=params, tx=schedules.create_optimizer(config.train, 10)
+    )
     step = jax.jit(functools.partial(train_step, config=config))
     return state, step, batches
 
@@ -129,8 +143,10 @@ def test_tiny_model_overfits_tiny_batch():
 
 @pytest.mark.parametrize("forcing_end", [1.0, 0.5])
 def test_same_seed_same_loss_curve(forcing_end):
-    runs = [_train(*_setup(teacher_forcing_end=forcing_end, teacher_forcing_steps=5), 6)
-            for _ in range(2)]
+    runs = [
+        _train(*_setup(teacher_forcing_end=forcing_end, teacher_forcing_steps=5), 6)
+        for _ in range(2)
+    ]
     (state_a, curve_a), (state_b, curve_b) = runs
     assert curve_a == curve_b
     for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params)):
@@ -140,8 +156,10 @@ def test_same_seed_same_loss_curve(forcing_end):
 @pytest.mark.parametrize("max_norm", [0.5, 100.0])
 def test_clip_by_global_norm_matches_numpy(max_norm):
     rng = np.random.default_rng(0)
-    grads = {"a": rng.normal(size=(3, 4)).astype(np.float32),
-             "b": rng.normal(size=(5,)).astype(np.float32)}
+    grads = {
+        "a": rng.normal(size=(3, 4)).astype(np.float32),
+        "b": rng.normal(size=(5,)).astype(np.float32),
+    }
     norm = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values()))
     want = {k: g * min(1.0, max_norm / norm) for k, g in grads.items()}
     clip = schedules.clip_by_global_norm(max_norm)
@@ -157,16 +175,20 @@ def test_gradient_clipping_bounds_the_update():
     new_state, sums = step(state, batches.batch(0), jax.random.key(0))
     assert float(sums["grad_norm"]) > 1e-3
     delta = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
-    assert float(jnp.sqrt(sum(jnp.sum(d ** 2) for d in jax.tree.leaves(delta)))) == (
-        pytest.approx(1e-3, rel=1e-3))
+    assert float(jnp.sqrt(sum(jnp.sum(d**2) for d in jax.tree.leaves(delta)))) == (
+        pytest.approx(1e-3, rel=1e-3)
+    )
 
 
 def _with_nan_outputs(state: TrainState) -> TrainState:
     """``state`` with a model whose outputs are NaN: what a poisoned batch or an
     overflow makes of the loss and the gradient."""
     apply_fn = state.apply_fn
-    return state.replace(apply_fn=lambda *args, **kwargs: jax.tree.map(
-        lambda x: x * jnp.nan, apply_fn(*args, **kwargs)))
+    return state.replace(
+        apply_fn=lambda *args, **kwargs: jax.tree.map(
+            lambda x: x * jnp.nan, apply_fn(*args, **kwargs)
+        )
+    )
 
 
 def test_nonfinite_step_skips_the_update_and_counts_it():
@@ -176,13 +198,18 @@ def test_nonfinite_step_skips_the_update_and_counts_it():
     skipped, sums = step(_with_nan_outputs(state), batches.batch(1), rng)
     assert (int(skipped.step), int(skipped.skipped)) == (2, 1)
     assert float(sums["skipped"]) == 1.0 and float(sums["loss"]) == 0.0
-    for a, b in zip(jax.tree.leaves((skipped.params, skipped.opt_state)),
-                    jax.tree.leaves((state.params, state.opt_state)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves((skipped.params, skipped.opt_state)),
+        jax.tree.leaves((state.params, state.opt_state)),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
     resumed, sums = step(skipped.replace(apply_fn=state.apply_fn), batches.batch(2), rng)
     assert float(sums["skipped"]) == 0.0 and int(resumed.skipped) == 1
-    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(resumed.params),
-                                                        jax.tree.leaves(state.params)))
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(state.params))
+    )
 
 
 def test_a_run_of_skipped_steps_stops_training():
@@ -191,8 +218,11 @@ def test_a_run_of_skipped_steps_stops_training():
         run.push(step, jnp.float32(skipped))
     run.flush()  # the longest run is 2
     run.push(6, jnp.float32(1.0))
-    with pytest.raises(DivergenceError, match=r"step 6: .* 3 steps in a row \(config.train."
-                                              r"max_consecutive_nonfinite=3\)"):
+    with pytest.raises(
+        DivergenceError,
+        match=r"step 6: .* 3 steps in a row \(config.train."
+        r"max_consecutive_nonfinite=3\)",
+    ):
         run.push(7, jnp.float32(0.0))  # checks step 6, one step late
 
 
@@ -200,12 +230,20 @@ def test_early_stopping_after_evaluations_without_a_new_best(tmp_path):
     """With a zero learning rate no evaluation after the first is better: training
     stops at the evaluation ``early_stopping_evals`` after it, with a checkpoint."""
     config = base_config()
-    config.data.update(task="reversal", train_size=300, eval_size=20, batch_size=16,
-                       buckets=((24, 24),))
+    config.data.update(
+        task="reversal", train_size=300, eval_size=20, batch_size=16, buckets=((24, 24),)
+    )
     config.model.update(embed_dim=8, hidden_size=16, attention_dim=16)
-    config.train.update(num_steps=60, eval_every=10, checkpoint_every=1000, log_every=10,
-                        learning_rate=0.0, early_stopping_evals=2, best_metric="loss",
-                        best_mode="min")
+    config.train.update(
+        num_steps=60,
+        eval_every=10,
+        checkpoint_every=1000,
+        log_every=10,
+        learning_rate=0.0,
+        early_stopping_evals=2,
+        best_metric="loss",
+        best_mode="min",
+    )
     config.eval.update(num_heatmaps=0)
     train_and_evaluate(config, str(tmp_path))
     checkpointer = Checkpointer(str(tmp_path), best_metric="loss", best_mode="min")
@@ -217,11 +255,13 @@ def test_time_budget_stops_at_the_first_log_step_after_it(tmp_path):
     """A spent budget stops training at the next log step, which is then evaluated
     and saved like a last step, and the test split is still scored."""
     config = base_config()
-    config.data.update(task="reversal", train_size=300, eval_size=20, batch_size=16,
-                       buckets=((24, 24),))
+    config.data.update(
+        task="reversal", train_size=300, eval_size=20, batch_size=16, buckets=((24, 24),)
+    )
     config.model.update(embed_dim=8, hidden_size=16, attention_dim=16)
-    config.train.update(num_steps=1000, eval_every=500, checkpoint_every=500, log_every=7,
-                        time_budget_minutes=1e-6)
+    config.train.update(
+        num_steps=1000, eval_every=500, checkpoint_every=500, log_every=7, time_budget_minutes=1e-6
+    )
     config.eval.update(num_heatmaps=0)
     metrics = train_and_evaluate(config, str(tmp_path))
     checkpointer = Checkpointer(str(tmp_path), best_metric="exact_match")

@@ -8,13 +8,12 @@ from types import SimpleNamespace
 import jax
 import numpy as np
 import pytest
+from setups import build
 
 from s2s_jax import decoding
-
-from s2s_jax.evaluation import evaluate, parameters, tuning
 from s2s_jax.config import base_config
+from s2s_jax.evaluation import evaluate, parameters, tuning
 from s2s_jax.evaluation.evaluate import Evaluator
-from setups import build
 
 
 def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch):
@@ -22,8 +21,7 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch):
     config.data.update(task="reversal", train_size=100, eval_size=24, buckets=((24, 24),))
     config.model.update(embed_dim=16, hidden_size=32, attention_dim=16)
     config.train.update(best_metric="chrf")  # varies with the beam even untrained
-    config.eval.update(num_heatmaps=0, batch_size=8, tune_beam_sizes=(1, 3),
-                       tune_alphas=(0.0, 2.0))
+    config.eval.update(num_heatmaps=0, batch_size=8, tune_beam_sizes=(1, 3), tune_alphas=(0.0, 2.0))
     workdir = str(tmp_path)
     setup = build(config, workdir)
     setup.checkpointer.save(0, setup.state)
@@ -36,8 +34,11 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch):
         return decoding.beam_search(model, *args, **options)
 
     # A spec jits its decoder afresh: compilations start from none.
-    monkeypatch.setitem(decoding.DECODERS, "beam",
-                        dataclasses.replace(decoding.DECODERS["beam"], decode=beam_search))
+    monkeypatch.setitem(
+        decoding.DECODERS,
+        "beam",
+        dataclasses.replace(decoding.DECODERS["beam"], decode=beam_search),
+    )
     metric_traces = []  # the teacher-forced metrics, once per compilation
     original_eval_step = evaluate.eval_step
 
@@ -47,8 +48,9 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch):
 
     # Jitted afresh as evaluate jits it: compilations start from none.
     monkeypatch.setattr(evaluate, "eval_step", jax.jit(eval_step, static_argnames="model"))
-    metrics = evaluate.run(config, workdir, setup.translator, setup.checkpointer,
-                           setup.corpus.splits)
+    metrics = evaluate.run(
+        config, workdir, setup.translator, setup.checkpointer, setup.corpus.splits
+    )
     # alpha is traced: one compilation per beam size (one bucket) serves the whole grid
     # and then the test split; the validation and test Evaluators share the metrics'.
     assert [beam_size for beam_size, _ in traced] == [1, 3]
@@ -59,13 +61,19 @@ def test_the_best_validation_pair_decodes_the_test_split(tmp_path, monkeypatch):
         grid = json.load(f)
 
     def chrf(beam_size, alpha, split):
-        trial = dataclasses.replace(setup.translator,
-                                    config=tuning._with_beam(config, beam_size, alpha))
-        return Evaluator(trial, setup.corpus.splits[split], split)(
-            setup.state.params).metrics["chrf"]
+        trial = dataclasses.replace(
+            setup.translator, config=tuning._with_beam(config, beam_size, alpha)
+        )
+        return Evaluator(trial, setup.corpus.splits[split], split)(setup.state.params).metrics[
+            "chrf"
+        ]
 
     assert [(r["beam_size"], r["alpha"]) for r in grid["grid"]] == [
-        (1, 0.0), (1, 2.0), (3, 0.0), (3, 2.0)]
+        (1, 0.0),
+        (1, 2.0),
+        (3, 0.0),
+        (3, 2.0),
+    ]
     for row in grid["grid"]:
         assert row["chrf"] == chrf(row["beam_size"], row["alpha"], "validation")
     assert len({row["chrf"] for row in grid["grid"]}) > 1  # the choice is not a tie
@@ -86,8 +94,7 @@ def _setup_with_scaled_checkpoints(tmp_path):
     setup = build(config, tmp_path)
     base = setup.state.params
     for scale, step in enumerate((10, 20, 30, 40), start=1):
-        scaled = setup.state.replace(step=step, params=jax.tree.map(lambda p, s=scale: p * s,
-                                                                    base))
+        scaled = setup.state.replace(step=step, params=jax.tree.map(lambda p, s=scale: p * s, base))
         setup.checkpointer.save(step, scaled)
         setup.checkpointer.save_best(step, scaled, {10: 5.0, 20: 6.0, 30: 4.0, 40: 3.0}[step])
     setup.checkpointer.wait()
@@ -98,12 +105,16 @@ def _setup_with_scaled_checkpoints(tmp_path):
 def _scale(params, base) -> float:
     """The factor between ``params`` and ``base`` (their largest entry)."""
     index = np.argmax(np.abs(base["decoder"]["output"]["kernel"]))
-    return float(np.ravel(params["decoder"]["output"]["kernel"])[index]
-                 / np.ravel(base["decoder"]["output"]["kernel"])[index])
+    return float(
+        np.ravel(params["decoder"]["output"]["kernel"])[index]
+        / np.ravel(base["decoder"]["output"]["kernel"])[index]
+    )
 
 
-@pytest.mark.parametrize("best_scale, steps", [(3.0, [20, 30, 40]), (2.5, [10, 20, 30, 40]),
-                                                (1.5, [10, 20]), (4.2, [40]), (None, [40])])
+@pytest.mark.parametrize(
+    "best_scale, steps",
+    [(3.0, [20, 30, 40]), (2.5, [10, 20, 30, 40]), (1.5, [10, 20]), (4.2, [40]), (None, [40])],
+)
 def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_scale, steps):
     setup, base, params = _setup_with_scaled_checkpoints(tmp_path)
     scored = []  # the scale of each candidate, in the order scored
@@ -114,16 +125,26 @@ def test_the_parameters_that_score_best_on_validation_are_kept(tmp_path, best_sc
         return SimpleNamespace(metrics={"chrf": chrf})
 
     chosen, chosen_steps = tuning.choose_parameters(
-        setup.translator.config, str(tmp_path), setup.checkpointer, setup.abstract, params,
-        [40], evaluator)
+        setup.translator.config,
+        str(tmp_path),
+        setup.checkpointer,
+        setup.abstract,
+        params,
+        [40],
+        evaluator,
+    )
     np.testing.assert_allclose(scored, [4.0, 3.5, 3.0, 2.5, 1.5], rtol=1e-6)
     assert chosen_steps == steps
-    np.testing.assert_allclose(_scale(chosen, base), np.mean([s // 10 for s in steps]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(_scale(chosen, base), np.mean([s // 10 for s in steps]), rtol=1e-6)
     with open(tmp_path / "eval" / "validation" / "parameters.json") as f:
         report = json.load(f)
     assert [row["steps"] for row in report["candidates"]] == [
-        [40], [30, 40], [20, 30, 40], [10, 20, 30, 40], [10, 20]]
+        [40],
+        [30, 40],
+        [20, 30, 40],
+        [10, 20, 30, 40],
+        [10, 20],
+    ]
     assert report["chosen"]["steps"] == steps
 
 

@@ -6,8 +6,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s2s_jax.data import vocab as vocab_lib
-from s2s_jax.data.vocab import (BOS_ID, EOS_ID, NUM_SPECIALS, PAD_ID, SPECIAL_PIECES,
-                                UNK_CHAR, UNK_ID, CharVocab, WordVocab)
+from s2s_jax.data.vocab import (
+    BOS_ID,
+    EOS_ID,
+    NUM_SPECIALS,
+    PAD_ID,
+    SPECIAL_PIECES,
+    UNK_CHAR,
+    UNK_ID,
+    CharVocab,
+    WordVocab,
+)
 
 ALPHABET = "abc xyz,.-0123456789é"
 
@@ -68,7 +77,8 @@ def test_save_load(tmp_path):
     loaded = CharVocab.load(path)
     assert loaded.size == vocab.size
     assert [loaded.piece(i) for i in range(loaded.size)] == [
-        vocab.piece(i) for i in range(vocab.size)]
+        vocab.piece(i) for i in range(vocab.size)
+    ]
 
 
 def test_word_vocab():
@@ -95,4 +105,5 @@ def test_word_vocab_save_load(tmp_path):
     vocab.save(path)
     loaded = WordVocab.load(path)
     assert [loaded.piece(i) for i in range(loaded.size)] == [
-        vocab.piece(i) for i in range(vocab.size)]
+        vocab.piece(i) for i in range(vocab.size)
+    ]

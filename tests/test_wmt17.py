@@ -2,8 +2,8 @@
 
 import pytest
 
-from s2s_jax.evaluation import wmt17
 from s2s_jax.config import base_config
+from s2s_jax.evaluation import wmt17
 
 
 @pytest.fixture

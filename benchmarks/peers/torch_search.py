@@ -50,8 +50,9 @@ def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> to
 
 
 @torch.no_grad()
-def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int,
-                alpha: float, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def beam_search(
+    model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int, alpha: float, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``src [B, S]`` -> the best hypothesis ``[B, max_len]``, EOS included, PAD after,
     and ``[B]`` the decoder steps each sentence ran before its stopping rule ended it
     (which may be well after its best hypothesis ended)."""
@@ -81,7 +82,7 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
         better = (new_score > best_score[active]).nonzero()[:, 0]
         if len(better):
             index_b = index[better, pick[better]]
-            parent = alive[better, index_b // vocab, 1:i + 1]
+            parent = alive[better, index_b // vocab, 1 : i + 1]
             best[active[better], :i] = parent
             best[active[better], i] = index_b % vocab
             best_score[active[better]] = new_score[better]

@@ -30,15 +30,22 @@ PRECISIONS = ("float32", "bfloat16")  # the s2s_jax model.dtype values it runs
 
 def check_supported(model: dict) -> None:
     """Raises ValueError for an s2s_jax model config this reference does not build."""
-    wanted = {"cell": "lstm", "bidirectional": True, "bridge": "dense",
-              "attention": "general", "tie_embeddings": False,
-              "residual": False, "reverse_source": False}
+    wanted = {
+        "cell": "lstm",
+        "bidirectional": True,
+        "bridge": "dense",
+        "attention": "general",
+        "tie_embeddings": False,
+        "residual": False,
+        "reverse_source": False,
+    }
     wrong = {k: model[k] for k, v in wanted.items() if model[k] != v}
     if model.get("dtype", "float32") not in PRECISIONS:
         wrong["dtype"] = model["dtype"]
     if wrong:
-        raise ValueError(f"the PyTorch reference needs {wanted} and a dtype in "
-                         f"{PRECISIONS}; differs: {wrong}")
+        raise ValueError(
+            f"the PyTorch reference needs {wanted} and a dtype in {PRECISIONS}; differs: {wrong}"
+        )
 
 
 def precision(model: dict) -> contextlib.AbstractContextManager:
@@ -65,14 +72,21 @@ class TorchSeq2Seq(nn.Module):
         emb, hid, drop = model["embed_dim"], model["hidden_size"], model["dropout"]
         enc_layers, dec_layers = model["encoder_layers"], model["decoder_layers"]
         self.src_embed = nn.Embedding(model["src_vocab_size"], emb)
-        self.encoder = nn.LSTM(emb, hid, enc_layers, batch_first=True, bidirectional=True,
-                               dropout=drop if enc_layers > 1 else 0.0)
+        self.encoder = nn.LSTM(
+            emb,
+            hid,
+            enc_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=drop if enc_layers > 1 else 0.0,
+        )
         self.bridge = nn.ModuleList(nn.Linear(4 * hid, hid) for _ in range(2 * dec_layers))
         self.tgt_embed = nn.Embedding(model["tgt_vocab_size"], emb)
         self.input_feeding = model["input_feeding"]
         feed = hid if self.input_feeding else 0  # the last attentional vector
-        self.decoder = nn.LSTM(emb + feed, hid, dec_layers, batch_first=True,
-                               dropout=drop if dec_layers > 1 else 0.0)
+        self.decoder = nn.LSTM(
+            emb + feed, hid, dec_layers, batch_first=True, dropout=drop if dec_layers > 1 else 0.0
+        )
         self.w_a = nn.Linear(2 * hid, hid, bias=False)
         self.combine = nn.Linear(3 * hid, hid, bias=False)
         self.output = nn.Linear(hid, model["tgt_vocab_size"])
@@ -110,7 +124,7 @@ class TorchSeq2Seq(nn.Module):
         h, c, feed = state
         steps = []
         for t in range(x.shape[1]):
-            step_in = torch.cat([x[:, t:t + 1], feed.transpose(0, 1)], -1)
+            step_in = torch.cat([x[:, t : t + 1], feed.transpose(0, 1)], -1)
             out, (h, c) = self.decoder(step_in, (h, c))
             steps.append(self._attend(out, memory, keys, src_mask))
             feed = steps[-1].transpose(0, 1)
@@ -125,9 +139,13 @@ class TorchSeq2Seq(nn.Module):
 def loss_fn(model: TorchSeq2Seq, batch: dict, label_smoothing: float) -> torch.Tensor:
     """Mean smoothed cross-entropy over real target tokens (as s2s_jax.models.token_metrics)."""
     logits = model(batch["src"], batch["src_mask"], batch["tgt_in"])
-    total = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(),
-                            ignore_index=PAD_ID, label_smoothing=label_smoothing,
-                            reduction="sum")
+    total = F.cross_entropy(
+        logits.flatten(0, 1),
+        batch["tgt_out"].flatten(),
+        ignore_index=PAD_ID,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
     return total / batch["tgt_mask"].sum()
 
 

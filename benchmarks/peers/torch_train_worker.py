@@ -28,11 +28,22 @@ def main(spec_dir: str, compile_loss: bool) -> None:
     host_memory.configure(config)  # the same allocator settings as s2s_jax's
     torch.manual_seed(config["seed"])
     data = np.load(os.path.join(spec_dir, "batches.npz"))
-    batches = [{key: torch.from_numpy(data[f"{i}/{key}"]).long()
-                if data[f"{i}/{key}"].dtype != bool else torch.from_numpy(data[f"{i}/{key}"])
-                for key in spec["keys"]} for i in range(spec["num_batches"])]
-    model = TorchSeq2Seq({**config["model"], "src_vocab_size": spec["src_vocab_size"],
-                          "tgt_vocab_size": spec["tgt_vocab_size"]})
+    batches = [
+        {
+            key: torch.from_numpy(data[f"{i}/{key}"]).long()
+            if data[f"{i}/{key}"].dtype != bool
+            else torch.from_numpy(data[f"{i}/{key}"])
+            for key in spec["keys"]
+        }
+        for i in range(spec["num_batches"])
+    ]
+    model = TorchSeq2Seq(
+        {
+            **config["model"],
+            "src_vocab_size": spec["src_vocab_size"],
+            "tgt_vocab_size": spec["tgt_vocab_size"],
+        }
+    )
     model.train()
     train = config["train"]
     optimizer = torch.optim.Adam(model.parameters(), lr=train["learning_rate"], fused=True)

@@ -20,11 +20,15 @@ from s2s_jax.config.checks import ConfigError
 __all__ = ["ConfigError", "RENAMED", "base_config", "check_workdir", "validate"]
 
 # Fields renamed, old -> new: named in the error for an old key.
-RENAMED = {"eval.train_split": "eval.validation_split",
-           "data.bleu_tokenize": "eval.bleu_tokenize"}
+RENAMED = {"eval.train_split": "eval.validation_split", "data.bleu_tokenize": "eval.bleu_tokenize"}
 
-_SECTIONS = {"data": data, "model": model, "train": train, "eval": evaluation,
-             "distributed": distributed}
+_SECTIONS = {
+    "data": data,
+    "model": model,
+    "train": train,
+    "eval": evaluation,
+    "distributed": distributed,
+}
 
 
 def base_config() -> ml_collections.ConfigDict:

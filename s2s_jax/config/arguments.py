@@ -17,10 +17,12 @@ def parse_arg(arg: str, **defaults: str) -> types.SimpleNamespace:
         if not named:
             key, value = next(keys, None), part
             if key is None:
-                raise ValueError(f"config argument {arg!r}: too many values; it takes "
-                                 f"{', '.join(defaults)}")
+                raise ValueError(
+                    f"config argument {arg!r}: too many values; it takes {', '.join(defaults)}"
+                )
         elif key not in defaults:
-            raise ValueError(f"config argument {arg!r}: no key {key!r}; it takes "
-                             f"{', '.join(defaults)}")
+            raise ValueError(
+                f"config argument {arg!r}: no key {key!r}; it takes {', '.join(defaults)}"
+            )
         values[key] = value
     return types.SimpleNamespace(**values)

@@ -1,6 +1,7 @@
 """The checks every config section's ``validate`` is made of; each names the key."""
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -31,8 +32,7 @@ def non_negative(config, *keys: str) -> None:
 
 
 def one_of(config, key: str, choices: Iterable) -> None:
-    check(get(config, key) in choices, key, f"must be one of {sorted(choices)}",
-          get(config, key))
+    check(get(config, key) in choices, key, f"must be one of {sorted(choices)}", get(config, key))
 
 
 def is_int(value: Any) -> bool:

@@ -46,7 +46,14 @@ def validate(config) -> None:
     positive(config, "data.train_size", "data.eval_size", "data.batch_size", "data.vocab_size")
     non_negative(config, "data.tokens_per_batch", "data.vocab_sample_sentences")
     buckets = config.data.buckets
-    check(len(buckets) > 0 and all(isinstance(b, (tuple, list)) and len(b) == 2 and
-                                   all(is_int(n) and n > 0 for n in b) for b in buckets),
-          "data.buckets", "must be (src_len, tgt_len) pairs of positive sizes", buckets)
+    check(
+        len(buckets) > 0
+        and all(
+            isinstance(b, (tuple, list)) and len(b) == 2 and all(is_int(n) and n > 0 for n in b)
+            for b in buckets
+        ),
+        "data.buckets",
+        "must be (src_len, tgt_len) pairs of positive sizes",
+        buckets,
+    )
     check(list(buckets) == sorted(buckets), "data.buckets", "must be sorted", buckets)

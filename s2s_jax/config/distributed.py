@@ -18,9 +18,16 @@ def validate(config) -> None:
     dist = config.distributed
     if dist.coordinator_address in ("", "auto"):
         return
-    check(dist.coordinator_address.rpartition(":")[2].isdigit(),
-          "distributed.coordinator_address", "must be host:port, 'auto' or empty",
-          dist.coordinator_address)
+    check(
+        dist.coordinator_address.rpartition(":")[2].isdigit(),
+        "distributed.coordinator_address",
+        "must be host:port, 'auto' or empty",
+        dist.coordinator_address,
+    )
     positive(config, "distributed.num_processes")
-    check(0 <= dist.process_id < dist.num_processes, "distributed.process_id",
-          f"must be in [0, distributed.num_processes={dist.num_processes})", dist.process_id)
+    check(
+        0 <= dist.process_id < dist.num_processes,
+        "distributed.process_id",
+        f"must be in [0, distributed.num_processes={dist.num_processes})",
+        dist.process_id,
+    )

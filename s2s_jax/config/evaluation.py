@@ -6,8 +6,16 @@ import ml_collections
 from s2s_jax.config.checks import check, get, is_int, non_negative, positive
 
 # Metrics an evaluation reports (s2s_jax/evaluation/evaluate.py); any can select the best.
-EVAL_METRICS = ("exact_match", "bleu", "chrf", "loss", "nll", "perplexity",
-                "token_accuracy", "bleu_wmt17")
+EVAL_METRICS = (
+    "exact_match",
+    "bleu",
+    "chrf",
+    "loss",
+    "nll",
+    "perplexity",
+    "token_accuracy",
+    "bleu_wmt17",
+)
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -45,21 +53,43 @@ def defaults() -> ml_collections.ConfigDict:
 def validate(config) -> None:
     """Checks ``config.eval``, and how it fits ``config.train`` and ``config.model``."""
     evaluation = config.eval
-    positive(config, "eval.batch_size", "eval.max_input_chars", "eval.beam_size",
-             "eval.n_best", "eval.temperature")
-    non_negative(config, "eval.alpha", "eval.beta", "eval.top_k", "eval.max_len_a",
-                 "eval.max_len_b")
-    check(evaluation.max_len_a > 0 or evaluation.max_len_b > 0, "eval.max_len_b",
-          "must be > 0 where eval.max_len_a is 0 (the output length bound a * src_len + b)",
-          evaluation.max_len_b)
-    check(evaluation.n_best <= evaluation.beam_size, "eval.n_best",
-          f"must be <= eval.beam_size={evaluation.beam_size}", evaluation.n_best)
+    positive(
+        config,
+        "eval.batch_size",
+        "eval.max_input_chars",
+        "eval.beam_size",
+        "eval.n_best",
+        "eval.temperature",
+    )
+    non_negative(
+        config, "eval.alpha", "eval.beta", "eval.top_k", "eval.max_len_a", "eval.max_len_b"
+    )
+    check(
+        evaluation.max_len_a > 0 or evaluation.max_len_b > 0,
+        "eval.max_len_b",
+        "must be > 0 where eval.max_len_a is 0 (the output length bound a * src_len + b)",
+        evaluation.max_len_b,
+    )
+    check(
+        evaluation.n_best <= evaluation.beam_size,
+        "eval.n_best",
+        f"must be <= eval.beam_size={evaluation.beam_size}",
+        evaluation.n_best,
+    )
     if config.model.attention == "none":
-        check(evaluation.beta == 0, "eval.beta",
-              "must be 0 without attention (the coverage penalty needs it)", evaluation.beta)
+        check(
+            evaluation.beta == 0,
+            "eval.beta",
+            "must be 0 without attention (the coverage penalty needs it)",
+            evaluation.beta,
+        )
     if config.train.best_metric == "bleu_wmt17":
-        check(evaluation.wmt17_bleu, "eval.wmt17_bleu",
-              "must be True for train.best_metric='bleu_wmt17'", evaluation.wmt17_bleu)
+        check(
+            evaluation.wmt17_bleu,
+            "eval.wmt17_bleu",
+            "must be True for train.best_metric='bleu_wmt17'",
+            evaluation.wmt17_bleu,
+        )
     _validate_tuning(config)
 
 
@@ -67,20 +97,44 @@ def _validate_tuning(config) -> None:
     """The beam-search grid and the checkpoint averages chosen on validation."""
     evaluation = config.eval
     beam_sizes, alphas = evaluation.tune_beam_sizes, evaluation.tune_alphas
-    check(all(is_int(k) and k > 0 for k in beam_sizes),
-          "eval.tune_beam_sizes", "must hold positive beam sizes", beam_sizes)
-    check(not beam_sizes or len(alphas) > 0, "eval.tune_alphas",
-          "must not be empty when eval.tune_beam_sizes is set", alphas)
-    check(all(isinstance(alpha, (int, float)) and alpha >= 0 for alpha in alphas),
-          "eval.tune_alphas", "must hold alphas >= 0", alphas)
-    check(evaluation.average_checkpoints <= config.train.keep_checkpoints,
-          "eval.average_checkpoints", f"must be <= train.keep_checkpoints="
-          f"{config.train.keep_checkpoints} (the checkpoints kept)",
-          evaluation.average_checkpoints)
-    for key, kept in (("eval.tune_average_checkpoints", "train.keep_checkpoints"),
-                      ("eval.tune_average_best", "train.keep_best_checkpoints")):
+    check(
+        all(is_int(k) and k > 0 for k in beam_sizes),
+        "eval.tune_beam_sizes",
+        "must hold positive beam sizes",
+        beam_sizes,
+    )
+    check(
+        not beam_sizes or len(alphas) > 0,
+        "eval.tune_alphas",
+        "must not be empty when eval.tune_beam_sizes is set",
+        alphas,
+    )
+    check(
+        all(isinstance(alpha, (int, float)) and alpha >= 0 for alpha in alphas),
+        "eval.tune_alphas",
+        "must hold alphas >= 0",
+        alphas,
+    )
+    check(
+        evaluation.average_checkpoints <= config.train.keep_checkpoints,
+        "eval.average_checkpoints",
+        f"must be <= train.keep_checkpoints={config.train.keep_checkpoints} (the checkpoints kept)",
+        evaluation.average_checkpoints,
+    )
+    for key, kept in (
+        ("eval.tune_average_checkpoints", "train.keep_checkpoints"),
+        ("eval.tune_average_best", "train.keep_best_checkpoints"),
+    ):
         counts, most = get(config, key), get(config, kept)
-        check(all(is_int(n) and 2 <= n <= most for n in counts), key,
-              f"each must be in [2, {kept}={most}]", counts)
-        check(not (counts and evaluation.average_checkpoints > 1), key,
-              "chooses the average itself: leave eval.average_checkpoints at 0", counts)
+        check(
+            all(is_int(n) and 2 <= n <= most for n in counts),
+            key,
+            f"each must be in [2, {kept}={most}]",
+            counts,
+        )
+        check(
+            not (counts and evaluation.average_checkpoints > 1),
+            key,
+            "chooses the average itself: leave eval.average_checkpoints at 0",
+            counts,
+        )

@@ -30,22 +30,49 @@ def defaults() -> ml_collections.ConfigDict:
 
 
 def validate(config) -> None:
-    positive(config, "model.embed_dim", "model.hidden_size", "model.encoder_layers",
-             "model.decoder_layers", "model.attention_dim", "model.num_heads", "model.unroll")
-    check(0.0 <= get(config, "model.dropout") < 1.0, "model.dropout", "must be in [0, 1)",
-          config.model.dropout)
+    positive(
+        config,
+        "model.embed_dim",
+        "model.hidden_size",
+        "model.encoder_layers",
+        "model.decoder_layers",
+        "model.attention_dim",
+        "model.num_heads",
+        "model.unroll",
+    )
+    check(
+        0.0 <= get(config, "model.dropout") < 1.0,
+        "model.dropout",
+        "must be in [0, 1)",
+        config.model.dropout,
+    )
     one_of(config, "model.dtype", ("float32", "bfloat16"))
     model = config.model
     memory_size = model.hidden_size * (2 if model.bidirectional else 1)
     if model.bridge == "copy":
-        check(model.encoder_layers == model.decoder_layers, "model.bridge",
-              "'copy' needs encoder_layers == decoder_layers (use 'dense')", model.bridge)
-        check(memory_size == model.hidden_size, "model.bridge",
-              "'copy' needs a unidirectional encoder (use 'dense')", model.bridge)
+        check(
+            model.encoder_layers == model.decoder_layers,
+            "model.bridge",
+            "'copy' needs encoder_layers == decoder_layers (use 'dense')",
+            model.bridge,
+        )
+        check(
+            memory_size == model.hidden_size,
+            "model.bridge",
+            "'copy' needs a unidirectional encoder (use 'dense')",
+            model.bridge,
+        )
     if model.attention == "dot":
-        check(memory_size == model.hidden_size, "model.attention",
-              "'dot' needs memory size == hidden_size (unidirectional encoder)",
-              model.attention)
+        check(
+            memory_size == model.hidden_size,
+            "model.attention",
+            "'dot' needs memory size == hidden_size (unidirectional encoder)",
+            model.attention,
+        )
     if model.attention == "multihead":
-        check(model.attention_dim % model.num_heads == 0, "model.attention_dim",
-              f"must be divisible by model.num_heads={model.num_heads}", model.attention_dim)
+        check(
+            model.attention_dim % model.num_heads == 0,
+            "model.attention_dim",
+            f"must be divisible by model.num_heads={model.num_heads}",
+            model.attention_dim,
+        )

@@ -1,7 +1,8 @@
 """Named implementations of one family (cells, attentions, decoders, ...), chosen by
 one config field: a lookup instead of an if-chain, as in big_vision."""
 
-from typing import Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from s2s_jax.config.checks import get, one_of
 
@@ -15,8 +16,9 @@ class Registry(dict[str, T]):
     valid for a family are checked where the family lives.
     """
 
-    def __init__(self, key: str, entries: Mapping[str, T],
-                 applies: Callable[..., bool] = lambda config: True):
+    def __init__(
+        self, key: str, entries: Mapping[str, T], applies: Callable[..., bool] = lambda config: True
+    ):
         """``key``: the dotted config field naming an entry; ``applies(config)``: whether
         the field is read at all for this config (e.g. a synthetic task, only for
         synthetic data)."""

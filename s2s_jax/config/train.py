@@ -44,14 +44,27 @@ def defaults() -> ml_collections.ConfigDict:
 
 
 def validate(config) -> None:
-    positive(config, "train.num_steps", "train.learning_rate", "train.log_every",
-             "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.keep_best_checkpoints", "train.teacher_forcing_steps",
-             "train.max_consecutive_nonfinite")
-    non_negative(config, "train.time_budget_minutes", "train.loss_chunk_tokens",
-                 "train.early_stopping_evals")
-    check(0.0 <= config.train.label_smoothing < 1.0, "train.label_smoothing",
-          "must be in [0, 1)", config.train.label_smoothing)
+    positive(
+        config,
+        "train.num_steps",
+        "train.learning_rate",
+        "train.log_every",
+        "train.eval_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "train.keep_best_checkpoints",
+        "train.teacher_forcing_steps",
+        "train.max_consecutive_nonfinite",
+    )
+    non_negative(
+        config, "train.time_budget_minutes", "train.loss_chunk_tokens", "train.early_stopping_evals"
+    )
+    check(
+        0.0 <= config.train.label_smoothing < 1.0,
+        "train.label_smoothing",
+        "must be in [0, 1)",
+        config.train.label_smoothing,
+    )
     for key in ("train.teacher_forcing_start", "train.teacher_forcing_end"):
         check(0.0 <= get(config, key) <= 1.0, key, "must be in [0, 1]", get(config, key))
     one_of(config, "train.prng_impl", ("rbg", "threefry2x32"))

@@ -44,8 +44,9 @@ class Examples:
     @property
     def lengths(self) -> np.ndarray:
         """int64 [num_pairs, 2]: source length (EOS included), target length."""
-        return np.array([(len(s), len(t)) for s, t in zip(self.src, self.tgt)],
-                        np.int64).reshape(-1, 2)
+        return np.array([(len(s), len(t)) for s, t in zip(self.src, self.tgt)], np.int64).reshape(
+            -1, 2
+        )
 
     def rows(self, ids: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return [self.src[i] for i in ids], [self.tgt[i] for i in ids]
@@ -67,8 +68,7 @@ def sort_by_source_length(examples: Examples) -> tuple[np.ndarray, Examples]:
     result is ``examples[order[k]]``. Batched this way, sentences end decoding at about
     the same step and fit the smallest bucket."""
     order = np.argsort([len(src) for src in examples.src], kind="stable")
-    return order, Examples([examples.src[i] for i in order],
-                           [examples.tgt[i] for i in order])
+    return order, Examples([examples.src[i] for i in order], [examples.tgt[i] for i in order])
 
 
 def encode_source(text: str, vocab: Vocab) -> np.ndarray:
@@ -76,11 +76,11 @@ def encode_source(text: str, vocab: Vocab) -> np.ndarray:
     return np.array(vocab.encode(text) + [EOS_ID], np.int32)
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab,
-                 tgt_vocab: Vocab) -> Examples:
+def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab) -> Examples:
     return Examples(
         src=[encode_source(src, src_vocab) for src, _ in pairs],
-        tgt=[np.array(tgt_vocab.encode(tgt), np.int32) for _, tgt in pairs])
+        tgt=[np.array(tgt_vocab.encode(tgt), np.int32) for _, tgt in pairs],
+    )
 
 
 def _check_buckets(buckets: Buckets) -> None:
@@ -98,20 +98,23 @@ def _batch_shape(src_len: int, tgt_len: int, buckets: Buckets) -> Shape:
     for bucket_src, bucket_tgt in buckets:
         if src_len <= bucket_src and tgt_len <= bucket_tgt:
             return bucket_src, bucket_tgt
-    return (max(max(s for s, _ in buckets), _round_up(src_len)),
-            max(max(t for _, t in buckets), _round_up(tgt_len)))
+    return (
+        max(max(s for s, _ in buckets), _round_up(src_len)),
+        max(max(t for _, t in buckets), _round_up(tgt_len)),
+    )
 
 
 def _pad(rows: Sequence[np.ndarray], length: int) -> np.ndarray:
     """Right-pads `rows` with PAD_ID into int32 [len(rows), length]."""
     out = np.full((len(rows), length), PAD_ID, np.int32)
     for i, row in enumerate(rows):
-        out[i, :len(row)] = row
+        out[i, : len(row)] = row
     return out
 
 
-def _make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray] | None,
-                num_valid: int, shape: Shape) -> Batch:
+def _make_batch(
+    src: Sequence[np.ndarray], tgt: Sequence[np.ndarray] | None, num_valid: int, shape: Shape
+) -> Batch:
     """Builds a batch from the rows; rows from `num_valid` on are not valid."""
     batch = {"src": _pad(src, shape[0])}
     batch["src_mask"] = batch["src"] != PAD_ID
@@ -126,13 +129,13 @@ def _make_batch(src: Sequence[np.ndarray], tgt: Sequence[np.ndarray] | None,
     return batch
 
 
-def token_budget_batch_sizes(buckets: Buckets, tokens_per_batch: int,
-                             multiple: int) -> list[int]:
+def token_budget_batch_sizes(buckets: Buckets, tokens_per_batch: int, multiple: int) -> list[int]:
     """Sentences per batch for each bucket so that a batch holds about
     `tokens_per_batch` padded tokens (the longer side counts), rounded down to a
     multiple of `multiple` (the number of devices) and at least `multiple`."""
-    return [max(multiple, tokens_per_batch // max(shape) // multiple * multiple)
-            for shape in buckets]
+    return [
+        max(multiple, tokens_per_batch // max(shape) // multiple * multiple) for shape in buckets
+    ]
 
 
 class TooFewExamplesError(ValueError):
@@ -159,21 +162,26 @@ class TrainBatches:
       shapes: the (src_len, tgt_len, batch_size) of the buckets in use.
     """
 
-    def __init__(self, examples: Rows, batch_size: int | Sequence[int],
-                 buckets: Buckets, seed: int, process_index: int = 0,
-                 process_count: int = 1):
+    def __init__(
+        self,
+        examples: Rows,
+        batch_size: int | Sequence[int],
+        buckets: Buckets,
+        seed: int,
+        process_index: int = 0,
+        process_count: int = 1,
+    ):
         _check_buckets(buckets)
-        sizes = ([batch_size] * len(buckets) if isinstance(batch_size, int)
-                 else list(batch_size))
+        sizes = [batch_size] * len(buckets) if isinstance(batch_size, int) else list(batch_size)
         if len(sizes) != len(buckets):
             raise ValueError(f"{len(sizes)} batch sizes for {len(buckets)} buckets")
         for size in sizes:
             if size % process_count:
-                raise ValueError(f"batch size {size} is not divisible by "
-                                 f"process_count {process_count}")
+                raise ValueError(
+                    f"batch size {size} is not divisible by process_count {process_count}"
+                )
         if not 0 <= process_index < process_count:
-            raise ValueError(f"process_index {process_index} not in "
-                             f"[0, {process_count})")
+            raise ValueError(f"process_index {process_index} not in [0, {process_count})")
         self._examples = examples
         self._seed = seed
         self._process = (process_index, process_count)
@@ -198,7 +206,8 @@ class TrainBatches:
         if not self.steps_per_epoch:
             raise TooFewExamplesError(
                 f"no bucket of {list(buckets)} holds a batch ({sizes}) of "
-                f"the {len(lengths)} examples ({self.num_filtered} fit no bucket)")
+                f"the {len(lengths)} examples ({self.num_filtered} fit no bucket)"
+            )
         self._epoch_cache: tuple[int, list[tuple[Shape, np.ndarray]]] | None = None
 
     def _epoch(self, epoch: int) -> list[tuple[Shape, np.ndarray]]:
@@ -208,7 +217,7 @@ class TrainBatches:
             batches = []
             for shape, size, ids in self._buckets:
                 num = len(ids) // size
-                perm = rng.permutation(ids)[:num * size]
+                perm = rng.permutation(ids)[: num * size]
                 batches += [(shape, rows) for rows in perm.reshape(num, size)]
             order = rng.permutation(len(batches))
             self._epoch_cache = (epoch, [batches[i] for i in order])
@@ -220,7 +229,7 @@ class TrainBatches:
         shape, ids = self._epoch(epoch)[index]
         process_index, process_count = self._process
         local = len(ids) // process_count
-        src, tgt = self._examples.rows(ids[process_index * local:(process_index + 1) * local])
+        src, tgt = self._examples.rows(ids[process_index * local : (process_index + 1) * local])
         return _make_batch(src, tgt, len(src), shape)
 
     def iterate(self, start_step: int = 0) -> Iterator[Batch]:
@@ -230,8 +239,7 @@ class TrainBatches:
             step += 1
 
 
-def eval_batches(examples: Examples, batch_size: int,
-                 buckets: Buckets) -> Iterator[Batch]:
+def eval_batches(examples: Examples, batch_size: int, buckets: Buckets) -> Iterator[Batch]:
     """Yields all examples in order, in batches of exactly `batch_size` rows.
 
     Each batch gets the smallest bucket shape that fits all its rows, or, for
@@ -241,8 +249,8 @@ def eval_batches(examples: Examples, batch_size: int,
     """
     _check_buckets(buckets)
     for start in range(0, len(examples), batch_size):
-        src = list(examples.src[start:start + batch_size])
-        tgt = list(examples.tgt[start:start + batch_size])
+        src = list(examples.src[start : start + batch_size])
+        tgt = list(examples.tgt[start : start + batch_size])
         num_valid = len(src)
         src += [_DUMMY_SRC] * (batch_size - num_valid)
         tgt += [_DUMMY_TGT] * (batch_size - num_valid)
@@ -250,8 +258,7 @@ def eval_batches(examples: Examples, batch_size: int,
         yield _make_batch(src, tgt, num_valid, shape)
 
 
-def pad_source_batch(sources: Sequence[np.ndarray], batch_size: int,
-                     buckets: Buckets) -> Batch:
+def pad_source_batch(sources: Sequence[np.ndarray], batch_size: int, buckets: Buckets) -> Batch:
     """Pads up to `batch_size` encoded sources (see `encode_source`) to a batch
     with keys `src`, `src_mask` and `valid`, like `eval_batches` does."""
     _check_buckets(buckets)

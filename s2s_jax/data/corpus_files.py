@@ -13,9 +13,9 @@ import json
 import os
 from collections.abc import Iterator
 
-from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.data import readers
 from s2s_jax.data.readers import Pairs
+from s2s_jax.runtime.atomic_files import write_atomically
 
 # The evaluation splits a corpus file can stand in for, in the order they are held out.
 HELD_OUT_SPLITS = ("validation", "test")
@@ -47,8 +47,9 @@ def files_digest(paths: list[str], cache_dir: str) -> str:
         with readers.open_binary(path) as f:
             st = os.fstat(f.fileno())
         stats.append((os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino))
-    remembered = os.path.join(cache_dir, "digest_" + hashlib.sha256(
-        json.dumps(stats).encode()).hexdigest()[:16])
+    remembered = os.path.join(
+        cache_dir, "digest_" + hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+    )
     if os.path.exists(remembered):
         with open(remembered, encoding="utf-8") as f:
             return f.read()
@@ -84,13 +85,17 @@ class CorpusFile:
     @functools.cached_property
     def fingerprint(self) -> str:
         """Identifies the training pairs: the files' bytes and what is held out."""
-        return (f"files {files_digest(self.paths, self.cache_dir)} held out "
-                f"{list(self.held_out)} {self.fraction} seed {self.seed}")
+        return (
+            f"files {files_digest(self.paths, self.cache_dir)} held out "
+            f"{list(self.held_out)} {self.fraction} seed {self.seed}"
+        )
 
     def _split_of(self, source: str) -> str | None:
         for offset, split in enumerate(HELD_OUT_SPLITS):
-            if split in self.held_out and readers.unit_hash(
-                    self.seed + offset, source) < self.fraction:
+            if (
+                split in self.held_out
+                and readers.unit_hash(self.seed + offset, source) < self.fraction
+            ):
                 return split
         return None
 
@@ -109,8 +114,9 @@ class CorpusFile:
         path = os.path.join(self.cache_dir, f"held_out_{digest}.json")
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
-                return {split: [tuple(pair) for pair in pairs]
-                        for split, pairs in json.load(f).items()}
+                return {
+                    split: [tuple(pair) for pair in pairs] for split, pairs in json.load(f).items()
+                }
         splits: dict[str, Pairs] = {split: [] for split in self.held_out}
         for pair in iter_pairs(self.paths):
             if (split := self._split_of(pair[0])) is not None:

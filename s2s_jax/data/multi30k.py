@@ -49,8 +49,9 @@ class Multi30kConfig(tfds.core.BuilderConfig):
     """One translation direction, e.g. "en-de" (English to German)."""
 
     def __init__(self, source: str, target: str):
-        super().__init__(name=f"{source}-{target}",
-                         description=f"Multi30k task 1, {source} to {target}.")
+        super().__init__(
+            name=f"{source}-{target}", description=f"Multi30k task 1, {source} to {target}."
+        )
         self.source = source
         self.target = target
 
@@ -73,8 +74,7 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Task 1 raw text, all ordered pairs of en/de/fr/cs."}
     BUILDER_CONFIGS = [
-        Multi30kConfig(source, target)
-        for source, target in itertools.permutations(LANGUAGES, 2)
+        Multi30kConfig(source, target) for source, target in itertools.permutations(LANGUAGES, 2)
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Optional: gunzip the files of https://github.com/multi30k/dataset,
@@ -87,14 +87,12 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description=self.__doc__,
-            features=tfds.features.Translation(
-                languages=(config.source, config.target)),
+            features=tfds.features.Translation(languages=(config.source, config.target)),
             supervised_keys=(config.source, config.target),
             disable_shuffling=True,
             homepage="https://github.com/multi30k/dataset",
             citation=_CITATION,
-            license="Derived from Flickr30K: non-commercial research and "
-                    "education only.",
+            license="Derived from Flickr30K: non-commercial research and education only.",
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -104,20 +102,20 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
             files = self._download(dl_manager)
         else:
             files = _local_files(manual_dir, *self._languages())
-        return {split: self._generate_examples(src, tgt)
-                for split, (src, tgt) in files.items()}
+        return {split: self._generate_examples(src, tgt) for split, (src, tgt) in files.items()}
 
     def _languages(self) -> tuple[str, str]:
         return self.builder_config.source, self.builder_config.target
 
     def _download(self, dl_manager: tfds.download.DownloadManager):
         """Downloads and gunzips the official files of this pair's splits."""
-        names = {split: [f"{split}.{lang}" for lang in self._languages()]
-                 for split in _published_splits(*self._languages())}
+        names = {
+            split: [f"{split}.{lang}" for lang in self._languages()]
+            for split in _published_splits(*self._languages())
+        }
         urls = {name: _URL.format(name) for pair in names.values() for name in pair}
         paths = dl_manager.download_and_extract(urls)
-        return {split: (paths[src], paths[tgt])
-                for split, (src, tgt) in names.items()}
+        return {split: (paths[src], paths[tgt]) for split, (src, tgt) in names.items()}
 
     def _generate_examples(self, src_path: os.PathLike, tgt_path: os.PathLike):
         """Yields (line index, {source: ..., target: ...}), empty lines kept."""
@@ -128,12 +126,14 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
 
 
 def _published_splits(source: str, target: str) -> list[str]:
-    return [split for split, langs in SPLIT_LANGUAGES.items()
-            if source in langs and target in langs]
+    return [
+        split for split, langs in SPLIT_LANGUAGES.items() if source in langs and target in langs
+    ]
 
 
-def _local_files(manual_dir: str | os.PathLike, source: str,
-                 target: str) -> dict[str, tuple[pathlib.Path, pathlib.Path]]:
+def _local_files(
+    manual_dir: str | os.PathLike, source: str, target: str
+) -> dict[str, tuple[pathlib.Path, pathlib.Path]]:
     """Split -> (source file, target file) for the splits present in `manual_dir`.
 
     Raises:
@@ -144,8 +144,7 @@ def _local_files(manual_dir: str | os.PathLike, source: str,
         raise CorpusError(f"Multi30k: manual dir {manual_dir} is not a directory")
     files = {}
     for split in SPLIT_LANGUAGES:
-        pair = tuple(pathlib.Path(manual_dir, f"{split}.{lang}")
-                     for lang in (source, target))
+        pair = tuple(pathlib.Path(manual_dir, f"{split}.{lang}") for lang in (source, target))
         missing = [str(path) for path in pair if not path.is_file()]
         if not missing:
             files[split] = pair
@@ -175,7 +174,9 @@ def available_splits(pair: str, manual_dir: str | os.PathLike | None) -> list[st
 
 
 def load_multi30k(
-    pair: str, manual_dir: str | os.PathLike | None, data_dir: str | os.PathLike,
+    pair: str,
+    manual_dir: str | os.PathLike | None,
+    data_dir: str | os.PathLike,
     splits: Sequence[str] = REQUIRED_SPLITS,
 ) -> dict[str, Pairs]:
     """Prepares "multi30k/<pair>" (once) and reads its splits.
@@ -199,18 +200,21 @@ def load_multi30k(
         _local_files(manual_dir, config.source, config.target)
     builder = Multi30k(config=pair, data_dir=os.fspath(data_dir))
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+    )
     missing = [split for split in splits if split not in builder.info.splits]
     if missing:
-        raise CorpusError(f"Multi30k {pair}: no split {', '.join(missing)} (found "
-                          f"{list(builder.info.splits)})")
+        raise CorpusError(
+            f"Multi30k {pair}: no split {', '.join(missing)} (found {list(builder.info.splits)})"
+        )
     return {split: _read_split(builder, split) for split in splits}
 
 
 def _read_split(builder: tfds.core.DatasetBuilder, split: str) -> Pairs:
     """Reads one split, in its stored order, as (source, target) strings."""
-    dataset = builder.as_dataset(split=split, as_supervised=True,
-                                 shuffle_files=False).batch(4096)
-    return [(source.decode(), target.decode())
-            for sources, targets in tfds.as_numpy(dataset)
-            for source, target in zip(sources, targets)]
+    dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).batch(4096)
+    return [
+        (source.decode(), target.decode())
+        for sources, targets in tfds.as_numpy(dataset)
+        for source, target in zip(sources, targets)
+    ]

@@ -55,8 +55,10 @@ def iter_lines(path: str | os.PathLike) -> Iterator[str]:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as e:
                 bad_line = line + data.count(b"\n", 0, e.start)
-                raise CorpusError(f"{path}, line {bad_line}: invalid UTF-8 at byte offset "
-                                  f"{offset + e.start} ({e.reason})") from None
+                raise CorpusError(
+                    f"{path}, line {bad_line}: invalid UTF-8 at byte offset "
+                    f"{offset + e.start} ({e.reason})"
+                ) from None
             if first:  # A byte-order mark (Windows editors write one) is no part of line 1.
                 text, first = text.removeprefix("\ufeff"), False
             lines = text.replace("\r\n", "\n").split("\n")
@@ -81,21 +83,24 @@ def _handle_empty(pairs: Pairs, drop_empty: bool) -> tuple[Pairs, int]:
     return kept, len(pairs) - len(kept)
 
 
-def iter_aligned(src_path: str | os.PathLike,
-                 tgt_path: str | os.PathLike) -> Iterator[tuple[str, str]]:
+def iter_aligned(
+    src_path: str | os.PathLike, tgt_path: str | os.PathLike
+) -> Iterator[tuple[str, str]]:
     """Streams the pairs of two line-aligned files (see :func:`read_aligned`); the
     line counts are checked when the shorter file ends."""
     missing = object()
     counts = [0, 0]
-    for pair in itertools.zip_longest(iter_lines(src_path), iter_lines(tgt_path),
-                                      fillvalue=missing):
+    for pair in itertools.zip_longest(
+        iter_lines(src_path), iter_lines(tgt_path), fillvalue=missing
+    ):
         counts[0] += pair[0] is not missing
         counts[1] += pair[1] is not missing
         if counts[0] == counts[1]:
             yield pair
     if counts[0] != counts[1]:
-        raise CorpusError(f"Different line counts: {src_path} has {counts[0]} lines, "
-                          f"{tgt_path} has {counts[1]}")
+        raise CorpusError(
+            f"Different line counts: {src_path} has {counts[0]} lines, {tgt_path} has {counts[1]}"
+        )
 
 
 def iter_tsv(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
@@ -108,12 +113,13 @@ def iter_tsv(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
             yield line, ""
         else:
             raise CorpusError(
-                f"{path}, line {number}: expected source<TAB>target, found "
-                f"{len(fields) - 1} tabs")
+                f"{path}, line {number}: expected source<TAB>target, found {len(fields) - 1} tabs"
+            )
 
 
-def read_aligned(src_path: str | os.PathLike, tgt_path: str | os.PathLike, *,
-                 drop_empty: bool) -> tuple[Pairs, int]:
+def read_aligned(
+    src_path: str | os.PathLike, tgt_path: str | os.PathLike, *, drop_empty: bool
+) -> tuple[Pairs, int]:
     """Reads two line-aligned files: line i of one translates line i of the other.
 
     Args:
@@ -157,8 +163,7 @@ def unit_hash(seed: int, source: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def held_out_split(pairs: Pairs, fraction: float,
-                   seed: int) -> tuple[Pairs, Pairs]:
+def held_out_split(pairs: Pairs, fraction: float, seed: int) -> tuple[Pairs, Pairs]:
     """Splits one corpus into (train, held_out) by a seeded hash of the source.
 
     A pair goes to the held-out side when the hash of (seed, source) falls below

@@ -85,8 +85,8 @@ class Records:
         src, tgt = [], []
         for i, record in zip(ids, records):
             ids_ = np.frombuffer(record, self._dtype)
-            src.append(ids_[:self.lengths[i, 0]])
-            tgt.append(ids_[self.lengths[i, 0]:])
+            src.append(ids_[: self.lengths[i, 0]])
+            tgt.append(ids_[self.lengths[i, 0] :])
         return src, tgt
 
 
@@ -99,13 +99,16 @@ def open_records(path: str) -> Records:
     except (OSError, ValueError) as error:
         raise CorpusError(f"{path}: not a complete records directory ({error})") from None
     if manifest.get("format") != FORMAT or len(lengths) != manifest["num_pairs"]:
-        raise CorpusError(f"{path}: records of another format or damaged; delete the "
-                          "directory and it is rebuilt")
+        raise CorpusError(
+            f"{path}: records of another format or damaged; delete the directory and it is rebuilt"
+        )
     for shard in manifest["shards"]:
         shard_path = os.path.join(path, shard["name"])
         if not os.path.isfile(shard_path) or os.path.getsize(shard_path) != shard["bytes"]:
-            raise CorpusError(f"{shard_path}: missing or not the size its manifest says "
-                              "(damaged); delete the directory and it is rebuilt")
+            raise CorpusError(
+                f"{shard_path}: missing or not the size its manifest says "
+                "(damaged); delete the directory and it is rebuilt"
+            )
     return Records(path, manifest, lengths)
 
 
@@ -123,8 +126,7 @@ class _ShardWriter:
             self.close()
             name = f"shard-{len(self.shards):05d}.array_record"
             self.shards.append({"name": name})
-            self._writer = ArrayRecordWriter(os.path.join(self.directory, name),
-                                             _WRITER_OPTIONS)
+            self._writer = ArrayRecordWriter(os.path.join(self.directory, name), _WRITER_OPTIONS)
             self._count = 0
         self._writer.write(record)
         self._count += 1
@@ -137,8 +139,9 @@ class _ShardWriter:
             shard["bytes"] = os.path.getsize(os.path.join(self.directory, shard["name"]))
 
 
-def _encode_chunk(chunk: list[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab,
-                  dtype: np.dtype) -> tuple[list[bytes], np.ndarray, int]:
+def _encode_chunk(
+    chunk: list[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab, dtype: np.dtype
+) -> tuple[list[bytes], np.ndarray, int]:
     """(records, lengths [n, 2], pairs dropped for a side over MAX_TOKENS)."""
     sources = src_vocab.encode_batch([src for src, _ in chunk])
     targets = tgt_vocab.encode_batch([tgt for _, tgt in chunk])
@@ -158,8 +161,13 @@ def _write_json(path: str, content: dict) -> None:
         os.fsync(f.fileno())
 
 
-def build(path: str, pairs: Iterable[tuple[str, str]], src_vocab: Vocab,
-          tgt_vocab: Vocab, description: dict) -> Records:
+def build(
+    path: str,
+    pairs: Iterable[tuple[str, str]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    description: dict,
+) -> Records:
     """Encodes the training ``pairs`` into a records directory at ``path``.
 
     Pairs with an empty or blank side are dropped (``num_dropped_empty``), and so
@@ -184,11 +192,19 @@ def build(path: str, pairs: Iterable[tuple[str, str]], src_vocab: Vocab,
     writer.close()
     lengths = np.concatenate(lengths or [np.zeros((0, 2), np.uint16)])
     np.save(os.path.join(partial, LENGTHS), lengths)
-    _write_json(os.path.join(partial, MANIFEST), {
-        "format": FORMAT, "num_pairs": len(lengths), "num_dropped_empty": dropped_empty,
-        "num_dropped_long": dropped_long, "dtype": dtype.str, "shards": writer.shards,
-        "description": description,
-        "build_seconds": round(time.perf_counter() - started, 1)})
+    _write_json(
+        os.path.join(partial, MANIFEST),
+        {
+            "format": FORMAT,
+            "num_pairs": len(lengths),
+            "num_dropped_empty": dropped_empty,
+            "num_dropped_long": dropped_long,
+            "dtype": dtype.str,
+            "shards": writer.shards,
+            "description": description,
+            "build_seconds": round(time.perf_counter() - started, 1),
+        },
+    )
     shutil.rmtree(path, ignore_errors=True)  # a damaged earlier build, if any
     os.replace(partial, path)
     return open_records(path)

@@ -20,10 +20,9 @@ import numpy as np
 import sentencepiece as spm
 from absl import logging
 
-from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.data.readers import CorpusError
-from s2s_jax.data.vocab import (BOS_ID, EOS_ID, PAD_ID, UNK_CHAR, UNK_ID,
-                                strip_specials)
+from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_CHAR, UNK_ID, strip_specials
+from s2s_jax.runtime.atomic_files import write_atomically
 
 ModelType = Literal["unigram", "bpe"]
 T = TypeVar("T")
@@ -35,7 +34,10 @@ _SPACE_SYMBOL = "\N{LOWER ONE EIGHTH BLOCK}"
 # Options shared by every model; the trained model depends on all of them
 # (even on num_threads), so they are fixed and part of `cache_name`.
 _TRAINER_OPTIONS = dict(
-    pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+    pad_id=PAD_ID,
+    unk_id=UNK_ID,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
     unk_surface=UNK_CHAR,
     # Exact round trip: no Unicode normalization, keep runs of spaces, and
     # encode characters outside the vocabulary as UTF-8 byte pieces.
@@ -50,10 +52,14 @@ _TRAINER_OPTIONS = dict(
     num_threads=2,
 )
 
-_TOO_LARGE = re.compile(r"Vocabulary size too high \(\d+\)\. "
-                        r"Please set it to a value <= (\d+)")
-_TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. "
-                        r"\d+ vs (\d+)")
+_TOO_LARGE = re.compile(
+    r"Vocabulary size too high \(\d+\)\. "
+    r"Please set it to a value <= (\d+)"
+)
+_TOO_SMALL = re.compile(
+    r"Vocabulary size is smaller than required_chars\. "
+    r"\d+ vs (\d+)"
+)
 
 
 class SentencePieceVocab:
@@ -63,13 +69,15 @@ class SentencePieceVocab:
 
     def __init__(self, model_path: str):
         self._sp = spm.SentencePieceProcessor(model_file=model_path)
-        specials = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(),
-                    self._sp.eos_id())
+        specials = (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(), self._sp.eos_id())
         if specials != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
-            raise ValueError(f"{model_path} has special ids {specials}, "
-                             f"expected {(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}")
-        self._space_symbol_ids = [self._sp.piece_to_id(f"<0x{b:02X}>")
-                                  for b in _SPACE_SYMBOL.encode()]
+            raise ValueError(
+                f"{model_path} has special ids {specials}, "
+                f"expected {(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}"
+            )
+        self._space_symbol_ids = [
+            self._sp.piece_to_id(f"<0x{b:02X}>") for b in _SPACE_SYMBOL.encode()
+        ]
         if not all(map(self._sp.is_byte, self._space_symbol_ids)):
             raise ValueError(f"{model_path} was trained without byte_fallback")
 
@@ -90,8 +98,7 @@ class SentencePieceVocab:
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """``[encode(text) for text in texts]``, encoded on every core."""
-        ids = self._sp.encode([" " + text for text in texts],
-                              num_threads=os.cpu_count() or 1)
+        ids = self._sp.encode([" " + text for text in texts], num_threads=os.cpu_count() or 1)
         for i, text in enumerate(texts):
             if _SPACE_SYMBOL in text:  # rare: the slow path keeps its bytes
                 ids[i] = self.encode(text)
@@ -128,8 +135,9 @@ def cache_name(model_type: ModelType, vocab_size: int, data: str) -> str:
     return f"spm_{model_type}_{vocab_size}_{digest}"
 
 
-def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
-                        model_type: ModelType) -> SentencePieceVocab:
+def train_sentencepiece(
+    texts: Iterable[str], path: str, vocab_size: int, model_type: ModelType
+) -> SentencePieceVocab:
     """Trains a SentencePiece model on `texts` and writes it to `path`.
 
     The file is written atomically, and the same texts always give the same
@@ -155,20 +163,26 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
     sentences = (" " + text for text in texts if text)
     first = next(sentences, None)
     if first is None:
-        raise CorpusError("cannot train a SentencePiece model without any "
-                         "non-empty training sentence")
+        raise CorpusError(
+            "cannot train a SentencePiece model without any non-empty training sentence"
+        )
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=itertools.chain([first], sentences),
-            model_writer=model, vocab_size=vocab_size, model_type=model_type,
-            minloglevel=1, **_TRAINER_OPTIONS)
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            minloglevel=1,
+            **_TRAINER_OPTIONS,
+        )
     except RuntimeError as e:
         if match := _TOO_LARGE.search(str(e)):
             raise CorpusError(
                 f"vocabulary size {vocab_size} is too large for this corpus: "
                 f"the largest it supports is {match[1]}; lower "
-                "config.data.vocab_size") from e
+                "config.data.vocab_size"
+            ) from e
         if match := _TOO_SMALL.search(str(e)):
             raise CorpusError(
                 f"vocabulary size {vocab_size} is too small for this corpus: "
@@ -180,8 +194,7 @@ def train_sentencepiece(texts: Iterable[str], path: str, vocab_size: int,
     return SentencePieceVocab(path)
 
 
-def reservoir_sample(items: Iterable[T], size: int, seed: int,
-                     chunk: int = 1 << 16) -> list[T]:
+def reservoir_sample(items: Iterable[T], size: int, seed: int, chunk: int = 1 << 16) -> list[T]:
     """A uniform random sample of at most `size` of `items`, drawn in one pass
     holding `size` items (Algorithm R, its random slots drawn `chunk` at a time);
     all of them, in order, when there are no more than `size`. The same items and
@@ -201,9 +214,13 @@ def reservoir_sample(items: Iterable[T], size: int, seed: int,
     return sample
 
 
-def load_or_train(cache_dir: str, name: str,
-                  texts_fn: Callable[[], Iterable[str]], vocab_size: int,
-                  model_type: ModelType) -> SentencePieceVocab:
+def load_or_train(
+    cache_dir: str,
+    name: str,
+    texts_fn: Callable[[], Iterable[str]],
+    vocab_size: int,
+    model_type: ModelType,
+) -> SentencePieceVocab:
     """Loads `<cache_dir>/<name>.model`, training and caching it if missing.
 
     Args:
@@ -217,7 +234,8 @@ def load_or_train(cache_dir: str, name: str,
     path = os.path.join(cache_dir, f"{name}.model")
     if os.path.exists(path):
         return SentencePieceVocab(path)
-    logging.info("Training a %s SentencePiece model of %d pieces into %s",
-                 model_type, vocab_size, path)
+    logging.info(
+        "Training a %s SentencePiece model of %d pieces into %s", model_type, vocab_size, path
+    )
     os.makedirs(cache_dir, exist_ok=True)
     return train_sentencepiece(texts_fn(), path, vocab_size, model_type)

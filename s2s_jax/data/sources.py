@@ -19,8 +19,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterator
-from typing import Callable
+from collections.abc import Callable, Iterator
 
 import filelock
 
@@ -72,17 +71,19 @@ class Corpus:
 
 def _synthetic(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     """A generated task, deterministic given the seed."""
-    sizes = {"train": data.train_size, "validation": data.eval_size,
-             "test": data.eval_size}
+    sizes = {"train": data.train_size, "validation": data.eval_size, "test": data.eval_size}
     splits = make_splits(data.task, seed, sizes)  # all three: they are disjoint
-    return {**splits, "train": PairStream.of(f"the {data.task!r} task's training split",
-                                             splits["train"])}
+    return {
+        **splits,
+        "train": PairStream.of(f"the {data.task!r} task's training split", splits["train"]),
+    }
 
 
 @contextlib.contextmanager
 def _tfds_output_to_stderr():
     """TFDS prints progress to stdout, which translate mode keeps for translations."""
     import tensorflow_datasets as tfds  # see _multi30k
+
     tfds.disable_progress_bar()
     with contextlib.redirect_stdout(sys.stderr):
         yield
@@ -98,12 +99,15 @@ def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     # TFDS and TensorFlow load only when a TFDS-backed source is read: a translate,
     # export or eval on files then starts seconds sooner (benchmarks/export_startup.py).
     from s2s_jax.data.multi30k import available_splits, load_multi30k
+
     pair = f"{data.src_lang}-{data.tgt_lang}"
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     extra = [s for s in _MULTI30K_EXTRA if s in available_splits(pair, data.manual_dir)]
-    names = {ours: theirs for ours, theirs in
-             {**_MULTI30K_SPLITS, **{split: split for split in extra}}.items()
-             if ours in wanted}
+    names = {
+        ours: theirs
+        for ours, theirs in {**_MULTI30K_SPLITS, **{split: split for split in extra}}.items()
+        if ours in wanted
+    }
     with _tfds_output_to_stderr():
         loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
     splits = {ours: loaded[theirs] for ours, theirs in names.items()}
@@ -119,16 +123,22 @@ def _tfds(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     """Any TFDS catalog translation dataset, e.g. wmt14_translate/de-en; its training
     split streamed."""
     from s2s_jax.data import tfds_source  # see _multi30k
+
     data_dir = data.data_dir or os.path.join(workdir, "tfds")
     langs = data.src_lang, data.tgt_lang
     with _tfds_output_to_stderr():
         builder = tfds_source.prepare(data.tfds_name, data_dir, *langs)
-        splits = {ours: list(tfds_source.iter_split(builder, theirs, *langs))
-                  for ours, theirs in _TFDS_SPLITS.items() if ours in wanted and ours != "train"}
+        splits = {
+            ours: list(tfds_source.iter_split(builder, theirs, *langs))
+            for ours, theirs in _TFDS_SPLITS.items()
+            if ours in wanted and ours != "train"
+        }
     if "train" in wanted:
-        splits["train"] = PairStream(f"{data.tfds_name} train",
-                                     tfds_source.fingerprint(builder, "train", *langs),
-                                     lambda: tfds_source.iter_split(builder, "train", *langs))
+        splits["train"] = PairStream(
+            f"{data.tfds_name} train",
+            tfds_source.fingerprint(builder, "train", *langs),
+            lambda: tfds_source.iter_split(builder, "train", *langs),
+        )
     return splits
 
 
@@ -141,37 +151,53 @@ def _files(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     """Local files; evaluation splits not given are held out from the training file
     (which is read only where it is needed)."""
     given = {"validation": data.validation_path, "test": data.test_path}
-    splits: dict = {split: corpus_files.read_pairs(path, data.src_lang, data.tgt_lang)
-                    for split, path in given.items() if path and split in wanted}
+    splits: dict = {
+        split: corpus_files.read_pairs(path, data.src_lang, data.tgt_lang)
+        for split, path in given.items()
+        if path and split in wanted
+    }
     held_out = tuple(split for split in HELD_OUT_SPLITS if not given[split])
     if "train" in wanted or set(held_out) & set(wanted):
         corpus = CorpusFile(
             corpus_files.corpus_paths(data.train_path, data.src_lang, data.tgt_lang),
-            held_out, data.held_out_fraction, seed, records_dir(data, workdir))
+            held_out,
+            data.held_out_fraction,
+            seed,
+            records_dir(data, workdir),
+        )
         if "train" in wanted:
-            splits["train"] = PairStream(" and ".join(corpus.paths), corpus.fingerprint,
-                                         corpus.train_pairs)
+            splits["train"] = PairStream(
+                " and ".join(corpus.paths), corpus.fingerprint, corpus.train_pairs
+            )
         if held_out:
             splits.update(corpus.held_out_pairs())
     return splits
 
 
-SOURCES = Registry("data.source", {
-    "synthetic": _synthetic,
-    "multi30k": _multi30k,
-    "tfds": _tfds,
-    "files": _files,
-})
+SOURCES = Registry(
+    "data.source",
+    {
+        "synthetic": _synthetic,
+        "multi30k": _multi30k,
+        "tfds": _tfds,
+        "files": _files,
+    },
+)
 
 
-def _records(data, workdir: str, stream: PairStream, src_vocab: Vocab,
-             tgt_vocab: Vocab) -> records.Records:
+def _records(
+    data, workdir: str, stream: PairStream, src_vocab: Vocab, tgt_vocab: Vocab
+) -> records.Records:
     """The training pairs encoded on disk: opened if built before, else built (once,
     whoever else waits for the same records)."""
-    description = {"pairs": stream.fingerprint, "source_vocab": vocab_digest(src_vocab),
-                   "target_vocab": vocab_digest(tgt_vocab)}
-    path = os.path.join(records_dir(data, workdir),
-                        short_digest(json.dumps(description, sort_keys=True)))
+    description = {
+        "pairs": stream.fingerprint,
+        "source_vocab": vocab_digest(src_vocab),
+        "target_vocab": vocab_digest(tgt_vocab),
+    }
+    path = os.path.join(
+        records_dir(data, workdir), short_digest(json.dumps(description, sort_keys=True))
+    )
     if not os.path.exists(os.path.join(path, records.MANIFEST)):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with filelock.FileLock(path + ".lock"):
@@ -186,8 +212,10 @@ def load_splits(config, workdir: str, wanted: list[str]) -> dict[str, Pairs]:
     splits = SOURCES[config.data.source](config.data, config.seed, workdir, wanted)
     missing = [split for split in wanted if split not in splits]
     if missing:
-        raise CorpusError(f"config.data.source={config.data.source!r} has no split "
-                          f"{', '.join(missing)} (it has {', '.join(splits)})")
+        raise CorpusError(
+            f"config.data.source={config.data.source!r} has no split "
+            f"{', '.join(missing)} (it has {', '.join(splits)})"
+        )
     if "train" in wanted:
         splits["train"] = list(splits["train"].read())
     return {split: splits[split] for split in wanted}
@@ -210,7 +238,9 @@ def load_corpus(config, workdir: str) -> Corpus:
     src_vocab, tgt_vocab = build_vocabularies(config, workdir, train)
     encoded = _records(config.data, workdir, train, src_vocab, tgt_vocab)
     if not len(encoded):
-        raise CorpusError(f"{train.name}: no training pair to learn from "
-                          f"({encoded.manifest['num_dropped_empty']} with a blank side, "
-                          f"{encoded.manifest['num_dropped_long']} too long)")
+        raise CorpusError(
+            f"{train.name}: no training pair to learn from "
+            f"({encoded.manifest['num_dropped_empty']} with a blank side, "
+            f"{encoded.manifest['num_dropped_long']} too long)"
+        )
     return Corpus(splits, encoded, src_vocab, tgt_vocab)

@@ -47,10 +47,21 @@ def _flip(rng: np.random.Generator) -> bool:
 
 FIRST_DATE = datetime.date(1950, 1, 1)
 LAST_DATE = datetime.date(2049, 12, 31)  # Two-digit years are unambiguous.
-MONTHS = ("january", "february", "march", "april", "may", "june", "july",
-          "august", "september", "october", "november", "december")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday",
-            "saturday", "sunday")
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def ordinal(day: int) -> str:
@@ -60,8 +71,9 @@ def ordinal(day: int) -> str:
     return f"{day}" + {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
 
 
-def format_numeric_date(date: datetime.date, style: str, pad: bool = True,
-                        short_year: bool = False) -> str:
+def format_numeric_date(
+    date: datetime.date, style: str, pad: bool = True, short_year: bool = False
+) -> str:
     """Formats `date` numerically.
 
     Args:
@@ -81,11 +93,18 @@ def format_numeric_date(date: datetime.date, style: str, pad: bool = True,
     raise ValueError(f"unknown numeric date style {style!r}")
 
 
-def format_text_date(date: datetime.date, *, month_first: bool = False,
-                     day_style: str = "plain", short_month: bool = False,
-                     weekday: str | None = None, weekday_comma: bool = False,
-                     of: bool = False, comma: bool = False,
-                     casing: str = "lower") -> str:
+def format_text_date(
+    date: datetime.date,
+    *,
+    month_first: bool = False,
+    day_style: str = "plain",
+    short_month: bool = False,
+    weekday: str | None = None,
+    weekday_comma: bool = False,
+    of: bool = False,
+    comma: bool = False,
+    casing: str = "lower",
+) -> str:
     """Formats `date` with a month name, e.g. "sat, march 3rd, 1999".
 
     Args:
@@ -99,8 +118,9 @@ def format_text_date(date: datetime.date, *, month_first: bool = False,
       comma: a comma before the year.
       casing: "lower", "title" (capitalized names) or "upper".
     """
-    day = {"plain": str(date.day), "padded": f"{date.day:02d}",
-           "ordinal": ordinal(date.day)}[day_style]
+    day = {"plain": str(date.day), "padded": f"{date.day:02d}", "ordinal": ordinal(date.day)}[
+        day_style
+    ]
     month = MONTHS[date.month - 1]
     month = month[:3] if short_month else month
     if month_first:
@@ -113,16 +133,16 @@ def format_text_date(date: datetime.date, *, month_first: bool = False,
         name = name[:3] if weekday == "short" else name
         text = f"{name}{',' if weekday_comma else ''} {text}"
     if casing == "title":
-        return " ".join(w.capitalize() if w[0].isalpha() and w != "of" else w
-                        for w in text.split(" "))
+        return " ".join(
+            w.capitalize() if w[0].isalpha() and w != "of" else w for w in text.split(" ")
+        )
     return text.upper() if casing == "upper" else text
 
 
 def _random_date_text(rng: np.random.Generator, date: datetime.date) -> str:
     kind = rng.random()
     if kind < 0.15:
-        return format_numeric_date(date, "us", pad=_flip(rng),
-                                   short_year=_flip(rng))
+        return format_numeric_date(date, "us", pad=_flip(rng), short_year=_flip(rng))
     if kind < 0.25:
         return format_numeric_date(date, _choice(rng, ("dots", "iso")))
     day_style = _choice(rng, ("plain", "padded", "ordinal"))
@@ -136,7 +156,8 @@ def _random_date_text(rng: np.random.Generator, date: datetime.date) -> str:
         weekday_comma=_flip(rng),
         of=not month_first and day_style == "ordinal" and _flip(rng),
         comma=_flip(rng),
-        casing=_choice(rng, ("lower", "title", "upper")))
+        casing=_choice(rng, ("lower", "title", "upper")),
+    )
 
 
 def _sample_date(rng: np.random.Generator) -> Pair:
@@ -164,7 +185,7 @@ def _sample_addition(rng: np.random.Generator) -> Pair:
     for _ in range(2):
         digits = int(rng.integers(1, MAX_ADDITION_DIGITS + 1))
         low = 0 if digits == 1 else 10 ** (digits - 1)
-        numbers.append(int(rng.integers(low, 10 ** digits)))
+        numbers.append(int(rng.integers(low, 10**digits)))
     return f"{numbers[0]}+{numbers[1]}", str(sum(numbers))
 
 
@@ -185,15 +206,19 @@ def _sample_copy(rng: np.random.Generator) -> Pair:
     return text, text
 
 
-TASKS: Registry[Task] = Registry("data.task", {
-    task.name: task for task in (
-        Task("dates", _date_src_chars(), string.digits + "-", _sample_date),
-        Task("addition", string.digits + "+", string.digits, _sample_addition),
-        Task("reversal", string.ascii_lowercase, string.ascii_lowercase,
-             _sample_reversal),
-        Task("copy", string.ascii_lowercase, string.ascii_lowercase, _sample_copy),
-    )
-}, applies=lambda config: config.data.source == "synthetic")
+TASKS: Registry[Task] = Registry(
+    "data.task",
+    {
+        task.name: task
+        for task in (
+            Task("dates", _date_src_chars(), string.digits + "-", _sample_date),
+            Task("addition", string.digits + "+", string.digits, _sample_addition),
+            Task("reversal", string.ascii_lowercase, string.ascii_lowercase, _sample_reversal),
+            Task("copy", string.ascii_lowercase, string.ascii_lowercase, _sample_copy),
+        )
+    },
+    applies=lambda config: config.data.source == "synthetic",
+)
 
 
 def get_task(name: str) -> Task:
@@ -202,8 +227,9 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def _draw(task: Task, rng: np.random.Generator, size: int, used: set[str],
-          unique: bool) -> list[Pair]:
+def _draw(
+    task: Task, rng: np.random.Generator, size: int, used: set[str], unique: bool
+) -> list[Pair]:
     """Samples `size` pairs whose sources are not in `used`."""
     pairs = []
     max_tries = 100 * size + 1000  # Guards against a task with too few sources.
@@ -220,8 +246,7 @@ def _draw(task: Task, rng: np.random.Generator, size: int, used: set[str],
     return pairs
 
 
-def make_splits(task_name: str, seed: int,
-                sizes: dict[str, int]) -> dict[str, list[Pair]]:
+def make_splits(task_name: str, seed: int, sizes: dict[str, int]) -> dict[str, list[Pair]]:
     """Generates the splits of a task, e.g. sizes={"train": 50000, "test": 1000}.
 
     Every split other than "train" is an evaluation split: its sources are

@@ -80,8 +80,9 @@ class _TokenListVocab:
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """Decodes `[length]` ids up to the first EOS_ID, skipping PAD and BOS."""
-        return self.separator.join(UNK_CHAR if i == UNK_ID else self.piece(i)
-                                   for i in strip_specials(ids))
+        return self.separator.join(
+            UNK_CHAR if i == UNK_ID else self.piece(i) for i in strip_specials(ids)
+        )
 
     def piece(self, i: int) -> str:
         """Returns the token for id `i`, or the name of a special token."""
@@ -92,8 +93,9 @@ class _TokenListVocab:
         return self._tokens[i - NUM_SPECIALS]
 
     def save(self, path: str) -> None:
-        write_atomically(path, json.dumps({"type": self.kind, "tokens": self._tokens},
-                                          ensure_ascii=False))
+        write_atomically(
+            path, json.dumps({"type": self.kind, "tokens": self._tokens}, ensure_ascii=False)
+        )
 
     @classmethod
     def load(cls, path: str):

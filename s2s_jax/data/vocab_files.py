@@ -44,14 +44,18 @@ def load_vocab(path: str) -> Vocab:
             kind = json.load(f)["type"]
         return TOKEN_LIST_VOCABS[kind].load(path)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CorpusError(f"{path}: not a vocabulary file ({type(error).__name__}: "
-                          f"{error})") from None
+        raise CorpusError(
+            f"{path}: not a vocabulary file ({type(error).__name__}: {error})"
+        ) from None
 
 
 def same_vocab(a: Vocab, b: Vocab) -> bool:
     """Whether ``a`` and ``b`` map the same ids to the same pieces."""
-    return type(a) is type(b) and a.size == b.size and all(
-        a.piece(i) == b.piece(i) for i in range(a.size))
+    return (
+        type(a) is type(b)
+        and a.size == b.size
+        and all(a.piece(i) == b.piece(i) for i in range(a.size))
+    )
 
 
 def vocab_digest(vocab: Vocab) -> str:

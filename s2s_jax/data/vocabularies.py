@@ -5,8 +5,7 @@ fingerprint so that a later start only loads it."""
 import hashlib
 import itertools
 import os
-from collections.abc import Iterator
-from typing import Callable
+from collections.abc import Callable, Iterator
 
 from s2s_jax.config.registry import Registry
 from s2s_jax.data.readers import CorpusError, is_blank
@@ -21,11 +20,9 @@ def short_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _token_list(vocab_cls, build: Callable[[], Vocab], data, key: str,
-                vocab_dir: str) -> Vocab:
+def _token_list(vocab_cls, build: Callable[[], Vocab], data, key: str, vocab_dir: str) -> Vocab:
     """A char or word vocabulary, built once into ``vocab_dir`` and loaded from there."""
-    path = os.path.join(vocab_dir, f"{data.tokenizer}s_{data.vocab_size}_{short_digest(key)}"
-                                   ".json")
+    path = os.path.join(vocab_dir, f"{data.tokenizer}s_{data.vocab_size}_{short_digest(key)}.json")
     if not os.path.exists(path):
         os.makedirs(vocab_dir, exist_ok=True)
         build().save(path)
@@ -57,14 +54,18 @@ def _sentencepiece(data, texts: Texts, key: str, vocab_dir: str, seed: int) -> V
     """``data.vocab_size`` pieces trained on a seeded sample of
     ``data.vocab_sample_sentences`` texts (0: all of them)."""
     sample = data.vocab_sample_sentences
-    return load_or_train(vocab_dir, cache_name(data.spm_model_type, data.vocab_size,
-                                               f"{key}:sample {sample}, seed {seed}"),
-                         lambda: reservoir_sample(texts(), sample, seed) if sample
-                         else texts(), data.vocab_size, data.spm_model_type)
+    return load_or_train(
+        vocab_dir,
+        cache_name(data.spm_model_type, data.vocab_size, f"{key}:sample {sample}, seed {seed}"),
+        lambda: reservoir_sample(texts(), sample, seed) if sample else texts(),
+        data.vocab_size,
+        data.spm_model_type,
+    )
 
 
-TOKENIZERS = Registry("data.tokenizer",
-                      {"char": _chars, "word": _words, "sentencepiece": _sentencepiece})
+TOKENIZERS = Registry(
+    "data.tokenizer", {"char": _chars, "word": _words, "sentencepiece": _sentencepiece}
+)
 
 
 def _texts(stream, side: int) -> Iterator[str]:
@@ -74,13 +75,15 @@ def _texts(stream, side: int) -> Iterator[str]:
             yield pair[side]
 
 
-def _vocabulary(data, stream, sides: tuple[int, ...], name: str, vocab_dir: str,
-                seed: int) -> Vocab:
+def _vocabulary(
+    data, stream, sides: tuple[int, ...], name: str, vocab_dir: str, seed: int
+) -> Vocab:
     """The vocabulary of the ``sides`` (0 source, 1 target) of ``stream``'s pairs."""
     texts = lambda: itertools.chain.from_iterable(_texts(stream, side) for side in sides)  # noqa: E731
     try:
-        return TOKENIZERS[data.tokenizer](data, texts, f"{name}:{stream.fingerprint}",
-                                          vocab_dir, seed)
+        return TOKENIZERS[data.tokenizer](
+            data, texts, f"{name}:{stream.fingerprint}", vocab_dir, seed
+        )
     except CorpusError as error:
         raise CorpusError(f"{stream.name}: {error}") from None
 
@@ -95,5 +98,7 @@ def build_vocabularies(config, workdir: str, stream) -> tuple[Vocab, Vocab]:
     if data.joint_vocab:
         vocab = _vocabulary(data, stream, (0, 1), "joint", vocab_dir, config.seed)
         return vocab, vocab
-    return (_vocabulary(data, stream, (0,), "source", vocab_dir, config.seed),
-            _vocabulary(data, stream, (1,), "target", vocab_dir, config.seed))
+    return (
+        _vocabulary(data, stream, (0,), "source", vocab_dir, config.seed),
+        _vocabulary(data, stream, (1,), "target", vocab_dir, config.seed),
+    )

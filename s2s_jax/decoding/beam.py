@@ -23,7 +23,7 @@ queries of one call (``Decoder.features_step``), so no memory is copied per beam
 """
 
 import functools
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +31,13 @@ from flax import struct
 
 from s2s_jax.data.vocab import BOS_ID, EOS_ID, PAD_ID
 from s2s_jax.decoding.penalties import gnmt_score, length_penalty
-from s2s_jax.decoding.search import (DecodeStep, Decoded, _start, _while_dropping_finished,
-                                     max_decode_length)
+from s2s_jax.decoding.search import (
+    Decoded,
+    DecodeStep,
+    _start,
+    _while_dropping_finished,
+    max_decode_length,
+)
 from s2s_jax.models import reductions
 from s2s_jax.models.seq2seq import DecoderState, Seq2Seq
 
@@ -42,7 +47,8 @@ NEG_INF = -jnp.inf
 def _repeat_beams(tree: Any, beam_size: int) -> Any:
     """``[B, ...]`` leaves -> ``[B, K, ...]``, each row copied K times."""
     return jax.tree.map(
-        lambda x: jnp.broadcast_to(x[:, None], (x.shape[0], beam_size) + x.shape[1:]), tree)
+        lambda x: jnp.broadcast_to(x[:, None], (x.shape[0], beam_size) + x.shape[1:]), tree
+    )
 
 
 def _flatten_beams(tree: Any) -> Any:
@@ -76,26 +82,38 @@ class _Beams:
 
     alive_tokens: jax.Array
     alive_log_probs: jax.Array
-    alive_coverage: Optional[jax.Array]
+    alive_coverage: jax.Array | None
     decoder_state: DecoderState
     finished_tokens: jax.Array
     finished_scores: jax.Array
 
     @classmethod
-    def initial(cls, state: DecoderState, batch_size: int, src_len: int, *, beam_size: int,
-                n_best: int, max_len: int, coverage: bool) -> "_Beams":
+    def initial(
+        cls,
+        state: DecoderState,
+        batch_size: int,
+        src_len: int,
+        *,
+        beam_size: int,
+        n_best: int,
+        max_len: int,
+        coverage: bool,
+    ) -> "_Beams":
         """Before step 0: one live prefix (BOS) per sentence, after which the decoder is in
         ``state`` (leaves ``[B, ...]``), the other K - 1 slots empty, and no finished
         hypothesis."""
         return cls(
-            alive_tokens=jnp.full((batch_size, beam_size, 1 + max_len), PAD_ID,
-                                  jnp.int32).at[:, :, 0].set(BOS_ID),
-            alive_log_probs=jnp.where(jnp.arange(beam_size) == 0, 0.0,
-                                      jnp.full((batch_size, beam_size), NEG_INF)),
+            alive_tokens=jnp.full((batch_size, beam_size, 1 + max_len), PAD_ID, jnp.int32)
+            .at[:, :, 0]
+            .set(BOS_ID),
+            alive_log_probs=jnp.where(
+                jnp.arange(beam_size) == 0, 0.0, jnp.full((batch_size, beam_size), NEG_INF)
+            ),
             alive_coverage=jnp.zeros((batch_size, beam_size, src_len)) if coverage else None,
             decoder_state=_repeat_beams(state, beam_size),
             finished_tokens=jnp.full((batch_size, n_best, max_len), PAD_ID, jnp.int32),
-            finished_scores=jnp.full((batch_size, n_best), NEG_INF))
+            finished_scores=jnp.full((batch_size, n_best), NEG_INF),
+        )
 
 
 def _unfinished(beams: _Beams, *, alpha: float, max_len: int) -> jax.Array:
@@ -104,9 +122,15 @@ def _unfinished(beams: _Beams, *, alpha: float, max_len: int) -> jax.Array:
     return ~(best_alive < beams.finished_scores[:, -1])
 
 
-def _pick(picks: jax.Array, i: jax.Array, top: jax.Array, index: jax.Array, vocab_size: int,
-          alive_tokens: jax.Array, coverage: Optional[jax.Array]
-          ) -> tuple[jax.Array, jax.Array, jax.Array, Optional[jax.Array]]:
+def _pick(
+    picks: jax.Array,
+    i: jax.Array,
+    top: jax.Array,
+    index: jax.Array,
+    vocab_size: int,
+    alive_tokens: jax.Array,
+    coverage: jax.Array | None,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
     """Extends the alive prefixes by candidates of step ``i``.
 
     Args:
@@ -130,9 +154,18 @@ def _pick(picks: jax.Array, i: jax.Array, top: jax.Array, index: jax.Array, voca
     return jnp.take_along_axis(top, picks, axis=1), parents, tokens, picked_coverage
 
 
-def _finish(beams: _Beams, i: jax.Array, log_prob: jax.Array, tokens: jax.Array,
-            coverage: Optional[jax.Array], src_mask: jax.Array, *, alpha: float, beta: float,
-            max_len: int) -> tuple[jax.Array, jax.Array]:
+def _finish(
+    beams: _Beams,
+    i: jax.Array,
+    log_prob: jax.Array,
+    tokens: jax.Array,
+    coverage: jax.Array | None,
+    src_mask: jax.Array,
+    *,
+    alpha: float,
+    beta: float,
+    max_len: int,
+) -> tuple[jax.Array, jax.Array]:
     """The N best of the finished hypotheses and of the K most probable candidates
     ``log_prob [B, K]``, ``tokens [B, K, 1 + L]``, ``coverage [B, K, S]`` of step ``i``,
     of which those that end with EOS or reach the length bound finish.
@@ -141,24 +174,38 @@ def _finish(beams: _Beams, i: jax.Array, log_prob: jax.Array, tokens: jax.Array,
       ``finished_tokens [B, N, L]`` and ``finished_scores [B, N]``, best first.
     """
     finishes = (tokens[:, :, i + 1] == EOS_ID) | (i == max_len - 1)
-    new_scores = jnp.where(finishes, gnmt_score(log_prob, i + 1, coverage, src_mask[:, None, :],
-                                                alpha=alpha, beta=beta), NEG_INF)
+    new_scores = jnp.where(
+        finishes,
+        gnmt_score(log_prob, i + 1, coverage, src_mask[:, None, :], alpha=alpha, beta=beta),
+        NEG_INF,
+    )
     n_best = beams.finished_scores.shape[1]
     finished_scores, best = jax.lax.top_k(
-        jnp.concatenate([beams.finished_scores, new_scores], axis=1), n_best)
+        jnp.concatenate([beams.finished_scores, new_scores], axis=1), n_best
+    )
     finished_tokens = _gather_beams(
-        jnp.concatenate([beams.finished_tokens, tokens[:, :, 1:]], axis=1), best)
+        jnp.concatenate([beams.finished_tokens, tokens[:, :, 1:]], axis=1), best
+    )
     return finished_tokens, finished_scores
 
 
-def _beam_step(step: DecodeStep, i: jax.Array, beams: _Beams, context: tuple[Any, jax.Array],
-               *, alpha: float, beta: float, max_len: int) -> _Beams:
+def _beam_step(
+    step: DecodeStep,
+    i: jax.Array,
+    beams: _Beams,
+    context: tuple[Any, jax.Array],
+    *,
+    alpha: float,
+    beta: float,
+    max_len: int,
+) -> _Beams:
     """Step ``i`` of beam search over the rows of ``beams`` (B, or fewer once sentences
     finish), given ``context``: the encoder's memory and ``src_mask [B, S]``."""
     memory, src_mask = context
     rows, beam_size = beams.alive_log_probs.shape
     decoder_state, logits, step_weights = step(
-        _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1), memory)
+        _flatten_beams(beams.decoder_state), beams.alive_tokens[:, :, i].reshape(-1), memory
+    )
     log_probs = reductions.log_softmax(logits).reshape(rows, beam_size, -1)
     vocab_size = log_probs.shape[-1]
     candidates = beams.alive_log_probs[:, :, None] + log_probs  # [B, K, V]
@@ -169,25 +216,61 @@ def _beam_step(step: DecodeStep, i: jax.Array, beams: _Beams, context: tuple[Any
     # One top-k serves both selections: there are at most K EOS candidates (one per
     # beam), so the 2K best hold the K best and the K best that do not end in EOS.
     top, index = reductions.top_k(candidates.reshape(rows, -1), 2 * beam_size)
-    pick = functools.partial(_pick, i=i, top=top, index=index, vocab_size=vocab_size,
-                             alive_tokens=beams.alive_tokens, coverage=coverage)
+    pick = functools.partial(
+        _pick,
+        i=i,
+        top=top,
+        index=index,
+        vocab_size=vocab_size,
+        alive_tokens=beams.alive_tokens,
+        coverage=coverage,
+    )
 
     log_prob, _, tokens, new_coverage = pick(
-        jnp.broadcast_to(jnp.arange(beam_size), (rows, beam_size)))
-    finished_tokens, finished_scores = _finish(beams, i, log_prob, tokens, new_coverage,
-                                               src_mask, alpha=alpha, beta=beta,
-                                               max_len=max_len)
+        jnp.broadcast_to(jnp.arange(beam_size), (rows, beam_size))
+    )
+    finished_tokens, finished_scores = _finish(
+        beams, i, log_prob, tokens, new_coverage, src_mask, alpha=alpha, beta=beta, max_len=max_len
+    )
 
     not_eos_first = jnp.argsort(index % vocab_size == EOS_ID, axis=1, stable=True)
     alive_log_probs, parents, alive_tokens, alive_coverage = pick(not_eos_first[:, :beam_size])
     decoder_state = _gather_beams(_unflatten_beams(decoder_state, rows), parents)
-    return _Beams(alive_tokens, alive_log_probs, alive_coverage, decoder_state,
-                  finished_tokens, finished_scores)
+    return _Beams(
+        alive_tokens,
+        alive_log_probs,
+        alive_coverage,
+        decoder_state,
+        finished_tokens,
+        finished_scores,
+    )
 
 
-def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
-                beam_size: int, alpha: float, beta: float, n_best: int, max_len_a: float,
-                max_len_b: int) -> Decoded:
+def _check_options(beam_size: int, alpha: float, beta: float, n_best: int) -> None:
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(
+            f"beam search needs 1 <= n_best <= beam_size, got n_best={n_best}, "
+            f"beam_size={beam_size}"
+        )
+    if beta < 0 or (isinstance(alpha, (int, float)) and alpha < 0):
+        raise ValueError(
+            f"beam search needs alpha >= 0 and beta >= 0, got alpha={alpha}, beta={beta}"
+        )
+
+
+def beam_search(
+    model: Seq2Seq,
+    params: Any,
+    src: jax.Array,
+    src_mask: jax.Array,
+    *,
+    beam_size: int,
+    alpha: float,
+    beta: float,
+    n_best: int,
+    max_len_a: float,
+    max_len_b: int,
+) -> Decoded:
     """Beam search with the GNMT length and coverage penalties (see the module).
 
     Args:
@@ -201,24 +284,31 @@ def beam_search(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
     Returns:
       ``Decoded`` with N = n_best, sorted by score.
     """
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"beam search needs 1 <= n_best <= beam_size, got n_best={n_best}, "
-                         f"beam_size={beam_size}")
-    if beta < 0 or (isinstance(alpha, (int, float)) and alpha < 0):
-        raise ValueError(f"beam search needs alpha >= 0 and beta >= 0, got alpha={alpha}, "
-                         f"beta={beta}")
+    _check_options(beam_size, alpha, beta, n_best)
     batch_size, src_len = src.shape
     max_len = max_decode_length(src_len, max_len_a, max_len_b)
     step, state, memory, attends = _start(model, params, src, src_mask)
     if beta and not attends:
-        raise ValueError(f"the coverage penalty (beta={beta}) needs attention weights, and "
-                         "the model has none (attention 'none'): set beta to 0")
+        raise ValueError(
+            f"the coverage penalty (beta={beta}) needs attention weights, and "
+            "the model has none (attention 'none'): set beta to 0"
+        )
 
-    init = _Beams.initial(state, batch_size, src_len, beam_size=beam_size, n_best=n_best,
-                          max_len=max_len, coverage=bool(beta))
+    init = _Beams.initial(
+        state,
+        batch_size,
+        src_len,
+        beam_size=beam_size,
+        n_best=n_best,
+        max_len=max_len,
+        coverage=bool(beta),
+    )
     # One memory row per sentence: the decoder step attends with its K beams at once.
     beams = _while_dropping_finished(
         functools.partial(_beam_step, step, alpha=alpha, beta=beta, max_len=max_len),
         functools.partial(_unfinished, alpha=alpha, max_len=max_len),
-        init, (memory, src_mask), max_len)
+        init,
+        (memory, src_mask),
+        max_len,
+    )
     return Decoded(beams.finished_tokens, beams.finished_scores)

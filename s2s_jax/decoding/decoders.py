@@ -11,7 +11,8 @@ size (alpha is traced), and a Translator compiles nothing that an Evaluator comp
 import dataclasses
 import functools
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -45,15 +46,17 @@ class DecoderSpec:
         object.__setattr__(self, "jitted", jax.jit(self.decode, static_argnames=static))
 
 
-DECODERS: Registry[DecoderSpec] = Registry("eval.decoder", {
-    "greedy": DecoderSpec(greedy, ()),
-    "beam": DecoderSpec(beam_search, ("beam_size", "beta", "n_best"), traced=("alpha",)),
-    "sample": DecoderSpec(sample, ("temperature", "top_k"), random=True),
-})
+DECODERS: Registry[DecoderSpec] = Registry(
+    "eval.decoder",
+    {
+        "greedy": DecoderSpec(greedy, ()),
+        "beam": DecoderSpec(beam_search, ("beam_size", "beta", "n_best"), traced=("alpha",)),
+        "sample": DecoderSpec(sample, ("temperature", "top_k"), random=True),
+    },
+)
 
 
-def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, jax.Array],
-                                                              Decoded]:
+def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, jax.Array], Decoded]:
     """``(params, src, src_mask) -> Decoded``, jitted: the decoder ``eval_config.decoder``.
 
     Reads ``decoder``, ``max_len_a``, ``max_len_b`` and the chosen decoder's options
@@ -62,8 +65,7 @@ def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, ja
     same sequence of batches.
     """
     if eval_config.decoder not in DECODERS:
-        raise ValueError(f"unknown decoder {eval_config.decoder!r}; choose from "
-                         f"{sorted(DECODERS)}")
+        raise ValueError(f"unknown decoder {eval_config.decoder!r}; choose from {sorted(DECODERS)}")
     spec = DECODERS[eval_config.decoder]
     static = {name: getattr(eval_config, name) for name in spec.options + LENGTH_BOUND}
     traced = {name: jnp.float32(getattr(eval_config, name)) for name in spec.traced}
@@ -72,4 +74,5 @@ def compile_decoder(model: Seq2Seq, eval_config) -> Callable[[Any, jax.Array, ja
         return decode
     seed, calls = jax.random.key(eval_config.sample_seed), itertools.count()
     return lambda params, src, src_mask: decode(
-        params, src, src_mask, jax.random.fold_in(seed, next(calls)))
+        params, src, src_mask, jax.random.fold_in(seed, next(calls))
+    )

@@ -1,8 +1,6 @@
 """GNMT's hypothesis score (Wu et al. 2016, eq. 14): the log-probability divided by a
 length penalty, plus a coverage penalty on source tokens the attention neglected."""
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 
@@ -28,8 +26,15 @@ def coverage_penalty(coverage: jax.Array, src_mask: jax.Array, beta: float) -> j
     return beta * jnp.sum(jnp.where(src_mask, jnp.log(coverage), 0.0), axis=-1)
 
 
-def gnmt_score(log_prob: jax.Array, length: jax.Array | int, coverage: Optional[jax.Array],
-               src_mask: jax.Array, *, alpha: float, beta: float) -> jax.Array:
+def gnmt_score(
+    log_prob: jax.Array,
+    length: jax.Array | int,
+    coverage: jax.Array | None,
+    src_mask: jax.Array,
+    *,
+    alpha: float,
+    beta: float,
+) -> jax.Array:
     """``log P(Y|X) / lp(Y) + cp(X; Y)``, shaped like ``log_prob``.
 
     ``coverage`` and ``src_mask`` are as in ``coverage_penalty``; they are not read when

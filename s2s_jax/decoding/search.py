@@ -13,7 +13,8 @@ of any hypothesis.
 """
 
 import functools
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +28,9 @@ from s2s_jax.models.seq2seq import DecoderState, Memory, Seq2Seq
 # (step index, logits [B, V]) -> the next tokens [B].
 TokenChoice = Callable[[jax.Array, jax.Array], jax.Array]
 # (state, tokens [B], memory) -> (state, logits [B, V], attention weights [B, S] or None).
-DecodeStep = Callable[[DecoderState, jax.Array, Memory],
-                      tuple[DecoderState, jax.Array, Optional[jax.Array]]]
+DecodeStep = Callable[
+    [DecoderState, jax.Array, Memory], tuple[DecoderState, jax.Array, jax.Array | None]
+]
 
 
 @struct.dataclass
@@ -51,7 +53,7 @@ def until_eos(tokens: np.ndarray) -> np.ndarray:
     """One hypothesis of ``Decoded.tokens`` up to and including its EOS (all of it when
     the length bound cut it off)."""
     ends = np.flatnonzero(tokens == EOS_ID)
-    return tokens[:ends[0] + 1] if len(ends) else tokens
+    return tokens[: ends[0] + 1] if len(ends) else tokens
 
 
 def max_decode_length(src_len: int, a: float, b: int) -> int:
@@ -59,8 +61,9 @@ def max_decode_length(src_len: int, a: float, b: int) -> int:
     return max(1, int(a * src_len + b))
 
 
-def _start(model: Seq2Seq, params: Any, src: jax.Array,
-           src_mask: jax.Array) -> tuple[DecodeStep, DecoderState, Memory, bool]:
+def _start(
+    model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array
+) -> tuple[DecodeStep, DecoderState, Memory, bool]:
     """Runs the encoder: (decode step, initial state, memory, whether the model attends).
 
     Decoders use nothing of the model but these two methods, called by name, so any
@@ -78,9 +81,13 @@ def _start(model: Seq2Seq, params: Any, src: jax.Array,
 MAX_HALVINGS = 4
 
 
-def _while_dropping_finished(step: Callable[[jax.Array, Any, Any], Any],
-                             unfinished: Callable[[Any], jax.Array], rows: Any, context: Any,
-                             max_len: int) -> Any:
+def _while_dropping_finished(
+    step: Callable[[jax.Array, Any, Any], Any],
+    unfinished: Callable[[Any], jax.Array],
+    rows: Any,
+    context: Any,
+    max_len: int,
+) -> Any:
     """A ``lax.while_loop`` over the sentences of a batch that drops the finished ones.
 
     Runs ``rows = step(i, rows, context)`` for i = 0, 1, ... while i < ``max_len`` and a
@@ -124,8 +131,15 @@ def _while_dropping_finished(step: Callable[[jax.Array, Any, Any], Any],
         size = half
 
 
-def _step_loop(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
-               choose: TokenChoice, max_len_a: float, max_len_b: int) -> Decoded:
+def _step_loop(
+    model: Seq2Seq,
+    params: Any,
+    src: jax.Array,
+    src_mask: jax.Array,
+    choose: TokenChoice,
+    max_len_a: float,
+    max_len_b: int,
+) -> Decoded:
     """Feeds each sentence the token ``choose`` picks until every sentence has produced EOS.
 
     Returns N = 1 hypothesis per sentence, scored by its log-probability under the model.
@@ -133,27 +147,40 @@ def _step_loop(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
     batch_size, src_len = src.shape
     max_len = max_decode_length(src_len, max_len_a, max_len_b)
     step, state, memory, _ = _start(model, params, src, src_mask)
-    init = (state, jnp.full((batch_size,), BOS_ID, jnp.int32),
-            jnp.zeros((batch_size,), bool), jnp.full((batch_size, max_len), PAD_ID, jnp.int32),
-            jnp.zeros((batch_size,), jnp.float32))
+    init = (
+        state,
+        jnp.full((batch_size,), BOS_ID, jnp.int32),
+        jnp.zeros((batch_size,), bool),
+        jnp.full((batch_size, max_len), PAD_ID, jnp.int32),
+        jnp.zeros((batch_size,), jnp.float32),
+    )
 
     def body(i, loop, memory):
         state, token, done, tokens, log_prob = loop
         state, logits, _ = step(state, token, memory)
         token = jnp.where(done, PAD_ID, choose(i, logits).astype(jnp.int32))
-        token_log_prob = (jnp.take_along_axis(logits, token[:, None], axis=1)[:, 0]
-                          - reductions.logsumexp(logits))
+        token_log_prob = jnp.take_along_axis(logits, token[:, None], axis=1)[
+            :, 0
+        ] - reductions.logsumexp(logits)
         log_prob = log_prob + jnp.where(done, 0.0, token_log_prob)
         tokens = tokens.at[:, i].set(token)
         return state, token, done | (token == EOS_ID), tokens, log_prob
 
     _, _, _, tokens, log_prob = _while_dropping_finished(
-        body, lambda loop: ~loop[2], init, memory, max_len)
+        body, lambda loop: ~loop[2], init, memory, max_len
+    )
     return Decoded(tokens[:, None], log_prob[:, None])
 
 
-def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
-           max_len_a: float, max_len_b: int) -> Decoded:
+def greedy(
+    model: Seq2Seq,
+    params: Any,
+    src: jax.Array,
+    src_mask: jax.Array,
+    *,
+    max_len_a: float,
+    max_len_b: int,
+) -> Decoded:
     """Greedy decoding: at each step the most probable token.
 
     Args:
@@ -165,12 +192,29 @@ def greedy(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, *,
     Returns:
       ``Decoded`` with N = 1.
     """
-    return _step_loop(model, params, src, src_mask, lambda i, logits: reductions.argmax(logits),
-                      max_len_a, max_len_b)
+    return _step_loop(
+        model,
+        params,
+        src,
+        src_mask,
+        lambda i, logits: reductions.argmax(logits),
+        max_len_a,
+        max_len_b,
+    )
 
 
-def sample(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, rng: jax.Array,
-           *, temperature: float, top_k: int, max_len_a: float, max_len_b: int) -> Decoded:
+def sample(
+    model: Seq2Seq,
+    params: Any,
+    src: jax.Array,
+    src_mask: jax.Array,
+    rng: jax.Array,
+    *,
+    temperature: float,
+    top_k: int,
+    max_len_a: float,
+    max_len_b: int,
+) -> Decoded:
     """Ancestral sampling from ``softmax(logits / temperature)``.
 
     Args:
@@ -184,8 +228,10 @@ def sample(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, rng
       stop at EOS or the length bound, as in ``greedy``.
     """
     if temperature <= 0 or top_k < 0:
-        raise ValueError(f"sampling needs temperature > 0 and top_k >= 0, got "
-                         f"temperature={temperature}, top_k={top_k}")
+        raise ValueError(
+            f"sampling needs temperature > 0 and top_k >= 0, got "
+            f"temperature={temperature}, top_k={top_k}"
+        )
 
     def choose(i: jax.Array, logits: jax.Array) -> jax.Array:
         key = jax.random.fold_in(rng, i)
@@ -200,8 +246,9 @@ def sample(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, rng
 
 
 @functools.partial(jax.jit, static_argnames="model")
-def attention_of(model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array,
-                 tokens: jax.Array) -> Optional[jax.Array]:
+def attention_of(
+    model: Seq2Seq, params: Any, src: jax.Array, src_mask: jax.Array, tokens: jax.Array
+) -> jax.Array | None:
     """The attention heatmap of hypotheses: the weights the decoder gives the source at
     each step while it reads ``tokens`` (teacher-forced), which are the weights it gave
     while it decoded them; decoders need not keep histories.

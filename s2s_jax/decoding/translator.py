@@ -14,7 +14,8 @@ nothing.
 import copy
 import dataclasses
 import itertools
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +25,10 @@ from absl import logging
 from jax.sharding import Mesh
 
 from s2s_jax import decoding
-
-
-from s2s_jax.runtime import parallel
 from s2s_jax.data.batching import encode_source, pad_source_batch
 from s2s_jax.data.vocab import EOS_ID, Vocab, one_line
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+from s2s_jax.runtime import parallel
 
 Hypotheses = list[tuple[str, float]]  # (translation, score), best first
 
@@ -44,9 +43,9 @@ class Translation:
     """
 
     hypotheses: Hypotheses
-    attention: Optional[np.ndarray] = None
-    source_pieces: Optional[list[str]] = None
-    target_pieces: Optional[list[str]] = None
+    attention: np.ndarray | None = None
+    source_pieces: list[str] | None = None
+    target_pieces: list[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +58,15 @@ class Translator:
     params: Any = None  # replicated on ``mesh``; None before training or restoring
 
     @classmethod
-    def build(cls, config, src_vocab: Vocab, tgt_vocab: Vocab,
-              params: Any = None) -> "Translator":
+    def build(cls, config, src_vocab: Vocab, tgt_vocab: Vocab, params: Any = None) -> "Translator":
         """The model ``config.model`` describes over these vocabularies, on all devices."""
-        model = Seq2Seq(ModelConfig.create(src_vocab_size=src_vocab.size,
-                                    tgt_vocab_size=tgt_vocab.size, **config.model.to_dict()))
+        model = Seq2Seq(
+            ModelConfig.create(
+                src_vocab_size=src_vocab.size,
+                tgt_vocab_size=tgt_vocab.size,
+                **config.model.to_dict(),
+            )
+        )
         return cls(config, model, src_vocab, tgt_vocab, parallel.make_mesh(), params)
 
     def abstract_params(self) -> Any:
@@ -71,11 +74,17 @@ class Translator:
         allocated): the target that restores them."""
         src_len, tgt_len = self.config.data.buckets[0]
         src = jnp.zeros((1, src_len), jnp.int32)
-        shapes = jax.eval_shape(self.model.init, jax.random.key(0), src,
-                                jnp.ones_like(src, bool), jnp.zeros((1, tgt_len), jnp.int32))
+        shapes = jax.eval_shape(
+            self.model.init,
+            jax.random.key(0),
+            src,
+            jnp.ones_like(src, bool),
+            jnp.zeros((1, tgt_len), jnp.int32),
+        )
         sharding = parallel.replicated(self.mesh)
-        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                            shapes["params"])
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes["params"]
+        )
 
     def with_decoding(self, **settings) -> "Translator":
         """This translator with ``config.eval`` fields changed (None: unchanged)."""
@@ -100,22 +109,36 @@ class Translator:
             to_decode = [i for i, (_, line) in enumerate(chunk) if line.strip()]
             outputs: list[Hypotheses] = [[("", 0.0)] for _ in chunk]
             if to_decode:
-                sources = [_truncated(encode_source(chunk[i][1], self.src_vocab), max_src_len,
-                                      chunk[i][0]) for i in to_decode]
+                sources = [
+                    _truncated(encode_source(chunk[i][1], self.src_vocab), max_src_len, chunk[i][0])
+                    for i in to_decode
+                ]
                 batch = pad_source_batch(sources, batch_size, config.data.buckets)
                 arrays = parallel.shard_batch(parallel.process_rows(batch), self.mesh)
                 decoded = parallel.fetch(decode(self.params, arrays["src"], arrays["src_mask"]))
                 for row, i in enumerate(to_decode):
                     nbest = zip(decoded.tokens[row], decoded.scores[row])
-                    outputs[i] = [(one_line(self.tgt_vocab.decode(tokens)),
-                                   float(score))  # decode stops at EOS
-                                  for tokens, score in nbest if np.isfinite(score)]
+                    outputs[i] = [
+                        (
+                            one_line(self.tgt_vocab.decode(tokens)),
+                            float(score),
+                        )  # decode stops at EOS
+                        for tokens, score in nbest
+                        if np.isfinite(score)
+                    ]
             yield from outputs
 
-    def translate(self, sentences: Iterable[str], *, decoder: Optional[str] = None,
-                  beam_size: Optional[int] = None, alpha: Optional[float] = None,
-                  n_best: Optional[int] = None, return_scores: bool = False,
-                  return_attention: bool = False) -> list:
+    def translate(
+        self,
+        sentences: Iterable[str],
+        *,
+        decoder: str | None = None,
+        beam_size: int | None = None,
+        alpha: float | None = None,
+        n_best: int | None = None,
+        return_scores: bool = False,
+        return_attention: bool = False,
+    ) -> list:
         """Translates ``sentences`` (strings, one sentence each).
 
         Returns one string per sentence; with ``n_best`` > 1 (beam search), a list of
@@ -124,8 +147,9 @@ class Translator:
         """
         if decoder is None and (beam_size is not None or (n_best or 1) > 1):
             decoder = "beam"
-        translator = self.with_decoding(decoder=decoder, beam_size=beam_size, alpha=alpha,
-                                        n_best=n_best)
+        translator = self.with_decoding(
+            decoder=decoder, beam_size=beam_size, alpha=alpha, n_best=n_best
+        )
         settings = translator.config.eval
         if settings.decoder == "beam" and settings.n_best > settings.beam_size:
             raise ValueError(f"n_best={settings.n_best} exceeds beam_size={settings.beam_size}")
@@ -134,8 +158,11 @@ class Translator:
             raise ValueError("each sentence must be one line (no '\\n')")
         results = list(translator.translate_lines(sentences))
         if return_scores or return_attention:
-            attention = ([translator.attention(s, h[0][0]) for s, h in zip(sentences, results)]
-                         if return_attention else [(None, None, None)] * len(results))
+            attention = (
+                [translator.attention(s, h[0][0]) for s, h in zip(sentences, results)]
+                if return_attention
+                else [(None, None, None)] * len(results)
+            )
             return [Translation(h, *a) for h, a in zip(results, attention)]
         if (n_best or 1) > 1:
             return [[text for text, _ in hypotheses] for hypotheses in results]
@@ -152,20 +179,27 @@ class Translator:
         batch = pad_source_batch([src], 1, self.config.data.buckets)  # a bucket's shape
         tokens = self.tgt_vocab.encode(translation) + [EOS_ID]
         padded = np.zeros((1, -(-len(tokens) // 8) * 8), np.int32)  # a few shapes only
-        padded[0, :len(tokens)] = tokens
-        weights = decoding.attention_of(self.model, self.params, batch["src"],
-                                        batch["src_mask"], padded)
+        padded[0, : len(tokens)] = tokens
+        weights = decoding.attention_of(
+            self.model, self.params, batch["src"], batch["src_mask"], padded
+        )
         if weights is None:
             return None, None, None
-        return (np.asarray(weights[0, :len(tokens), :len(src)]),
-                [self.src_vocab.piece(int(i)) for i in src],
-                [self.tgt_vocab.piece(int(i)) for i in tokens])
+        return (
+            np.asarray(weights[0, : len(tokens), : len(src)]),
+            [self.src_vocab.piece(int(i)) for i in src],
+            [self.tgt_vocab.piece(int(i)) for i in tokens],
+        )
 
 
 def _truncated(src: np.ndarray, max_len: int, line_number: int) -> np.ndarray:
     """Source ids (ending in EOS) cut to ``max_len`` ids, EOS kept, with a warning."""
     if len(src) <= max_len:
         return src
-    logging.warning("input line %d has %d tokens; translating its first %d", line_number,
-                    len(src) - 1, max_len - 1)
-    return np.append(src[:max_len - 1], EOS_ID).astype(src.dtype)
+    logging.warning(
+        "input line %d has %d tokens; translating its first %d",
+        line_number,
+        len(src) - 1,
+        max_len - 1,
+    )
+    return np.append(src[: max_len - 1], EOS_ID).astype(src.dtype)

@@ -11,7 +11,7 @@ describes.
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 import jax
 from absl import logging
@@ -28,8 +28,13 @@ class NoCheckpointError(Exception):
 
 def make_checkpointer(config, workdir: str) -> Checkpointer:
     train = config.train
-    return Checkpointer(workdir, keep=train.keep_checkpoints, best_metric=train.best_metric,
-                        best_mode=train.best_mode, keep_best=train.keep_best_checkpoints)
+    return Checkpointer(
+        workdir,
+        keep=train.keep_checkpoints,
+        best_metric=train.best_metric,
+        best_mode=train.best_mode,
+        keep_best=train.keep_best_checkpoints,
+    )
 
 
 def has_checkpoints(workdir: str) -> bool:
@@ -55,8 +60,9 @@ def mean_params(params: list[Any]) -> Any:
     return jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *params)
 
 
-def restore_step(checkpointer: Checkpointer, abstract: Any, step: int,
-                 which: Optional[str] = None) -> Any:
+def restore_step(
+    checkpointer: Checkpointer, abstract: Any, step: int, which: str | None = None
+) -> Any:
     """The parameters of checkpoint ``step``: of ``which`` ("latest" or "best"), or of
     whichever holds it (the best first; both hold a step's same state)."""
     if which is None:
@@ -69,14 +75,15 @@ def restore_steps(checkpointer: Checkpointer, abstract: Any, steps: list[int]) -
     return mean_params([restore_step(checkpointer, abstract, step) for step in steps])
 
 
-def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
-                       workdir: str) -> tuple[Any, list[int]]:
+def restore_configured(
+    checkpointer: Checkpointer, abstract: Any, eval_config, workdir: str
+) -> tuple[Any, list[int]]:
     """The parameters ``eval_config`` names and the steps they come from: the mean of
     the latest ``average_checkpoints``; a step number; or ``checkpoint`` "best" or
     "latest", where a checkpoint that cannot be read (damaged files) is passed over,
     with a warning, for the next: the best, then the latest ones, newest first."""
     if eval_config.average_checkpoints > 1:
-        steps = checkpointer.steps()[-eval_config.average_checkpoints:]
+        steps = checkpointer.steps()[-eval_config.average_checkpoints :]
         if not steps:
             raise NoCheckpointError(f"no checkpoint to average in {workdir!r}")
         logging.info("averaging the parameters of checkpoints %s", steps)
@@ -85,27 +92,35 @@ def restore_configured(checkpointer: Checkpointer, abstract: Any, eval_config,
     if which.isdigit():
         step = int(which)
         if step not in kept_steps(checkpointer):
-            raise NoCheckpointError(f"no checkpoint of step {step} in {workdir!r} (kept: "
-                                    f"{kept_steps(checkpointer)})")
+            raise NoCheckpointError(
+                f"no checkpoint of step {step} in {workdir!r} (kept: {kept_steps(checkpointer)})"
+            )
         return restore_step(checkpointer, abstract, step), [step]
     best = checkpointer.best_step() if which == "best" else None
     candidates = ([] if best is None else [(best, "best")]) + [
-        (step, "latest") for step in reversed(checkpointer.steps())]
+        (step, "latest") for step in reversed(checkpointer.steps())
+    ]
     if not candidates:
-        raise NoCheckpointError(f"no checkpoint in {workdir!r}: train it first "
-                                "(--mode=train)")
+        raise NoCheckpointError(f"no checkpoint in {workdir!r}: train it first (--mode=train)")
     for step, kind in candidates:  # the first that can be read
         try:
             params = checkpointer.restore_params(abstract, step, kind)
         except Exception as error:  # noqa: BLE001 - damaged files raise many error types
-            logging.warning("cannot read the %s checkpoint of step %d (%s: %s); trying the "
-                            "next", kind, step, type(error).__name__, error)
+            logging.warning(
+                "cannot read the %s checkpoint of step %d (%s: %s); trying the next",
+                kind,
+                step,
+                type(error).__name__,
+                error,
+            )
             continue
         logging.info("restored the parameters of the %s checkpoint, step %d", kind, step)
         return params, [step]
-    raise NoCheckpointError(f"no checkpoint in {workdir!r} can be read (tried "
-                            f"{[f'{kind} {step}' for step, kind in candidates]}; see the "
-                            "warnings above)")
+    raise NoCheckpointError(
+        f"no checkpoint in {workdir!r} can be read (tried "
+        f"{[f'{kind} {step}' for step, kind in candidates]}; see the "
+        "warnings above)"
+    )
 
 
 def read_report(workdir: str, split: str) -> tuple[str, dict]:
@@ -118,8 +133,9 @@ def read_report(workdir: str, split: str) -> tuple[str, dict]:
         return path, json.load(f)
 
 
-def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
-                     workdir: str) -> tuple[Any, list[int], dict]:
+def restore_reported(
+    checkpointer: Checkpointer, abstract: Any, config, workdir: str
+) -> tuple[Any, list[int], dict]:
     """The parameters that the last evaluation of ``config.eval.split`` scored, their
     steps, and its decoding settings ({} where it recorded none). Without a report, or
     where its checkpoints are gone or cannot be read, those that ``config.eval`` names
@@ -132,16 +148,26 @@ def restore_reported(checkpointer: Checkpointer, abstract: Any, config,
             try:
                 params = restore_steps(checkpointer, abstract, steps)
             except Exception as error:  # noqa: BLE001 - damaged files raise many error types
-                logging.warning("%s scored the parameters of steps %s, which cannot be read "
-                                "(%s: %s); using config.eval.checkpoint=%r", path, steps,
-                                type(error).__name__, error, config.eval.checkpoint)
+                logging.warning(
+                    "%s scored the parameters of steps %s, which cannot be read "
+                    "(%s: %s); using config.eval.checkpoint=%r",
+                    path,
+                    steps,
+                    type(error).__name__,
+                    error,
+                    config.eval.checkpoint,
+                )
             else:
                 logging.info("parameters of steps %s, as scored in %s", steps, path)
                 return params, steps, report.get("decoding") or {}
         else:
             logging.warning(
                 "%s scored the parameters of steps %s, but checkpoints %s are gone; using "
-                "config.eval.checkpoint=%r (run --mode=eval to choose again)", path, steps,
-                sorted(set(steps) - kept), config.eval.checkpoint)
+                "config.eval.checkpoint=%r (run --mode=eval to choose again)",
+                path,
+                steps,
+                sorted(set(steps) - kept),
+                config.eval.checkpoint,
+            )
     params, steps = restore_configured(checkpointer, abstract, config.eval, workdir)
     return params, steps, {}

@@ -92,8 +92,7 @@ def attention_heatmap(
     expected_shape = (len(tgt_tokens), len(src_tokens))
     if weights.shape != expected_shape:
         raise ValueError(
-            f"weights has shape {weights.shape}, expected [tgt_len, src_len] = "
-            f"{expected_shape}."
+            f"weights has shape {weights.shape}, expected [tgt_len, src_len] = {expected_shape}."
         )
     tgt_len, src_len = expected_shape
     fig = Figure(
@@ -110,9 +109,7 @@ def attention_heatmap(
         rotation=90,
         **label_style,
     )
-    ax.set_yticks(
-        range(tgt_len), [_display_token(t) for t in tgt_tokens], **label_style
-    )
+    ax.set_yticks(range(tgt_len), [_display_token(t) for t in tgt_tokens], **label_style)
     ax.set_xlabel("Source")
     ax.set_ylabel("Target")
     if title is not None:
@@ -140,8 +137,7 @@ def bleu_by_length(
     for name, values in series.items():
         if len(values) != len(buckets):
             raise ValueError(
-                f"Series {name!r} has {len(values)} values for {len(buckets)} "
-                "buckets."
+                f"Series {name!r} has {len(values)} values for {len(buckets)} buckets."
             )
     fig = Figure(
         figsize=(max(5.0, 1.0 + 0.5 * len(buckets) * max(len(series), 1)), 4.0),

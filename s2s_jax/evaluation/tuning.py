@@ -18,13 +18,14 @@ import copy
 import itertools
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from absl import logging
 
-from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.evaluation.parameters import mean_params, restore_step
+from s2s_jax.runtime.checkpointing import Checkpointer
 
 
 def _with_beam(config, beam_size: int, alpha: float):
@@ -33,9 +34,15 @@ def _with_beam(config, beam_size: int, alpha: float):
     return config
 
 
-def choose_parameters(config, workdir: str, checkpointer: Checkpointer, abstract: Any,
-                      params: Any, steps: list[int],
-                      evaluator: Callable) -> tuple[Any, list[int]]:
+def choose_parameters(
+    config,
+    workdir: str,
+    checkpointer: Checkpointer,
+    abstract: Any,
+    params: Any,
+    steps: list[int],
+    evaluator: Callable,
+) -> tuple[Any, list[int]]:
     """The parameters that decode the validation split best (``evaluator(params)
     .metrics``, greedy or as ``config.eval`` says) among ``params`` (of checkpoints
     ``steps``), the means of the latest N checkpoints (N in
@@ -44,34 +51,53 @@ def choose_parameters(config, workdir: str, checkpointer: Checkpointer, abstract
     ``{"steps", <metric>}`` go to ``<workdir>/eval/<validation_split>/parameters.json``."""
     metric = config.train.best_metric
     candidates = {tuple(sorted(steps)): params}
-    for means_steps, means in (
-            _means(checkpointer, abstract, checkpointer.steps()[::-1], "latest",
-                   config.eval.tune_average_checkpoints)
-            + _means(checkpointer, abstract, list(checkpointer.best_values()), "best",
-                     config.eval.tune_average_best)):
+    for means_steps, means in _means(
+        checkpointer,
+        abstract,
+        checkpointer.steps()[::-1],
+        "latest",
+        config.eval.tune_average_checkpoints,
+    ) + _means(
+        checkpointer,
+        abstract,
+        list(checkpointer.best_values()),
+        "best",
+        config.eval.tune_average_best,
+    ):
         candidates.setdefault(means_steps, means)  # the same steps: the same parameters
     rows = []
     for candidate_steps, candidate in candidates.items():
         rows.append({"steps": list(candidate_steps), metric: evaluator(candidate).metrics[metric]})
-        logging.info("%s, parameters of steps %s: %s %.2f", config.eval.validation_split,
-                     rows[-1]["steps"], metric, rows[-1][metric])
+        logging.info(
+            "%s, parameters of steps %s: %s %.2f",
+            config.eval.validation_split,
+            rows[-1]["steps"],
+            metric,
+            rows[-1][metric],
+        )
     # On a tie the checkpoint itself, which is scored first.
     chosen = _best(rows, metric, config.train.best_mode)
-    logging.info("chosen on %s: parameters of steps %s", config.eval.validation_split,
-                 rows[chosen]["steps"])
-    _write(config, workdir, "parameters.json",
-           {"metric": metric, "chosen": rows[chosen], "candidates": rows})
+    logging.info(
+        "chosen on %s: parameters of steps %s", config.eval.validation_split, rows[chosen]["steps"]
+    )
+    _write(
+        config,
+        workdir,
+        "parameters.json",
+        {"metric": metric, "chosen": rows[chosen], "candidates": rows},
+    )
     return list(candidates.values())[chosen], rows[chosen]["steps"]
 
 
-def _means(checkpointer: Checkpointer, abstract: Any, steps: list[int], which: str,
-           counts: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any]]:
+def _means(
+    checkpointer: Checkpointer, abstract: Any, steps: list[int], which: str, counts: tuple[int, ...]
+) -> list[tuple[tuple[int, ...], Any]]:
     """(steps, mean parameters) of the first N of ``steps`` (checkpoints of
     ``which``), for each N of ``counts`` that there are checkpoints for."""
     counts = [n for n in sorted(set(counts)) if n <= len(steps)]
     if not counts:
         return []
-    params = [restore_step(checkpointer, abstract, step, which) for step in steps[:counts[-1]]]
+    params = [restore_step(checkpointer, abstract, step, which) for step in steps[: counts[-1]]]
     return [(tuple(sorted(steps[:n])), mean_params(params[:n])) for n in counts]
 
 
@@ -84,18 +110,21 @@ def choose_decoding(config, workdir: str, params: Any, evaluator: Callable):
     metric, mode = config.train.best_metric, config.train.best_mode
     split = config.eval.validation_split
     rows = []
-    for beam_size, alpha in itertools.product(config.eval.tune_beam_sizes,
-                                              config.eval.tune_alphas):
+    for beam_size, alpha in itertools.product(config.eval.tune_beam_sizes, config.eval.tune_alphas):
         trial = _with_beam(config, beam_size, alpha).eval
         value = evaluator(params, eval_config=trial).metrics[metric]
         rows.append({"beam_size": beam_size, "alpha": alpha, metric: value})
-        logging.info("%s, beam %d, alpha %.2f: %s %.2f", split, beam_size, alpha, metric,
-                     value)
+        logging.info("%s, beam %d, alpha %.2f: %s %.2f", split, beam_size, alpha, metric, value)
     best = rows[_best(rows, metric, mode)]
-    logging.info("chosen on %s: beam %d, alpha %.2f (%s %.2f)", split, best["beam_size"],
-                 best["alpha"], metric, best[metric])
-    _write(config, workdir, "decoding_grid.json",
-           {"metric": metric, "chosen": best, "grid": rows})
+    logging.info(
+        "chosen on %s: beam %d, alpha %.2f (%s %.2f)",
+        split,
+        best["beam_size"],
+        best["alpha"],
+        metric,
+        best[metric],
+    )
+    _write(config, workdir, "decoding_grid.json", {"metric": metric, "chosen": best, "grid": rows})
     return _with_beam(config, best["beam_size"], best["alpha"])
 
 

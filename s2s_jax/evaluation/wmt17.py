@@ -10,7 +10,6 @@ default cased 13a BLEU, which s2s_jax reports beside it.
 
 import functools
 import os
-from typing import Optional
 
 import sacrebleu
 from sacremoses import MosesPunctNormalizer, MosesTokenizer
@@ -19,7 +18,7 @@ from sacremoses import MosesPunctNormalizer, MosesTokenizer
 _SPLIT_FILES = {"validation": "val", "test": "test_2016_flickr"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _moses(lang: str) -> tuple[MosesPunctNormalizer, MosesTokenizer]:
     return MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
 
@@ -27,11 +26,10 @@ def _moses(lang: str) -> tuple[MosesPunctNormalizer, MosesTokenizer]:
 def preprocess(line: str, lang: str) -> str:
     """lowercase -> normalize-punctuation.perl -> tokenizer.perl (escaped)."""
     normalizer, tokenizer = _moses(lang)
-    return tokenizer.tokenize(normalizer.normalize(line.lower()), return_str=True,
-                              escape=True)
+    return tokenizer.tokenize(normalizer.normalize(line.lower()), return_str=True, escape=True)
 
 
-def official_references(manual_dir: str, split: str, lang: str) -> Optional[list[str]]:
+def official_references(manual_dir: str, split: str, lang: str) -> list[str] | None:
     """The official tokenized references of ``split`` in a Multi30k ``manual_dir``, or
     None when that file is not there."""
     name = _SPLIT_FILES.get(split, split)
@@ -42,23 +40,27 @@ def official_references(manual_dir: str, split: str, lang: str) -> Optional[list
         return f.read().splitlines()
 
 
-def references(config, split: Optional[str], raw: list[str]) -> tuple[list[str], str]:
+def references(config, split: str | None, raw: list[str]) -> tuple[list[str], str]:
     """Tokenized references for ``split`` and where they come from: the official files
     for a Multi30k split with a manual_dir, else (and for ``split`` None: references
     that are no corpus split) ``raw`` through ``preprocess``."""
     data = config.data
-    official = (official_references(data.manual_dir, split, data.tgt_lang)
-                if data.source == "multi30k" and split is not None else None)
+    official = (
+        official_references(data.manual_dir, split, data.tgt_lang)
+        if data.source == "multi30k" and split is not None
+        else None
+    )
     if official is not None and len(official) == len(raw):
         return official, "official"
     return [preprocess(line, data.tgt_lang) for line in raw], "moses"
 
 
-def score(hypotheses: list[str], tokenized_references: list[str], lang: str,
-          origin: str) -> dict:
+def score(hypotheses: list[str], tokenized_references: list[str], lang: str, origin: str) -> dict:
     """``bleu_wmt17`` and its signature (with the references' origin)."""
     bleu = sacrebleu.metrics.BLEU(tokenize="none")
     tokenized = [preprocess(h, lang) for h in hypotheses]
     result = bleu.corpus_score(tokenized, [tokenized_references])
-    return {"bleu_wmt17": result.score,
-            "bleu_wmt17_signature": f"{bleu.get_signature()}|lc+moses-{lang}|refs:{origin}"}
+    return {
+        "bleu_wmt17": result.score,
+        "bleu_wmt17_signature": f"{bleu.get_signature()}|lc+moses-{lang}|refs:{origin}",
+    }

@@ -26,8 +26,9 @@ from s2s_jax.config.registry import Registry
 _MASKED_SCORE = -1e9
 
 
-def _softmax_context(scores: jax.Array, memory: jax.Array,
-                     mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _softmax_context(
+    scores: jax.Array, memory: jax.Array, mask: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """``scores [b, q, s]``, ``memory [b, s, M]``, ``mask [b, s]`` -> context, weights."""
     scores = jnp.where(mask[:, None, :], scores.astype(jnp.float32), _MASKED_SCORE)
     weights = jax.nn.softmax(scores, axis=-1)
@@ -100,7 +101,7 @@ class LocalPredictiveAttention(GeneralAttention):
         inside = (jnp.abs(distance) <= self.window) & mask[:, None, :]
         weights = jax.nn.softmax(jnp.where(inside, scores, _MASKED_SCORE), axis=-1)
         sigma = self.window / 2
-        weights = jnp.where(inside, weights * jnp.exp(-distance ** 2 / (2 * sigma ** 2)), 0.0)
+        weights = jnp.where(inside, weights * jnp.exp(-(distance**2) / (2 * sigma**2)), 0.0)
         context = jnp.einsum("bqs,bsm->bqm", weights, memory.astype(jnp.float32))
         return context, weights
 
@@ -155,12 +156,15 @@ class MultiHeadDotAttention(Attention):
 
 
 # "none" is the vanilla context-vector model: the decoder sees only its initial state.
-ATTENTIONS: Registry[type[Attention] | None] = Registry("model.attention", {
-    "none": None,
-    "bahdanau": BahdanauAttention,
-    "dot": DotAttention,
-    "general": GeneralAttention,
-    "local_p": LocalPredictiveAttention,
-    "concat": AdditiveAttention,
-    "multihead": MultiHeadDotAttention,
-})
+ATTENTIONS: Registry[type[Attention] | None] = Registry(
+    "model.attention",
+    {
+        "none": None,
+        "bahdanau": BahdanauAttention,
+        "dot": DotAttention,
+        "general": GeneralAttention,
+        "local_p": LocalPredictiveAttention,
+        "concat": AdditiveAttention,
+        "multihead": MultiHeadDotAttention,
+    },
+)

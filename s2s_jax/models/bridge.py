@@ -24,18 +24,24 @@ def _dense_bridge(finals, config, batch_size):
     top = jnp.concatenate(finals[-1], axis=-1)
     carry_size = CELLS[config.cell].carry_size
     return tuple(
-        tuple(jnp.tanh(nn.Dense(config.hidden_size, name=f"layer_{i}_{j}")(top))
-              for j in range(carry_size))
-        for i in range(config.decoder_layers))
+        tuple(
+            jnp.tanh(nn.Dense(config.hidden_size, name=f"layer_{i}_{j}")(top))
+            for j in range(carry_size)
+        )
+        for i in range(config.decoder_layers)
+    )
 
 
 # How the context vector reaches the decoder. "copy" needs equal depths and sizes
 # (checked by s2s_jax.config.model); a bidirectional encoder's carries are concatenated.
-BRIDGES = Registry("model.bridge", {
-    "copy": _copy_bridge,
-    "dense": _dense_bridge,
-    "zeros": _zeros_bridge,
-})
+BRIDGES = Registry(
+    "model.bridge",
+    {
+        "copy": _copy_bridge,
+        "dense": _dense_bridge,
+        "zeros": _zeros_bridge,
+    },
+)
 
 
 class Bridge(nn.Module):

@@ -18,14 +18,14 @@ A carry is a tuple of ``[batch, features]`` arrays whose first element is the hi
 state ``h``: ``(h, c)`` for the LSTM, ``(h,)`` for the GRU and the RNN.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from s2s_jax.config.registry import Registry
-from s2s_jax.models.time_loop import Carry, recurrence, dense
+from s2s_jax.models.time_loop import Carry, dense, recurrence
 
 
 def stacked_orthogonal(num_blocks: int) -> Callable:
@@ -54,8 +54,7 @@ class Kernel(nn.Module):
     @nn.compact
     def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array | None]:
         kernel = self.param("kernel", self.kernel_init, (in_features, self.features))
-        bias = (self.param("bias", self.bias_init, (self.features,))
-                if self.use_bias else None)
+        bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
         return kernel, bias
 
 
@@ -73,10 +72,19 @@ class RecurrentCell(nn.Module):
     additive = True  # whether update sees only x_proj + r (the GRU's reset gate does not)
 
     def setup(self):
-        self.ih = Kernel(self.num_gates * self.features, True,
-                         nn.initializers.xavier_uniform(), self.bias_init, name="ih")
-        self.hh = Kernel(self.num_gates * self.features, self.recurrent_bias,
-                         stacked_orthogonal(self.num_gates), name="hh")
+        self.ih = Kernel(
+            self.num_gates * self.features,
+            True,
+            nn.initializers.xavier_uniform(),
+            self.bias_init,
+            name="ih",
+        )
+        self.hh = Kernel(
+            self.num_gates * self.features,
+            self.recurrent_bias,
+            stacked_orthogonal(self.num_gates),
+            name="hh",
+        )
 
     @staticmethod
     def bias_init(key, shape, dtype=jnp.float32):
@@ -97,8 +105,9 @@ class RecurrentCell(nn.Module):
         zeros = jnp.zeros((batch_size, self.features), jnp.float32)
         return (zeros,) * self.carry_size
 
-    def __call__(self, carry: Carry, x_proj: jax.Array,
-                 rest: jax.Array | None = None) -> tuple[Carry, jax.Array]:
+    def __call__(
+        self, carry: Carry, x_proj: jax.Array, rest: jax.Array | None = None
+    ) -> tuple[Carry, jax.Array]:
         """One step: ``x_proj [B, G*H]`` -> (new carry, h ``[B, H]``).
 
         ``rest [B, R]``: the input's last R features, when ``x_proj`` holds the
@@ -106,7 +115,7 @@ class RecurrentCell(nn.Module):
         """
         h, kernel, bias = carry[0], *self.hh(self.features)
         if rest is not None:
-            ih_rest = self.ih(self.in_features)[0][-rest.shape[-1]:]
+            ih_rest = self.ih(self.in_features)[0][-rest.shape[-1] :]
             if self.additive:  # one matmul: [rest, h] @ [W_ih's rest rows; W_hh]
                 h = jnp.concatenate([rest, h], axis=-1)
                 kernel = jnp.concatenate([ih_rest, kernel])
@@ -114,8 +123,16 @@ class RecurrentCell(nn.Module):
                 x_proj = x_proj + dense(rest, ih_rest, None, self.dtype)
         return self.update(x_proj, dense(h, kernel, bias, self.dtype), carry)
 
-    def sequence(self, inputs: jax.Array, mask: jax.Array | None, carry: Carry, *,
-                 reverse: bool, unroll: int, remat: bool) -> tuple[Carry, jax.Array]:
+    def sequence(
+        self,
+        inputs: jax.Array,
+        mask: jax.Array | None,
+        carry: Carry,
+        *,
+        reverse: bool,
+        unroll: int,
+        remat: bool,
+    ) -> tuple[Carry, jax.Array]:
         """All steps: ``inputs [T, B, D]``, ``mask [B, T]`` -> (final carry, outputs
         ``[T, B, H]``); time-major, as the loop reads them.
 
@@ -130,9 +147,19 @@ class RecurrentCell(nn.Module):
             bias = ih_bias if bias is None else bias + ih_bias
         else:
             x_proj = dense(inputs, ih_kernel, ih_bias, self.dtype)
-        return recurrence(self.update, kernel, bias, x_proj, mask, carry, reverse=reverse,
-                          unroll=unroll, remat=remat, additive=self.additive,
-                          dtype=self.dtype)
+        return recurrence(
+            self.update,
+            kernel,
+            bias,
+            x_proj,
+            mask,
+            carry,
+            reverse=reverse,
+            unroll=unroll,
+            remat=remat,
+            additive=self.additive,
+            dtype=self.dtype,
+        )
 
     @staticmethod
     def update(x_proj: jax.Array, r: jax.Array, carry: Carry) -> tuple[Carry, jax.Array]:
@@ -154,7 +181,7 @@ class LSTMCell(RecurrentCell):
     @staticmethod
     def bias_init(key, shape, dtype=jnp.float32):
         features = shape[0] // 4
-        return jnp.zeros(shape, dtype).at[features:2 * features].set(1.0)
+        return jnp.zeros(shape, dtype).at[features : 2 * features].set(1.0)
 
     @staticmethod
     def update(x_proj, r, carry):
@@ -197,8 +224,11 @@ class SimpleRNNCell(RecurrentCell):
         return (h,), h
 
 
-CELLS: Registry[type[RecurrentCell]] = Registry("model.cell", {
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "rnn": SimpleRNNCell,
-})
+CELLS: Registry[type[RecurrentCell]] = Registry(
+    "model.cell",
+    {
+        "lstm": LSTMCell,
+        "gru": GRUCell,
+        "rnn": SimpleRNNCell,
+    },
+)

@@ -8,8 +8,6 @@ runs each layer over the whole target in one scan and attends afterwards, with t
 same parameters; a test proves both paths agree.
 """
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -29,7 +27,7 @@ class Memory:
     """What the decoder attends to: values ``[B, S, M]``, precomputed keys, mask ``[B, S]``."""
 
     values: jax.Array
-    keys: Optional[jax.Array]
+    keys: jax.Array | None
     mask: jax.Array
 
 
@@ -38,7 +36,7 @@ class DecoderState:
     """Per-layer carries, and the previous attentional vector ``[B, H]`` (input feeding)."""
 
     layers: tuple[Carry, ...]
-    feed: Optional[jax.Array]
+    feed: jax.Array | None
 
 
 class Decoder(nn.Module):
@@ -49,15 +47,23 @@ class Decoder(nn.Module):
     def setup(self):
         c = self.config
         self.embed = nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
-        self.layers = [RecurrentLayer(c.cell, c.hidden_size, **c.loop_options,
-                                      in_features=self._input_size if i == 0 else 0,
-                                      name=f"layer_{i}") for i in range(c.decoder_layers)]
+        self.layers = [
+            RecurrentLayer(
+                c.cell,
+                c.hidden_size,
+                **c.loop_options,
+                in_features=self._input_size if i == 0 else 0,
+                name=f"layer_{i}",
+            )
+            for i in range(c.decoder_layers)
+        ]
         self.bridge = Bridge(c, name="bridge")
         self.dropout = nn.Dropout(c.dropout)
         attention = ATTENTIONS[c.attention]
         if attention is not None:
-            self.attention = attention(c.attention_dim, c.hidden_size, c.num_heads,
-                                       name="attention")
+            self.attention = attention(
+                c.attention_dim, c.hidden_size, c.num_heads, name="attention"
+            )
             self.combine = nn.Dense(c.hidden_size, use_bias=False, name="combine")
         if c.tie_embeddings:
             if c.hidden_size != c.embed_dim:
@@ -69,8 +75,11 @@ class Decoder(nn.Module):
     def _input_size(self) -> int:
         """The first layer's input: [y_{t-1} embedded; context (Bahdanau); feed]."""
         c = self.config
-        return (c.embed_dim + (c.memory_size if self._attends_before_step else 0)
-                + (c.hidden_size if c.input_feeding else 0))
+        return (
+            c.embed_dim
+            + (c.memory_size if self._attends_before_step else 0)
+            + (c.hidden_size if c.input_feeding else 0)
+        )
 
     @property
     def _has_attention(self) -> bool:
@@ -86,13 +95,17 @@ class Decoder(nn.Module):
         """Whether step t's recurrent input depends on attention (no full-sequence path)."""
         return self.config.input_feeding or self._attends_before_step
 
-    def start(self, finals: tuple[Carry, ...], values: jax.Array,
-              mask: jax.Array) -> tuple[DecoderState, Memory]:
+    def start(
+        self, finals: tuple[Carry, ...], values: jax.Array, mask: jax.Array
+    ) -> tuple[DecoderState, Memory]:
         """Initial state from the encoder's final carries; keys projected once."""
         batch_size = values.shape[0]
         layers = self.bridge(finals, batch_size)
-        feed = (jnp.zeros((batch_size, self.config.hidden_size), jnp.float32)
-                if self.config.input_feeding else None)
+        feed = (
+            jnp.zeros((batch_size, self.config.hidden_size), jnp.float32)
+            if self.config.input_feeding
+            else None
+        )
         keys = self.attention.keys(values) if self._has_attention else None
         return DecoderState(layers, feed), Memory(values, keys, mask)
 
@@ -109,18 +122,17 @@ class Decoder(nn.Module):
         """
         rows = query.shape[0]
         context, weights = self._attend(
-            query.reshape(memory.values.shape[0], -1, query.shape[-1]), memory)
+            query.reshape(memory.values.shape[0], -1, query.shape[-1]), memory
+        )
         return context.reshape(rows, -1), weights.reshape(rows, -1)
 
-    def _readout(self, top: jax.Array, context: Optional[jax.Array],
-                 deterministic: bool) -> jax.Array:
+    def _readout(self, top: jax.Array, context: jax.Array | None, deterministic: bool) -> jax.Array:
         """Attentional vector tanh(W_c [c_t; s_t]) (Luong eq. 5), or s_t without attention."""
         if context is not None:
             top = jnp.tanh(self.combine(jnp.concatenate([context, top], axis=-1)))
         return self.dropout(top, deterministic=deterministic)
 
-    def _between_layers(self, i: int, x: jax.Array, h: jax.Array,
-                        deterministic: bool) -> jax.Array:
+    def _between_layers(self, i: int, x: jax.Array, h: jax.Array, deterministic: bool) -> jax.Array:
         if self.config.residual and i > 0 and h.shape[-1] == x.shape[-1]:
             h = h + x
         if i < len(self.layers) - 1:
@@ -133,9 +145,14 @@ class Decoder(nn.Module):
         x = self.dropout(self.embed(tokens), deterministic=deterministic)
         return self.layers[0].project(x)
 
-    def features_step(self, state: DecoderState, token: Optional[jax.Array],
-                      memory: Memory, deterministic: bool = True,
-                      x_proj: Optional[jax.Array] = None):
+    def features_step(
+        self,
+        state: DecoderState,
+        token: jax.Array | None,
+        memory: Memory,
+        deterministic: bool = True,
+        x_proj: jax.Array | None = None,
+    ):
         """One step without the output layer.
 
         Args:
@@ -180,7 +197,7 @@ class Decoder(nn.Module):
             return self.pre_output(features)
         return features
 
-    def output_weights(self) -> tuple[jax.Array, Optional[jax.Array]]:
+    def output_weights(self) -> tuple[jax.Array, jax.Array | None]:
         """The output layer: kernel ``[D, V]`` (the target embedding's transpose when
         tied) and bias ``[V]`` (None when tied)."""
         if self.config.tie_embeddings:
@@ -189,27 +206,37 @@ class Decoder(nn.Module):
 
     def logits(self, features: jax.Array) -> jax.Array:
         """``[..., H] -> [..., V]``."""
-        return dense(self.pre_logits(features), *self.output_weights(),
-                     jnp.dtype(self.config.dtype))
+        return dense(
+            self.pre_logits(features), *self.output_weights(), jnp.dtype(self.config.dtype)
+        )
 
-    def step(self, state: DecoderState, token: jax.Array, memory: Memory,
-             deterministic: bool = True):
+    def step(
+        self, state: DecoderState, token: jax.Array, memory: Memory, deterministic: bool = True
+    ):
         """The one decoder step: ``(state, token [B]) -> (state, logits [B, V], weights)``."""
         state, features, weights = self.features_step(state, token, memory, deterministic)
         return state, self.logits(features), weights
 
-    def teacher_forced_features(self, state: DecoderState, tgt_in: jax.Array,
-                                memory: Memory, deterministic: bool):
+    def teacher_forced_features(
+        self, state: DecoderState, tgt_in: jax.Array, memory: Memory, deterministic: bool
+    ):
         """Features ``[B, T, H]`` and weights ``[B, T, S]`` with every input the gold token."""
         if self.attention_in_recurrence:
+
             def body(module, carry, x_proj):
                 carry, features, weights = module.features_step(
-                    carry, None, memory, deterministic, x_proj)
+                    carry, None, memory, deterministic, x_proj
+                )
                 return carry, (features, weights)
 
-            scan = nn.scan(body, variable_broadcast="params",
-                           split_rngs={"params": False, "dropout": True},
-                           in_axes=0, out_axes=1, unroll=self.config.unroll)
+            scan = nn.scan(
+                body,
+                variable_broadcast="params",
+                split_rngs={"params": False, "dropout": True},
+                in_axes=0,
+                out_axes=1,
+                unroll=self.config.unroll,
+            )
             # The embeddings' share of the first layer's input: all steps in one matmul,
             # time-major [T, B, G*H] as the loop reads it (no transpose of G*H columns).
             x_proj = self._projected_tokens(tgt_in.T, deterministic)
@@ -222,14 +249,22 @@ class Decoder(nn.Module):
         context, weights = self._attend(x, memory) if self._has_attention else (None, None)
         return self._readout(x, context, deterministic), weights
 
-    def scheduled(self, state: DecoderState, tgt_in: jax.Array, forced: jax.Array,
-                  memory: Memory, sample: bool, deterministic: bool):
+    def scheduled(
+        self,
+        state: DecoderState,
+        tgt_in: jax.Array,
+        forced: jax.Array,
+        memory: Memory,
+        sample: bool,
+        deterministic: bool,
+    ):
         """Scheduled sampling (Bengio et al. 2015): logits ``[B, T, V]`` and weights.
 
         Where ``forced [B, T]`` is True the input is the gold token, elsewhere the
         model's own previous prediction: its argmax, or a sample from its softmax
         (rng stream "sample") when ``sample``.
         """
+
         def body(module, carry, inputs):
             state, predicted = carry
             gold, use_gold = inputs
@@ -241,8 +276,13 @@ class Decoder(nn.Module):
                 predicted = reductions.argmax(logits)
             return (state, predicted.astype(tgt_in.dtype)), (logits, weights)
 
-        scan = nn.scan(body, variable_broadcast="params",
-                       split_rngs={"params": False, "dropout": True, "sample": True},
-                       in_axes=1, out_axes=1, unroll=self.config.unroll)
+        scan = nn.scan(
+            body,
+            variable_broadcast="params",
+            split_rngs={"params": False, "dropout": True, "sample": True},
+            in_axes=1,
+            out_axes=1,
+            unroll=self.config.unroll,
+        )
         _, (logits, weights) = scan(self, (state, tgt_in[:, 0]), (tgt_in, forced))
         return logits, weights

@@ -27,8 +27,9 @@ class Encoder(nn.Module):
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, src: jax.Array, src_mask: jax.Array,
-                 deterministic: bool) -> tuple[tuple[Carry, ...], jax.Array]:
+    def __call__(
+        self, src: jax.Array, src_mask: jax.Array, deterministic: bool
+    ) -> tuple[tuple[Carry, ...], jax.Array]:
         """``src [B, S]`` -> (final carry per layer, memory ``[B, S, M]`` in source order)."""
         c = self.config
         if c.reverse_source:
@@ -36,8 +37,15 @@ class Encoder(nn.Module):
         x = nn.Embed(c.src_vocab_size, c.embed_dim, name="embed")(src)
         x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
         finals, memory = StackedEncoderRNN(
-            c.cell, c.hidden_size, c.encoder_layers, c.bidirectional, c.residual,
-            c.dropout, **c.loop_options, name="rnn")(x, src_mask, deterministic)
+            c.cell,
+            c.hidden_size,
+            c.encoder_layers,
+            c.bidirectional,
+            c.residual,
+            c.dropout,
+            **c.loop_options,
+            name="rnn",
+        )(x, src_mask, deterministic)
         if c.reverse_source:  # attention weights then line up with the original tokens
             memory = reverse_padded(memory, src_mask)
         return finals, memory

@@ -37,8 +37,9 @@ class ModelConfig:
     @classmethod
     def create(cls, src_vocab_size: int, tgt_vocab_size: int, **fields) -> "ModelConfig":
         """``config.model``'s defaults with ``fields`` changed."""
-        return cls(src_vocab_size, tgt_vocab_size,
-                   **{**model_section.defaults().to_dict(), **fields})
+        return cls(
+            src_vocab_size, tgt_vocab_size, **{**model_section.defaults().to_dict(), **fields}
+        )
 
     @property
     def memory_size(self) -> int:

@@ -28,8 +28,7 @@ def _chunk_sums(x, kernel, targets, weights, smoothing, dtype, with_grads):
       x: ``[S, c, K]`` features (with the ones column when there is a bias).
       kernel: ``[K, V]`` in ``dtype``; targets: ``[S, c]``; weights: ``[S, c]`` float.
     """
-    logits = jnp.einsum("sck,kv->scv", x.astype(dtype), kernel,
-                        preferred_element_type=jnp.float32)
+    logits = jnp.einsum("sck,kv->scv", x.astype(dtype), kernel, preferred_element_type=jnp.float32)
     top = logits.max(axis=-1)
     exp = jnp.exp(logits - top[..., None])
     total = exp.sum(axis=-1)
@@ -37,23 +36,25 @@ def _chunk_sums(x, kernel, targets, weights, smoothing, dtype, with_grads):
     nll = jnp.log(total) + top - gold
     loss = nll
     if smoothing:  # -mean_k log p_k = logsumexp - mean_k logits
-        loss = (1.0 - smoothing) * nll + smoothing * (
-            jnp.log(total) + top - logits.mean(axis=-1))
-    sums = {"loss": jnp.sum(loss * weights), "nll": jnp.sum(nll * weights),
-            "correct": jnp.sum((gold >= top) * weights)}
+        loss = (1.0 - smoothing) * nll + smoothing * (jnp.log(total) + top - logits.mean(axis=-1))
+    sums = {
+        "loss": jnp.sum(loss * weights),
+        "nll": jnp.sum(nll * weights),
+        "correct": jnp.sum((gold >= top) * weights),
+    }
     if not with_grads:
         return sums, None
     vocab = logits.shape[-1]
     q = smoothing / vocab + (1.0 - smoothing) * jax.nn.one_hot(targets, vocab)
     d_logits = (weights[..., None] * (exp / total[..., None] - q)).astype(dtype)
     d_x = jnp.einsum("scv,kv->sck", d_logits, kernel, preferred_element_type=jnp.float32)
-    d_kernel = jnp.einsum("sck,scv->skv", x.astype(dtype), d_logits,
-                          preferred_element_type=jnp.float32)
+    d_kernel = jnp.einsum(
+        "sck,scv->skv", x.astype(dtype), d_logits, preferred_element_type=jnp.float32
+    )
     return sums, (d_x, d_kernel)
 
 
-def _real_tokens_loop(x, kernel, order, targets, weights, smoothing, dtype, chunk,
-                      with_grads):
+def _real_tokens_loop(x, kernel, order, targets, weights, smoothing, dtype, chunk, with_grads):
     """Sums over the real tokens, and with ``with_grads`` the unscaled gradients with
     respect to ``x`` and ``kernel``.
 
@@ -72,24 +73,34 @@ def _real_tokens_loop(x, kernel, order, targets, weights, smoothing, dtype, chun
     kernel = kernel.astype(dtype)
     real = jnp.sum(weights > 0, axis=1).max()
     sums = {key: jnp.zeros((), jnp.float32) for key in ("loss", "nll", "correct")}
-    grads = (jnp.zeros(order.shape + x.shape[-1:], jnp.float32),
-             jnp.zeros((len(x),) + kernel.shape, jnp.float32)) if with_grads else None
+    grads = (
+        (
+            jnp.zeros(order.shape + x.shape[-1:], jnp.float32),
+            jnp.zeros((len(x),) + kernel.shape, jnp.float32),
+        )
+        if with_grads
+        else None
+    )
 
     def body(i, carry):
         sums, grads = carry
         start = i * chunk
-        rows, targets_i, weights_i = (jax.lax.dynamic_slice_in_dim(a, start, chunk, axis=1)
-                                      for a in (order, targets, weights))
+        rows, targets_i, weights_i = (
+            jax.lax.dynamic_slice_in_dim(a, start, chunk, axis=1) for a in (order, targets, weights)
+        )
         x_i = jnp.take_along_axis(x, rows[..., None], axis=1)
         if bias:
             x_i = jnp.concatenate([x_i, jnp.ones(x_i.shape[:2] + (1,), x_i.dtype)], -1)
-        chunk_sums, chunk_grads = _chunk_sums(x_i, kernel, targets_i, weights_i,
-                                              smoothing, dtype, with_grads)
+        chunk_sums, chunk_grads = _chunk_sums(
+            x_i, kernel, targets_i, weights_i, smoothing, dtype, with_grads
+        )
         sums = jax.tree.map(jnp.add, sums, chunk_sums)
         if with_grads:
-            d_x_i = chunk_grads[0][..., :x.shape[-1]]
-            grads = (jax.lax.dynamic_update_slice_in_dim(grads[0], d_x_i, start, 1),
-                     grads[1] + chunk_grads[1])
+            d_x_i = chunk_grads[0][..., : x.shape[-1]]
+            grads = (
+                jax.lax.dynamic_update_slice_in_dim(grads[0], d_x_i, start, 1),
+                grads[1] + chunk_grads[1],
+            )
         return sums, grads
 
     return jax.lax.fori_loop(0, (real + chunk - 1) // chunk, body, (sums, grads))
@@ -97,13 +108,13 @@ def _real_tokens_loop(x, kernel, order, targets, weights, smoothing, dtype, chun
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
 def _loss_sums(x, kernel, order, rank, targets, weights, smoothing, dtype, chunk):
-    return _real_tokens_loop(x, kernel, order, targets, weights, smoothing, dtype, chunk,
-                             False)[0]
+    return _real_tokens_loop(x, kernel, order, targets, weights, smoothing, dtype, chunk, False)[0]
 
 
 def _loss_sums_fwd(x, kernel, order, rank, targets, weights, smoothing, dtype, chunk):
-    sums, (d_x, d_kernel) = _real_tokens_loop(x, kernel, order, targets, weights,
-                                              smoothing, dtype, chunk, True)
+    sums, (d_x, d_kernel) = _real_tokens_loop(
+        x, kernel, order, targets, weights, smoothing, dtype, chunk, True
+    )
     d_x = jnp.take_along_axis(d_x, rank[..., None], axis=1)  # back to x's order
     return sums, (d_x, d_kernel.sum(axis=0))
 
@@ -117,10 +128,17 @@ def _loss_sums_bwd(smoothing, dtype, chunk, grads, cotangents):
 _loss_sums.defvjp(_loss_sums_fwd, _loss_sums_bwd)
 
 
-def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | None,
-                      targets: jax.Array, mask: jax.Array, label_smoothing: float = 0.0,
-                      chunk_tokens: int = 0, dtype=jnp.float32,
-                      shards: int = 1) -> dict[str, jax.Array]:
+def projected_metrics(
+    features: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array | None,
+    targets: jax.Array,
+    mask: jax.Array,
+    label_smoothing: float = 0.0,
+    chunk_tokens: int = 0,
+    dtype=jnp.float32,
+    shards: int = 1,
+) -> dict[str, jax.Array]:
     """Metric sums of the logits ``features @ kernel + bias`` over real tokens.
 
     Args:
@@ -145,8 +163,10 @@ def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | 
     chunk = chunk_tokens if 0 < chunk_tokens < per_shard else per_shard
     pad = -per_shard % chunk
 
-    x, targets, real = (a.reshape((shards, per_shard) + a.shape[2:])
-                        for a in (features.astype(jnp.float32), targets, mask))
+    x, targets, real = (
+        a.reshape((shards, per_shard) + a.shape[2:])
+        for a in (features.astype(jnp.float32), targets, mask)
+    )
     # order: real tokens first (stable); rank: the inverse, a token's place in order.
     order = jnp.argsort(~real, axis=1, stable=True)
     count = jnp.cumsum(real, axis=1)
@@ -156,6 +176,7 @@ def projected_metrics(features: jax.Array, kernel: jax.Array, bias: jax.Array | 
     weights = weights & (jnp.arange(per_shard + pad) < per_shard)
     if bias is not None:
         kernel = jnp.concatenate([kernel, bias[None].astype(kernel.dtype)])
-    sums = _loss_sums(x, kernel, order, rank, targets, weights.astype(jnp.float32),
-                      label_smoothing, dtype, chunk)
+    sums = _loss_sums(
+        x, kernel, order, rank, targets, weights.astype(jnp.float32), label_smoothing, dtype, chunk
+    )
     return {**sums, "tokens": jnp.sum(mask.astype(jnp.float32))}

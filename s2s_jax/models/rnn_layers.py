@@ -7,7 +7,7 @@ at its own last real token (for the backward direction: at its first token), and
 padded batch computes exactly what each sequence would compute alone.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,14 +39,16 @@ class RecurrentLayer(nn.Module):
     in_features: int = 0
 
     def setup(self):
-        self.core = CELLS[self.cell](self.features, dtype=self.dtype,
-                                     in_features=self.in_features, name="cell")
+        self.core = CELLS[self.cell](
+            self.features, dtype=self.dtype, in_features=self.in_features, name="cell"
+        )
 
     def initial_carry(self, batch_size: int) -> Carry:
         return self.core.initial_carry(batch_size)
 
-    def __call__(self, inputs: jax.Array, mask: Optional[jax.Array] = None,
-                 carry: Optional[Carry] = None) -> tuple[Carry, jax.Array]:
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array | None = None, carry: Carry | None = None
+    ) -> tuple[Carry, jax.Array]:
         """Runs the layer over a sequence.
 
         Args:
@@ -61,9 +63,14 @@ class RecurrentLayer(nn.Module):
             carry = self.initial_carry(inputs.shape[0])
         # All time steps in one matmul, time-major for the loop: transposing the
         # D-wide inputs and H-wide outputs is cheaper than the G*H-wide projections.
-        final, outputs = self.core.sequence(jnp.swapaxes(inputs, 0, 1), mask, carry,
-                                            reverse=self.reverse, unroll=self.unroll,
-                                            remat=self.remat)
+        final, outputs = self.core.sequence(
+            jnp.swapaxes(inputs, 0, 1),
+            mask,
+            carry,
+            reverse=self.reverse,
+            unroll=self.unroll,
+            remat=self.remat,
+        )
         return final, jnp.swapaxes(outputs, 0, 1)
 
     def project(self, inputs: jax.Array) -> jax.Array:
@@ -71,8 +78,9 @@ class RecurrentLayer(nn.Module):
         D' features, for ``step``'s ``x_proj``."""
         return self.core.project(inputs)
 
-    def step(self, carry: Carry, inputs: jax.Array,
-             x_proj: Optional[jax.Array] = None) -> tuple[Carry, jax.Array]:
+    def step(
+        self, carry: Carry, inputs: jax.Array, x_proj: jax.Array | None = None
+    ) -> tuple[Carry, jax.Array]:
         """One time step: ``inputs [batch, in_features] -> (carry, h [batch, H])``.
 
         With ``x_proj = project(first)`` given, ``inputs`` holds only the features
@@ -96,7 +104,8 @@ class BidirectionalLayer(nn.Module):
     def __call__(self, inputs: jax.Array, mask: jax.Array) -> tuple[Carry, jax.Array]:
         """``[batch, time, D], [batch, time] -> (carry of [batch, 2H], [batch, time, 2H])``."""
         make = lambda reverse, name: RecurrentLayer(  # noqa: E731
-            self.cell, self.features, reverse, self.unroll, self.remat, self.dtype, name=name)
+            self.cell, self.features, reverse, self.unroll, self.remat, self.dtype, name=name
+        )
         fwd_carry, fwd = make(False, "forward")(inputs, mask)
         bwd_carry, bwd = make(True, "backward")(inputs, mask)
         carry = tuple(jnp.concatenate(pair, axis=-1) for pair in zip(fwd_carry, bwd_carry))
@@ -127,14 +136,16 @@ class StackedEncoderRNN(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, inputs: jax.Array, mask: jax.Array,
-                 deterministic: bool) -> tuple[Sequence[Carry], jax.Array]:
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array, deterministic: bool
+    ) -> tuple[Sequence[Carry], jax.Array]:
         """``[batch, time, D] -> (final carry per layer, outputs [batch, time, H or 2H])``."""
         finals = []
         x = inputs
         for i in range(self.num_layers):
-            options = dict(unroll=self.unroll, remat=self.remat, dtype=self.dtype,
-                           name=f"layer_{i}")
+            options = dict(
+                unroll=self.unroll, remat=self.remat, dtype=self.dtype, name=f"layer_{i}"
+            )
             if self.bidirectional:
                 layer = BidirectionalLayer(self.cell, self.features, **options)
             else:

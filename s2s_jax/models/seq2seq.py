@@ -11,8 +11,6 @@ step function and its whole-target fast path); the model's hyper-parameters in
 `model_config`.
 """
 
-from typing import Optional
-
 import jax
 from flax import linen as nn
 
@@ -35,8 +33,9 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(self.config, name="encoder")
         self.decoder = Decoder(self.config, name="decoder")
 
-    def encode(self, src: jax.Array, src_mask: jax.Array,
-               deterministic: bool = True) -> tuple[DecoderState, Memory]:
+    def encode(
+        self, src: jax.Array, src_mask: jax.Array, deterministic: bool = True
+    ) -> tuple[DecoderState, Memory]:
         """``src [B, S]``, ``src_mask [B, S]`` -> decoder initial state and memory."""
         finals, values = self.encoder(src, src_mask, deterministic)
         return self.decoder.start(finals, values, src_mask)
@@ -46,8 +45,9 @@ class Seq2Seq(nn.Module):
         the memory may hold one row per G consecutive rows (``Decoder.features_step``)."""
         return self.decoder.step(state, token, memory)
 
-    def teacher_forced_pre_logits(self, src: jax.Array, src_mask: jax.Array,
-                                  tgt_in: jax.Array, deterministic: bool = True):
+    def teacher_forced_pre_logits(
+        self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array, deterministic: bool = True
+    ):
         """Training's fast path, up to the output matmul.
 
         Returns:
@@ -55,13 +55,18 @@ class Seq2Seq(nn.Module):
           ``[V]`` (or None): the logits are ``features @ kernel + bias``.
         """
         state, memory = self.encode(src, src_mask, deterministic)
-        features, _ = self.decoder.teacher_forced_features(state, tgt_in, memory,
-                                                           deterministic)
+        features, _ = self.decoder.teacher_forced_features(state, tgt_in, memory, deterministic)
         return (self.decoder.pre_logits(features),) + self.decoder.output_weights()
 
-    def __call__(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array,
-                 forced: Optional[jax.Array] = None, sample: bool = False,
-                 deterministic: bool = True):
+    def __call__(
+        self,
+        src: jax.Array,
+        src_mask: jax.Array,
+        tgt_in: jax.Array,
+        forced: jax.Array | None = None,
+        sample: bool = False,
+        deterministic: bool = True,
+    ):
         """Training forward pass.
 
         Args:
@@ -77,7 +82,8 @@ class Seq2Seq(nn.Module):
         """
         state, memory = self.encode(src, src_mask, deterministic)
         if forced is None:
-            features, weights = self.decoder.teacher_forced_features(state, tgt_in, memory,
-                                                                     deterministic)
+            features, weights = self.decoder.teacher_forced_features(
+                state, tgt_in, memory, deterministic
+            )
             return self.decoder.logits(features), weights
         return self.decoder.scheduled(state, tgt_in, forced, memory, sample, deterministic)

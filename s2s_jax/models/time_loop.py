@@ -22,7 +22,7 @@ writes one gradient stream, ``d(x_t + r_t)``, which is both ``d x_t`` and ``d r_
 """
 
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,27 +52,27 @@ def _low_precision_matmul_bwd(dtype, residuals, d_y):
     x_low, kernel_low = residuals
     d_y = d_y.astype(dtype)
     leading = tuple(range(d_y.ndim - 1))
-    d_kernel = jnp.tensordot(x_low, d_y, (leading, leading),
-                             preferred_element_type=jnp.float32)
+    d_kernel = jnp.tensordot(x_low, d_y, (leading, leading), preferred_element_type=jnp.float32)
     return _matmul(d_y, kernel_low.T, dtype), d_kernel
 
 
 _low_precision_matmul.defvjp(_low_precision_matmul_fwd, _low_precision_matmul_bwd)
 
 
-def dense(x: jax.Array, kernel: jax.Array, bias: Optional[jax.Array],
-          dtype=jnp.float32) -> jax.Array:
+def dense(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, dtype=jnp.float32) -> jax.Array:
     """``x [..., D] @ kernel [D, F] (+ bias)``, multiplied in ``dtype``, float32 out."""
     if jnp.dtype(dtype) == jnp.float32:
         y = _matmul(x, kernel, dtype)
     else:  # float32 operands: the casts' VJPs return the gradients in x's and kernel's dtypes
-        y = _low_precision_matmul(x.astype(jnp.float32), kernel.astype(jnp.float32),
-                                  jnp.dtype(dtype))
+        y = _low_precision_matmul(
+            x.astype(jnp.float32), kernel.astype(jnp.float32), jnp.dtype(dtype)
+        )
     return y if bias is None else y + bias.astype(jnp.float32)
 
 
-def time_and_batch_matmul(x: jax.Array, d: jax.Array, dtype=jnp.float32,
-                          batch_sharded: bool = False) -> jax.Array:
+def time_and_batch_matmul(
+    x: jax.Array, d: jax.Array, dtype=jnp.float32, batch_sharded: bool = False
+) -> jax.Array:
     """``sum over t, b of x[t, b]^T d[t, b]``: ``x [T, B, H]``, ``d [T, B, G]`` ->
     ``[H, G]`` float32, multiplied in ``dtype``.
 
@@ -84,23 +84,25 @@ def time_and_batch_matmul(x: jax.Array, d: jax.Array, dtype=jnp.float32,
     x, d = x.astype(dtype), d.astype(dtype)
     if batch_sharded:
         return jnp.einsum("tbh,tbg->hg", x, d, preferred_element_type=jnp.float32)
-    return jnp.dot(x.reshape(-1, x.shape[-1]).T, d.reshape(-1, d.shape[-1]),
-                   preferred_element_type=jnp.float32)
+    return jnp.dot(
+        x.reshape(-1, x.shape[-1]).T, d.reshape(-1, d.shape[-1]), preferred_element_type=jnp.float32
+    )
 
 
-def _masked(update: Update, x: jax.Array, r: jax.Array, carry: Carry,
-            mask: Optional[jax.Array]) -> tuple[Carry, jax.Array]:
+def _masked(
+    update: Update, x: jax.Array, r: jax.Array, carry: Carry, mask: jax.Array | None
+) -> tuple[Carry, jax.Array]:
     new, h = update(x, r, carry)
     if mask is None:
         return new, h
     keep = mask[:, None]
-    return (tuple(jnp.where(keep, n, o) for n, o in zip(new, carry)),
-            jnp.where(keep, h, 0.0))
+    return (tuple(jnp.where(keep, n, o) for n, o in zip(new, carry)), jnp.where(keep, h, 0.0))
 
 
 def _run(update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry):
     """The forward loop over time-major inputs: (final carry, outputs, what the update
     saw per step (``r``, or ``x + r`` when additive), carry before each step)."""
+
     def body(carry, inputs):
         x, mask = inputs
         r = dense(carry[0], kernel, bias, dtype)
@@ -113,25 +115,32 @@ def _run(update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carr
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5))
-def _recurrence(update, dtype, reverse, unroll, remat, additive, kernel, bias, xs, masks,
-                carry):
-    final, (hs, _, _) = _run(update, dtype, reverse, unroll, additive, kernel, bias, xs,
-                             masks, carry)
+def _recurrence(update, dtype, reverse, unroll, remat, additive, kernel, bias, xs, masks, carry):
+    final, (hs, _, _) = _run(
+        update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry
+    )
     return final, hs
 
 
-def _recurrence_fwd(update, dtype, reverse, unroll, remat, additive, kernel, bias, xs,
-                    masks, carry):
-    final, (hs, rs, befores) = _run(update, dtype, reverse, unroll, additive, kernel, bias,
-                                    xs, masks, carry)
+def _recurrence_fwd(
+    update, dtype, reverse, unroll, remat, additive, kernel, bias, xs, masks, carry
+):
+    final, (hs, rs, befores) = _run(
+        update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry
+    )
     # An additive update's saved ``x + r`` is all its backward step needs.
     keep_xs = remat or not additive
-    return (final, hs), (kernel, bias, xs if keep_xs else None, masks,
-                         None if remat else rs, befores)
+    return (final, hs), (
+        kernel,
+        bias,
+        xs if keep_xs else None,
+        masks,
+        None if remat else rs,
+        befores,
+    )
 
 
-def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals,
-                    cotangents):
+def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals, cotangents):
     kernel, bias, xs, masks, rs, befores = residuals
     d_final, d_hs = cotangents
 
@@ -150,11 +159,13 @@ def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals,
         d_h_prev = d_before[0] + dense(d_r, kernel.T, None, dtype)
         return (d_h_prev,) + tuple(d_before[1:]), (d_x, d_r)
 
-    d_carry, (d_xs, d_rs) = jax.lax.scan(body, d_final, (xs, masks, rs, befores, d_hs),
-                                         reverse=not reverse, unroll=unroll)
+    d_carry, (d_xs, d_rs) = jax.lax.scan(
+        body, d_final, (xs, masks, rs, befores, d_hs), reverse=not reverse, unroll=unroll
+    )
     # Weight gradients: one matmul over every (time step, row) pair.
-    d_kernel = time_and_batch_matmul(befores[0], d_rs, dtype,
-                                     jax.device_count() > 1).astype(kernel.dtype)
+    d_kernel = time_and_batch_matmul(befores[0], d_rs, dtype, jax.device_count() > 1).astype(
+        kernel.dtype
+    )
     d_bias = None if bias is None else d_rs.sum(axis=(0, 1)).astype(bias.dtype)
     return d_kernel, d_bias, d_rs if additive else d_xs, None, d_carry
 
@@ -162,10 +173,20 @@ def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals,
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
-               x_proj: jax.Array, mask: Optional[jax.Array], carry: Carry, *,
-               reverse: bool = False, unroll: int = 1, remat: bool = False,
-               additive: bool = False, dtype=jnp.float32) -> tuple[Carry, jax.Array]:
+def recurrence(
+    update: Update,
+    kernel: jax.Array,
+    bias: jax.Array | None,
+    x_proj: jax.Array,
+    mask: jax.Array | None,
+    carry: Carry,
+    *,
+    reverse: bool = False,
+    unroll: int = 1,
+    remat: bool = False,
+    additive: bool = False,
+    dtype=jnp.float32,
+) -> tuple[Carry, jax.Array]:
     """Runs a cell over a sequence.
 
     Args:
@@ -186,5 +207,6 @@ def recurrence(update: Update, kernel: jax.Array, bias: Optional[jax.Array],
       the final carry and the outputs ``[T, B, H]`` (time-major).
     """
     mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
-    return _recurrence(update, dtype, reverse, unroll, remat, additive, kernel, bias, x_proj,
-                       mask, tuple(carry))
+    return _recurrence(
+        update, dtype, reverse, unroll, remat, additive, kernel, bias, x_proj, mask, tuple(carry)
+    )

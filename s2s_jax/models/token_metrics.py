@@ -11,8 +11,9 @@ import numpy as np
 from s2s_jax.models import reductions
 
 
-def token_losses(logits: jax.Array, targets: jax.Array,
-                 label_smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
+def token_losses(
+    logits: jax.Array, targets: jax.Array, label_smoothing: float = 0.0
+) -> tuple[jax.Array, jax.Array]:
     """Per-token smoothed loss and plain negative log-likelihood, each ``[B, T]``.
 
     With smoothing eps the target distribution is (1 - eps) on the gold token plus
@@ -26,8 +27,9 @@ def token_losses(logits: jax.Array, targets: jax.Array,
     return smoothed, nll
 
 
-def sequence_metrics(logits: jax.Array, targets: jax.Array, mask: jax.Array,
-                     label_smoothing: float = 0.0) -> dict[str, jax.Array]:
+def sequence_metrics(
+    logits: jax.Array, targets: jax.Array, mask: jax.Array, label_smoothing: float = 0.0
+) -> dict[str, jax.Array]:
     """Sums over real tokens (``mask [B, T]``); padding never counts.
 
     Returns ``loss`` (smoothed, what is optimised), ``nll``, ``correct`` (argmax hits)

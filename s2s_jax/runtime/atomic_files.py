@@ -10,8 +10,7 @@ def write_atomically(path: str, data: bytes | str) -> None:
     renames it to ``path``."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp_path = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                    suffix=".tmp")
+    fd, tmp_path = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

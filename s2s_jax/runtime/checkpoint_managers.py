@@ -91,13 +91,18 @@ def latest_manager(directory: str, keep: int) -> ocp.CheckpointManager:
         options=ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.LatestN(n=keep),
             multiprocessing_options=ocp.options.MultiprocessingOptions(
-                barrier_sync_key_prefix="latest"),
+                barrier_sync_key_prefix="latest"
+            ),
         ),
     )
 
 
-def best_manager(directory: str, metric_fn: Callable[[dict[str, float]], float],
-                 best_mode: Literal["max", "min"], keep_best: int) -> ocp.CheckpointManager:
+def best_manager(
+    directory: str,
+    metric_fn: Callable[[dict[str, float]], float],
+    best_mode: Literal["max", "min"],
+    keep_best: int,
+) -> ocp.CheckpointManager:
     """The manager of the ``keep_best`` best steps in ``directory`` by ``metric_fn``
     of their metrics."""
     return ocp.CheckpointManager(
@@ -115,6 +120,7 @@ def best_manager(directory: str, metric_fn: Callable[[dict[str, float]], float],
                 keep_checkpoints_without_metrics=False,
             ),
             multiprocessing_options=ocp.options.MultiprocessingOptions(
-                barrier_sync_key_prefix="best"),
+                barrier_sync_key_prefix="best"
+            ),
         ),
     )

@@ -40,8 +40,7 @@ PyTree = Any
 
 def _not_orbax_info(record: std_logging.LogRecord) -> bool:
     """Orbax logs dozens of INFO lines per save through absl; keep its warnings only."""
-    return (record.levelno >= std_logging.WARNING
-            or f"{os.sep}orbax{os.sep}" not in record.pathname)
+    return record.levelno >= std_logging.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
 
 
 std_logging.getLogger("absl").addFilter(_not_orbax_info)
@@ -102,17 +101,20 @@ class Checkpointer:
         for kind in ("checkpoints", "best"):
             checkpoint_managers.remove_unfinished_saves(os.path.join(workdir, kind))
         self._latest = checkpoint_managers.latest_manager(
-            os.path.join(workdir, "checkpoints"), keep)
+            os.path.join(workdir, "checkpoints"), keep
+        )
 
         def metric_fn(metrics: dict[str, float]) -> float:
             return metrics[best_metric]
 
         checkpoint_managers.set_aside_unreadable_metrics(os.path.join(workdir, "best"))
         self._best = checkpoint_managers.best_manager(
-            os.path.join(workdir, "best"), metric_fn, best_mode, keep_best)
+            os.path.join(workdir, "best"), metric_fn, best_mode, keep_best
+        )
         # The metric of each kept best checkpoint by step, read back from disk once.
         self._best_values: dict[int, float] = {
-            step: metric_fn(self._best.metrics(step)) for step in self._best.all_steps()}
+            step: metric_fn(self._best.metrics(step)) for step in self._best.all_steps()
+        }
         # Steps saved whose checksums are still to be written, once their files are.
         self._unsealed: list[tuple[ocp.CheckpointManager, int]] = []
 
@@ -161,7 +163,8 @@ class Checkpointer:
         metric_value = float(metric_value)
         values = list(self.best_values().values())
         if not math.isfinite(metric_value) or (
-                len(values) >= self.keep_best and not self._better(metric_value, values[-1])):
+            len(values) >= self.keep_best and not self._better(metric_value, values[-1])
+        ):
             return False
         self._seal_written()
         self._best_values.pop(step, None)
@@ -178,7 +181,7 @@ class Checkpointer:
         )
         self._unsealed.append((self._best, step))
         self._best_values[step] = metric_value
-        self._best_values = dict(list(self.best_values().items())[:self.keep_best])
+        self._best_values = dict(list(self.best_values().items())[: self.keep_best])
         return True
 
     def _better(self, value: float, than: float) -> bool:
@@ -188,8 +191,7 @@ class Checkpointer:
         """The metric value of each kept best checkpoint by step, the best first
         (among equals the later step first: the one Orbax's `BestN` keeps)."""
         sign = -1 if self.best_mode == "max" else 1
-        return dict(sorted(self._best_values.items(),
-                           key=lambda item: (sign * item[1], -item[0])))
+        return dict(sorted(self._best_values.items(), key=lambda item: (sign * item[1], -item[0])))
 
     def latest_step(self) -> int | None:
         """Returns the latest finished (or in-flight) step, or None."""
@@ -250,8 +252,9 @@ class Checkpointer:
             raise FileNotFoundError(f"No checkpoint found in {manager.directory}.")
         return self._restore_first_readable(candidates, target)
 
-    def _restore_first_readable(self, candidates: list[tuple[ocp.CheckpointManager, int]],
-                                target: PyTree) -> PyTree:
+    def _restore_first_readable(
+        self, candidates: list[tuple[ocp.CheckpointManager, int]], target: PyTree
+    ) -> PyTree:
         """Restores the first of ``candidates`` (manager, step) that every process can
         read, then sets aside the damaged ones before it (see `restore`)."""
         errors: dict[tuple[ocp.CheckpointManager, int], Exception] = {}
@@ -264,13 +267,19 @@ class Checkpointer:
                 for damaged in errors:
                     self._set_aside(*damaged)
                 return restored
-            logging.warning("Cannot restore checkpoint %s of %s (%s: %s).", candidate[1],
-                            candidate[0].directory, type(error).__name__, error)
+            logging.warning(
+                "Cannot restore checkpoint %s of %s (%s: %s).",
+                candidate[1],
+                candidate[0].directory,
+                type(error).__name__,
+                error,
+            )
             errors[candidate] = error
         raise RuntimeError(
             f"No checkpoint in {self._latest.directory} or {self._best.directory} can be "
             f"restored (steps {[step for _, step in errors]}); the first one's error is "
-            "above.") from errors[candidates[0]]
+            "above."
+        ) from errors[candidates[0]]
 
     def _set_aside(self, manager: ocp.CheckpointManager, step: int) -> None:
         """Moves a damaged step out of the manager's sight (`checkpoint_managers.set_aside`)
@@ -279,8 +288,9 @@ class Checkpointer:
         if manager is self._best:
             self._best_values.pop(step, None)
 
-    def restore_params(self, abstract_params: PyTree, step: int,
-                       which: Literal["latest", "best"] = "latest") -> PyTree:
+    def restore_params(
+        self, abstract_params: PyTree, step: int, which: Literal["latest", "best"] = "latest"
+    ) -> PyTree:
         """Reads only the parameters of checkpoint `step` of `which`: no optimizer
         state is read or allocated (what eval, translate and export need).
 
@@ -302,8 +312,11 @@ class Checkpointer:
         restored = ocp.PyTreeCheckpointer().restore(
             os.path.join(manager.directory, str(step), _ITEM),
             args=ocp.args.PyTreeRestore(
-                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                partial_restore=True))
+                item=target,
+                restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                partial_restore=True,
+            ),
+        )
         return restored["params"]
 
     @staticmethod

@@ -54,8 +54,10 @@ def _file_checksums(step_dir: str, algorithm: str = "crc32c") -> dict[str, str]:
 
 def seal(step_dir: str) -> None:
     """Writes ``step_dir``'s CHECKSUMS (atomically: complete or absent)."""
-    write_atomically(os.path.join(step_dir, CHECKSUMS),
-                     json.dumps({"crc32c": _file_checksums(step_dir)}, indent=0))
+    write_atomically(
+        os.path.join(step_dir, CHECKSUMS),
+        json.dumps({"crc32c": _file_checksums(step_dir)}, indent=0),
+    )
 
 
 def verify(step_dir: str) -> None:

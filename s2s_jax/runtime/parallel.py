@@ -8,7 +8,8 @@ contributes its local rows of the global batch.
 
 import math
 import os
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -35,15 +36,20 @@ def initialize_distributed(config) -> None:
         try:
             jax.distributed.initialize()
         except ValueError as error:  # no cluster found: a config problem, not a bug
-            raise ConfigError("config.distributed.coordinator_address='auto' found no "
-                              f"cluster to join: {error}") from error
+            raise ConfigError(
+                f"config.distributed.coordinator_address='auto' found no cluster to join: {error}"
+            ) from error
     elif dist.coordinator_address:
-        jax.distributed.initialize(dist.coordinator_address, dist.num_processes,
-                                   dist.process_id)
+        jax.distributed.initialize(dist.coordinator_address, dist.num_processes, dist.process_id)
     else:
         return
-    logging.info("jax.distributed: process %d of %d, %d of %d devices", jax.process_index(),
-                 jax.process_count(), jax.local_device_count(), jax.device_count())
+    logging.info(
+        "jax.distributed: process %d of %d, %d of %d devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
     if jax.process_index() > 0:
         logging.set_verbosity(logging.WARNING)
 
@@ -70,8 +76,9 @@ def process_0_first(fn: Callable[..., T], *args) -> T:
 
 def make_mesh() -> Mesh:
     """All devices of all processes on the ``data`` axis (XLA propagates shardings)."""
-    return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                         axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.make_mesh(
+        (jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,)
+    )
 
 
 def data_shards(rows: int) -> int:
@@ -98,15 +105,16 @@ def process_rows(global_batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """This process's contiguous share of the rows of a global batch."""
     count, index = jax.process_count(), jax.process_index()
     rows = len(next(iter(global_batch.values()))) // count
-    return {key: value[index * rows:(index + 1) * rows]
-            for key, value in global_batch.items()}
+    return {key: value[index * rows : (index + 1) * rows] for key, value in global_batch.items()}
 
 
 def shard_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """This process's rows ``[local_batch, ...]`` -> global arrays sharded on ``data``."""
     sharding = batch_sharded(mesh)
-    return {key: jax.make_array_from_process_local_data(sharding, value)
-            for key, value in local_batch.items()}
+    return {
+        key: jax.make_array_from_process_local_data(sharding, value)
+        for key, value in local_batch.items()
+    }
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -10,18 +10,16 @@ or else the checkpoint ``config.eval`` names. No training data is read.
 import copy
 import dataclasses
 import os
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import ml_collections
 from absl import logging
 
-from s2s_jax.runtime import checkpointing, parallel
-
-from s2s_jax.training import model_files
-
-from s2s_jax.evaluation import evaluate, parameters
 from s2s_jax.data.sources import load_vocabularies
 from s2s_jax.decoding.translator import Translator
+from s2s_jax.evaluation import evaluate, parameters
+from s2s_jax.runtime import checkpointing, parallel
+from s2s_jax.training import model_files
 
 PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alone)
 
@@ -30,10 +28,10 @@ PARAMS_DIR = "params"  # an export's parameters (an Orbax checkpoint of them alo
 class Model(Translator):
     """A trained translator, as ``s2s_jax.load`` returns it::
 
-        model = s2s_jax.load("exports/en-de")          # an export, or a trained workdir
-        model.translate(["A man rides a bike."])        # ["Ein Mann fährt Fahrrad."]
-        model.translate(sources, beam_size=5, n_best=3, return_scores=True)
-        model.score(sources, references)               # {"bleu": ..., "bleu_signature": ...}
+    model = s2s_jax.load("exports/en-de")          # an export, or a trained workdir
+    model.translate(["A man rides a bike."])        # ["Ein Mann fährt Fahrrad."]
+    model.translate(sources, beam_size=5, n_best=3, return_scores=True)
+    model.score(sources, references)               # {"bleu": ..., "bleu_signature": ...}
     """
 
     def score(self, sources: Iterable[str], references: Iterable[str]) -> dict:
@@ -50,7 +48,7 @@ def is_export(path: str) -> bool:
     return os.path.isdir(os.path.join(path, PARAMS_DIR))
 
 
-def resolved_config(path: str, config: Optional[ml_collections.ConfigDict] = None):
+def resolved_config(path: str, config: ml_collections.ConfigDict | None = None):
     """(the config stored in ``path``, the config to use): ``config`` if given, after
     checking it describes the same model, else the stored one."""
     stored = model_files.read_config(path)
@@ -66,13 +64,17 @@ def store_model_files(workdir: str, config: ml_collections.ConfigDict) -> None:
     vocabulary cache) and stored with the config, once; then it needs neither again."""
     if model_files.has_config(workdir) or not parameters.has_checkpoints(workdir):
         return
-    model_files.write(workdir, config,
-                      *parallel.process_0_first(load_vocabularies, config, workdir))
-    logging.warning("%s had no %s: wrote it and the vocabularies, from the given config",
-                    workdir, model_files.CONFIG_FILE)
+    model_files.write(
+        workdir, config, *parallel.process_0_first(load_vocabularies, config, workdir)
+    )
+    logging.warning(
+        "%s had no %s: wrote it and the vocabularies, from the given config",
+        workdir,
+        model_files.CONFIG_FILE,
+    )
 
 
-def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Model:
+def load(path: str, config: ml_collections.ConfigDict | None = None) -> Model:
     """The model in ``path`` (an export or a workdir) with its parameters.
 
     ``config``: the stored config with changes that leave the model as it is
@@ -82,8 +84,9 @@ def load(path: str, config: Optional[ml_collections.ConfigDict] = None) -> Model
     return load_with_steps(path, config)[0]
 
 
-def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = None
-                    ) -> tuple[Model, list[int]]:
+def load_with_steps(
+    path: str, config: ml_collections.ConfigDict | None = None
+) -> tuple[Model, list[int]]:
     """``load``, and the checkpoint steps whose (mean) parameters it holds."""
     stored, config = resolved_config(path, config)
     translator = Model.build(config, *model_files.read_vocabs(path))
@@ -91,11 +94,11 @@ def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = Non
     if is_export(path):
         params = checkpointing.restore_tree(os.path.join(path, PARAMS_DIR), abstract)
         return dataclasses.replace(translator, params=params), list(
-            model_files.read_record(path).get("export", {}).get("parameters_of_steps", []))
+            model_files.read_record(path).get("export", {}).get("parameters_of_steps", [])
+        )
     checkpointer = parameters.open_checkpointer(config, path)
     try:
-        params, steps, decoding = parameters.restore_reported(checkpointer, abstract, config,
-                                                              path)
+        params, steps, decoding = parameters.restore_reported(checkpointer, abstract, config, path)
     finally:
         checkpointer.close()
     config = _with_decoding(config, stored, decoding)
@@ -105,8 +108,7 @@ def load_with_steps(path: str, config: Optional[ml_collections.ConfigDict] = Non
 def _with_decoding(config, stored, decoding: dict):
     """``config`` with the reported ``decoding`` settings, except those that ``config``
     changes from the ``stored`` one (a user's override wins)."""
-    chosen = {key: value for key, value in decoding.items()
-              if config.eval[key] == stored.eval[key]}
+    chosen = {key: value for key, value in decoding.items() if config.eval[key] == stored.eval[key]}
     if not chosen:
         return config
     config = copy.deepcopy(config)

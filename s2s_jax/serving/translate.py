@@ -12,7 +12,8 @@ compiled shape. Bytes that are not UTF-8 reach the model as U+FFFD (see ``main``
 
 import itertools
 import sys
-from typing import Iterator, TextIO
+from collections.abc import Iterator
+from typing import TextIO
 
 from absl import logging
 
@@ -31,8 +32,12 @@ def read_lines(source: TextIO, max_chars: int) -> Iterator[str]:
             rest = source.readline(max_chars)
             skipped += len(rest.rstrip("\r\n"))
         if skipped:
-            logging.warning("input line %d has %d characters; reading its first %d",
-                            number, len(line) + skipped, len(line))
+            logging.warning(
+                "input line %d has %d characters; reading its first %d",
+                number,
+                len(line) + skipped,
+                len(line),
+            )
         yield line
 
 
@@ -45,6 +50,5 @@ def run(translator: Translator, source: TextIO = sys.stdin, sink: TextIO = sys.s
         if n_best == 1:
             sink.write(hypotheses[0][0] + "\n")
         else:
-            sink.writelines(f"{index} ||| {text} ||| {score:.4f}\n"
-                            for text, score in hypotheses)
+            sink.writelines(f"{index} ||| {text} ||| {score:.4f}\n" for text, score in hypotheses)
         sink.flush()

@@ -17,16 +17,16 @@ import importlib.metadata
 import json
 import os
 import subprocess
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import ml_collections
 
-from s2s_jax.runtime.atomic_files import write_atomically
 from s2s_jax.config import RENAMED, ConfigError, base_config
 from s2s_jax.config.checks import get
 from s2s_jax.data.vocab import Vocab
 from s2s_jax.data.vocab_files import load_vocab, same_vocab, save_vocab, vocab_path
+from s2s_jax.runtime.atomic_files import write_atomically
 
 CONFIG_FILE = "config.json"
 VOCAB_STEMS = ("source_vocab", "target_vocab")
@@ -35,19 +35,26 @@ VOCAB_STEMS = ("source_vocab", "target_vocab")
 # vocabularies that its ids index. Every other field (decoding, batch sizes, data
 # paths, training) may differ between training and a later use.
 _MODEL_FIELDS_THAT_MAY_CHANGE = ("unroll", "remat", "dtype")  # speed and precision only
-_VOCABULARY_FIELDS = ("tokenizer", "vocab_size", "spm_model_type", "joint_vocab",
-                      "src_lang", "tgt_lang")
+_VOCABULARY_FIELDS = (
+    "tokenizer",
+    "vocab_size",
+    "spm_model_type",
+    "joint_vocab",
+    "src_lang",
+    "tgt_lang",
+)
 
 
 def model_defining_fields(config: ml_collections.ConfigDict) -> list[str]:
     """The dotted names of the fields that ``check_same_model`` compares."""
-    return ([f"model.{key}" for key in config.model
-             if key not in _MODEL_FIELDS_THAT_MAY_CHANGE]
-            + [f"data.{key}" for key in _VOCABULARY_FIELDS])
+    return [f"model.{key}" for key in config.model if key not in _MODEL_FIELDS_THAT_MAY_CHANGE] + [
+        f"data.{key}" for key in _VOCABULARY_FIELDS
+    ]
 
 
-def check_same_model(stored: ml_collections.ConfigDict, given: ml_collections.ConfigDict,
-                     directory: str) -> None:
+def check_same_model(
+    stored: ml_collections.ConfigDict, given: ml_collections.ConfigDict, directory: str
+) -> None:
     """Raises ConfigError naming the first model-defining field where ``given``
     differs from ``stored`` (the config in ``directory``), with both values."""
     for field in model_defining_fields(stored):
@@ -56,7 +63,8 @@ def check_same_model(stored: ml_collections.ConfigDict, given: ml_collections.Co
             raise ConfigError(
                 f"config.{field}={now!r} differs from the trained model's {was!r} "
                 f"({os.path.join(directory, CONFIG_FILE)}); a trained model's architecture "
-                "and vocabulary cannot change: drop the override, or train a new workdir")
+                "and vocabulary cannot change: drop the override, or train a new workdir"
+            )
 
 
 def _plain(value: Any) -> Any:
@@ -64,15 +72,24 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _git_commit() -> Optional[str]:
+def _git_commit() -> str | None:
     """The commit of the package's checkout, "+dirty" with local changes; None outside
     a git checkout."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -84,12 +101,20 @@ def provenance() -> dict:
         version = importlib.metadata.version("s2s_jax")
     except importlib.metadata.PackageNotFoundError:
         version = None
-    return {"s2s_jax_version": version, "git_commit": _git_commit(),
-            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "s2s_jax_version": version,
+        "git_commit": _git_commit(),
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
-def write(directory: str, config: ml_collections.ConfigDict, src_vocab: Vocab,
-          tgt_vocab: Vocab, **extra: Any) -> None:
+def write(
+    directory: str,
+    config: ml_collections.ConfigDict,
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    **extra: Any,
+) -> None:
     """Writes ``config.json`` (with the ``extra`` keys) and the vocabularies into
     ``directory`` (process 0)."""
     if jax.process_index() != 0:
@@ -98,8 +123,9 @@ def write(directory: str, config: ml_collections.ConfigDict, src_vocab: Vocab,
     for vocab, stem in zip((src_vocab, tgt_vocab), VOCAB_STEMS):
         save_vocab(vocab, os.path.join(directory, stem))
     record = {**provenance(), **extra, "config": config.to_dict()}
-    write_atomically(os.path.join(directory, CONFIG_FILE),
-                     json.dumps(record, indent=2, ensure_ascii=False))
+    write_atomically(
+        os.path.join(directory, CONFIG_FILE), json.dumps(record, indent=2, ensure_ascii=False)
+    )
 
 
 def has_config(directory: str) -> bool:
@@ -117,9 +143,11 @@ def read_record(directory: str) -> dict:
             raise ValueError("no 'config' object")
         return record
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; is {directory!r} a workdir trained by "
-                          "s2s_jax, or an export? (a workdir trained before config.json "
-                          "existed needs its --config once)") from None
+        raise ConfigError(
+            f"{path}: no such file; is {directory!r} a workdir trained by "
+            "s2s_jax, or an export? (a workdir trained before config.json "
+            "existed needs its --config once)"
+        ) from None
     except (OSError, ValueError, AttributeError) as error:
         raise ConfigError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
 
@@ -145,8 +173,9 @@ def _rename_old_fields(stored: dict) -> None:
 def _update(config: ml_collections.ConfigDict, stored: dict, path: str, prefix: str) -> None:
     for key, value in stored.items():
         if key not in config:
-            raise ConfigError(f"{path}: unknown field {prefix}.{key} (written by another "
-                              "version of s2s_jax?)")
+            raise ConfigError(
+                f"{path}: unknown field {prefix}.{key} (written by another version of s2s_jax?)"
+            )
         if isinstance(config[key], ml_collections.ConfigDict):
             _update(config[key], value, path, f"{prefix}.{key}")
         else:
@@ -160,8 +189,7 @@ def _as_tuples(value: Any) -> Any:
 
 def read_vocabs(directory: str) -> tuple[Vocab, Vocab]:
     """The source and target vocabularies stored in ``directory``."""
-    return tuple(load_vocab(vocab_path(os.path.join(directory, stem)))
-                 for stem in VOCAB_STEMS)
+    return tuple(load_vocab(vocab_path(os.path.join(directory, stem))) for stem in VOCAB_STEMS)
 
 
 def check_same_vocabs(directory: str, src_vocab: Vocab, tgt_vocab: Vocab) -> None:
@@ -169,11 +197,13 @@ def check_same_vocabs(directory: str, src_vocab: Vocab, tgt_vocab: Vocab) -> Non
     resumed run whose training data or vocabulary settings changed)."""
     if not has_config(directory):
         return
-    for side, stem, vocab, stored in zip(("source", "target"), VOCAB_STEMS,
-                                         (src_vocab, tgt_vocab), read_vocabs(directory)):
+    for side, stem, vocab, stored in zip(
+        ("source", "target"), VOCAB_STEMS, (src_vocab, tgt_vocab), read_vocabs(directory)
+    ):
         if not same_vocab(vocab, stored):
             raise ConfigError(
                 f"the {side} vocabulary built from config.data differs from "
                 f"{vocab_path(os.path.join(directory, stem))}, the one this workdir was "
                 "trained with: the training data or vocabulary settings changed; train a "
-                "new workdir")
+                "new workdir"
+            )

@@ -12,8 +12,8 @@ from absl import logging
 from flax.training import train_state
 from jax.sharding import Mesh
 
-from s2s_jax.runtime import parallel
 from s2s_jax.models.seq2seq import Seq2Seq
+from s2s_jax.runtime import parallel
 
 
 class TrainState(train_state.TrainState):
@@ -25,8 +25,9 @@ class TrainState(train_state.TrainState):
     skipped: jax.Array | int = 0
 
 
-def initial_state(config, model: Seq2Seq, tx: optax.GradientTransformation,
-                  mesh: Mesh) -> TrainState:
+def initial_state(
+    config, model: Seq2Seq, tx: optax.GradientTransformation, mesh: Mesh
+) -> TrainState:
     """Freshly initialised parameters (seed ``config.seed``) and optimizer state,
     replicated on ``mesh``."""
     src_len, tgt_len = config.data.buckets[0]
