@@ -7,6 +7,7 @@ steps, devices and hosts, and divided only when written (:func:`summarize`).
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from s2s_jax.models import reductions
 
@@ -19,12 +20,12 @@ def token_losses(
     With smoothing eps the target distribution is (1 - eps) on the gold token plus
     eps spread uniformly over the vocabulary.
     """
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    logits = logits.astype(jnp.float32)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     if not label_smoothing:
         return nll, nll
-    smoothed = (1.0 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=-1)
-    return smoothed, nll
+    labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, labels), nll
 
 
 def sequence_metrics(
