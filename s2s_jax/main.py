@@ -109,11 +109,11 @@ def _text_file(path: str | None, mode: str, default):
 
 def _train(config) -> None:
     # Training alone loads TensorFlow (TensorBoard's writer): the other modes start sooner.
-    from s2s_jax.training import train
+    from s2s_jax.training import monitor, train
 
     try:
         train.train_and_evaluate(config, FLAGS.workdir)
-    except train.DivergenceError as error:  # a diverged run is no bug
+    except monitor.DivergenceError as error:  # a diverged run is no bug
         sys.exit(f"error: {error}")
 
 
