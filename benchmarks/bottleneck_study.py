@@ -4,8 +4,9 @@
 
 On two tasks, a synthetic one with long inputs (``copy``: 1-60 letters) and Multi30k
 en-de, trains every variant below with the same budget (steps, batches, sizes,
-seed) and reports test BLEU per source-length bucket (1-10, 11-20, 21-30, 31+
-tokens), as a table and as one plot per task (``--figures``):
+seed) and reports test BLEU per source-length bucket (1-10, 11-20, 21-30, 31-40,
+41-50, 51+ tokens; "-" where a bucket is empty), as a table and as one plot per task
+(``--figures``):
 
   attention            Luong general attention over the encoder states;
   vanilla              the context-vector model (attention none), as Sutskever et al.;
@@ -122,7 +123,10 @@ def main(argv):
         for name, r in rows.items():
             print(
                 f"{name:<20} {r['bleu']:>6.2f} "
-                + " ".join(f"{row['bleu']:>7.2f}" for row in r["by_length"])
+                + " ".join(
+                    f"{'-' if row['bleu'] is None else format(row['bleu'], '.2f'):>7}"
+                    for row in r["by_length"]
+                )
             )
     print(
         json.dumps(

@@ -70,12 +70,20 @@ def test_display_token():
 def test_bleu_by_length(tmp_path):
     path = tmp_path / "bleu.png"
     image = plots.bleu_by_length(
-        ["1-10", "11-20", "21-40", "41+"],
-        {"rnn": [30.1, 27.5, 22.0, 15.2], "transformer": [33.0, 31.2, 28.4, 24.9]},
+        ["1-10", "11-20", "21-30", "31-40", "41-50", "51+"],
+        {
+            "rnn": [30.1, 27.5, 22.0, 15.2, 11.0, 8.3],
+            "transformer": [33.0, 31.2, 28.4, 24.9, 23.1, 21.7],
+        },
         str(path),
     )
     _check_image(image)
     _check_png(path, image)
+
+
+def test_bleu_by_length_empty_buckets_get_no_bar():
+    image = plots.bleu_by_length(["1-10", "41-50", "51+"], {"a": [12.5, None, None]}, None)
+    _check_image(image)
 
 
 def test_bleu_by_length_without_path():

@@ -14,6 +14,7 @@ def defaults() -> ml_collections.ConfigDict:
     data.src_lang = "en"  # multi30k / tfds / files: source language code
     data.tgt_lang = "de"  # ... and target language code
     data.manual_dir = ""  # multi30k: local copy laid out like shared/data/multi30k
+    data.join_captions = 1  # multi30k: k > 1 joins 1..k captions per pair (data/joined_captions.py)
     data.tfds_name = ""  # tfds: catalog name, e.g. "wmt14_translate/de-en"
     data.data_dir = ""  # tfds / multi30k: TFDS data_dir ("" = <workdir>/tfds)
     data.train_path = ""  # files: TSV file, or prefix of <prefix>.<src_lang>/<tgt_lang>
@@ -45,6 +46,8 @@ def validate(config) -> None:
     one_of(config, "data.spm_model_type", ("unigram", "bpe"))
     positive(config, "data.train_size", "data.eval_size", "data.batch_size", "data.vocab_size")
     non_negative(config, "data.tokens_per_batch", "data.vocab_sample_sentences")
+    join = config.data.join_captions
+    check(is_int(join) and join >= 1, "data.join_captions", "must be an integer >= 1", join)
     buckets = config.data.buckets
     check(
         len(buckets) > 0

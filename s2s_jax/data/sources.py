@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import filelock
 
 from s2s_jax.config.registry import Registry
-from s2s_jax.data import corpus_files, records
+from s2s_jax.data import corpus_files, joined_captions, records
 from s2s_jax.data.corpus_files import HELD_OUT_SPLITS, CorpusFile
 from s2s_jax.data.readers import CorpusError, Pairs
 from s2s_jax.data.tasks import make_splits
@@ -111,8 +111,27 @@ def _multi30k(data, seed: int, workdir: str, wanted: list[str]) -> dict:
     with _tfds_output_to_stderr():
         loaded = load_multi30k(pair, data.manual_dir, data_dir, list(names.values()))
     splits = {ours: loaded[theirs] for ours, theirs in names.items()}
-    if "train" in splits:  # 29,000 pairs: small enough to hold
-        splits["train"] = PairStream.of(f"Multi30k {pair} train", splits["train"])
+    return _join_captions(splits, data.join_captions, seed, f"Multi30k {pair}")
+
+
+def _join_captions(splits: dict[str, Pairs], k: int, seed: int, name: str) -> dict:
+    """``splits`` with captions joined into longer pairs (``data.join_captions`` = k,
+    see ``data/joined_captions.py``; k = 1 leaves them as they are), the training
+    split (small enough to hold) as a PairStream whose fingerprint names the join."""
+    splits = {
+        split: pairs if split == "train" else joined_captions.join_evaluation(pairs, k)
+        for split, pairs in splits.items()
+    }
+    if "train" in splits:
+        if k == 1:
+            splits["train"] = PairStream.of(f"{name} train", splits["train"])
+        else:
+            stream = PairStream.of(
+                f"{name} train, {joined_captions.describe(k, seed)}",
+                joined_captions.join_training(splits["train"], k, seed),
+            )
+            fingerprint = f"{stream.fingerprint} {joined_captions.describe(k, seed)}"
+            splits["train"] = dataclasses.replace(stream, fingerprint=fingerprint)
     return splits
 
 

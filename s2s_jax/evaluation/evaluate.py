@@ -54,7 +54,7 @@ class EvalResult:
 
 
 # Source-length buckets (in source tokens) of the bottleneck study: BLEU by length.
-LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 30), (31, None))
+LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 30), (31, 40), (41, 50), (51, None))
 
 
 def bleu_by_length(

@@ -127,7 +127,8 @@ def bleu_by_length(
 
     Args:
         buckets: The num_buckets bucket labels, e.g. ["1-10", "11-20"].
-        series: Maps a system name to its num_buckets scores.
+        series: Maps a system name to its num_buckets scores (None: an empty bucket,
+            no bar).
         path: If given, the PNG file to write.
         ylabel: Label of the score axis.
 
@@ -148,8 +149,10 @@ def bleu_by_length(
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         offset = (i - (len(series) - 1) / 2) * width
-        bars = ax.bar(positions + offset, values, width, label=name)
-        ax.bar_label(bars, fmt="%.1f", fontsize="x-small")
+        heights = [np.nan if value is None else value for value in values]
+        bars = ax.bar(positions + offset, heights, width, label=name)
+        labels = ["" if value is None else f"{value:.1f}" for value in values]
+        ax.bar_label(bars, labels=labels, fontsize="x-small")
     ax.set_xticks(positions, buckets)
     ax.set_xlabel("Source length (tokens)")
     ax.set_ylabel(ylabel)
