@@ -16,7 +16,8 @@ import ml_collections
 import numpy as np
 
 from benchmarks.side_by_side import jax_matmul_rate, serve, timed
-from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+from s2s_jax.models.architectures import ARCHITECTURES
+from s2s_jax.models.seq2seq import ModelConfig
 from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.training.schedules import create_optimizer
 from s2s_jax.training.train import jit_train_step
@@ -31,7 +32,7 @@ def main(spec_dir: str) -> None:
     batches = [
         {key: data[f"{i}/{key}"] for key in spec["keys"]} for i in range(spec["num_batches"])
     ]
-    model = Seq2Seq(
+    model = ARCHITECTURES[config.model.architecture](
         ModelConfig.create(
             src_vocab_size=spec["src_vocab_size"],
             tgt_vocab_size=spec["tgt_vocab_size"],

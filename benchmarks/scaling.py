@@ -19,7 +19,8 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
+from s2s_jax.models.architectures import ARCHITECTURES
+from s2s_jax.models.seq2seq import ModelConfig
 from s2s_jax.runtime import host_memory, parallel
 from s2s_jax.training.schedules import create_optimizer
 from s2s_jax.training.train import jit_train_step
@@ -48,7 +49,7 @@ def _batch(length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _measure(config, length: int) -> dict:
-    model = Seq2Seq(
+    model = ARCHITECTURES[config.model.architecture](
         ModelConfig.create(
             src_vocab_size=FLAGS.vocab_size,
             tgt_vocab_size=FLAGS.vocab_size,

@@ -9,6 +9,7 @@ from s2s_jax.data.sources import SOURCES
 from s2s_jax.data.tasks import TASKS
 from s2s_jax.data.vocabularies import TOKENIZERS
 from s2s_jax.decoding import DECODERS
+from s2s_jax.models.architectures import ARCHITECTURES
 from s2s_jax.models.attention import ATTENTIONS
 from s2s_jax.models.cells import CELLS
 from s2s_jax.models.seq2seq import BRIDGES
@@ -18,6 +19,7 @@ REGISTRIES = (
     SOURCES,
     TASKS,
     TOKENIZERS,
+    ARCHITECTURES,
     CELLS,
     ATTENTIONS,
     BRIDGES,

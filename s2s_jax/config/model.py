@@ -8,6 +8,7 @@ from s2s_jax.config.checks import check, get, one_of, positive
 
 def defaults() -> ml_collections.ConfigDict:
     model = ml_collections.ConfigDict()
+    model.architecture = "rnn"  # rnn | transformer
     model.cell = "lstm"  # lstm | gru | rnn, for encoder and decoder
     model.embed_dim = 64  # source and target embedding size
     model.hidden_size = 128  # decoder state size; each encoder direction's size
@@ -47,6 +48,14 @@ def validate(config) -> None:
         config.model.dropout,
     )
     one_of(config, "model.dtype", ("float32", "bfloat16"))
+    if config.model.architecture == "transformer":
+        _validate_transformer(config)
+    else:
+        _validate_rnn(config)
+
+
+def _validate_rnn(config) -> None:
+    """What the recurrent model's bridge and attention need of the other fields."""
     model = config.model
     memory_size = model.hidden_size * (2 if model.bidirectional else 1)
     if model.bridge == "copy":
@@ -76,3 +85,37 @@ def validate(config) -> None:
             f"must be divisible by model.num_heads={model.num_heads}",
             model.attention_dim,
         )
+
+
+def _validate_transformer(config) -> None:
+    """What the transformer needs of the other fields."""
+    model = config.model
+    check(
+        model.embed_dim == model.hidden_size,
+        "model.embed_dim",
+        f"the transformer needs embed_dim == hidden_size={model.hidden_size}",
+        model.embed_dim,
+    )
+    check(
+        model.hidden_size % model.num_heads == 0,
+        "model.hidden_size",
+        f"the transformer needs it divisible by model.num_heads={model.num_heads}",
+        model.hidden_size,
+    )
+    train = config.train
+    check(
+        min(train.teacher_forcing_start, train.teacher_forcing_end) >= 1.0,
+        "model.architecture",
+        "has no scheduled sampling: set train.teacher_forcing_start/end to 1.0",
+        model.architecture,
+    )
+    # Its decoding cache holds 2 * src_len + 16 tokens (models/transformer.py:
+    # cache_length): the output length bound must stay within it.
+    evaluation = config.eval
+    check(
+        evaluation.max_len_a <= 2 and evaluation.max_len_b <= 16,
+        "eval.max_len_a",
+        "and eval.max_len_b must be <= 2 and <= 16 for the transformer (its decoding "
+        f"cache holds 2 * src_len + 16 tokens); max_len_b={evaluation.max_len_b}",
+        evaluation.max_len_a,
+    )

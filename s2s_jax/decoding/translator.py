@@ -27,6 +27,7 @@ from jax.sharding import Mesh
 from s2s_jax import decoding
 from s2s_jax.data.batching import encode_source, pad_source_batch
 from s2s_jax.data.vocab import EOS_ID, Vocab, one_line
+from s2s_jax.models.architectures import ARCHITECTURES
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.runtime import parallel
 
@@ -60,7 +61,7 @@ class Translator:
     @classmethod
     def build(cls, config, src_vocab: Vocab, tgt_vocab: Vocab, params: Any = None) -> "Translator":
         """The model ``config.model`` describes over these vocabularies, on all devices."""
-        model = Seq2Seq(
+        model = ARCHITECTURES[config.model.architecture](
             ModelConfig.create(
                 src_vocab_size=src_vocab.size,
                 tgt_vocab_size=tgt_vocab.size,

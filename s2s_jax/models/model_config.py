@@ -15,6 +15,7 @@ class ModelConfig:
 
     src_vocab_size: int
     tgt_vocab_size: int
+    architecture: str
     cell: str
     embed_dim: int
     hidden_size: int
