@@ -67,7 +67,8 @@ def test_display_token():
     assert plots._display_token("a\nb") == "a\\nb"
 
 
-def test_bleu_by_length(tmp_path):
+@pytest.mark.parametrize("lines", [False, True])
+def test_bleu_by_length(tmp_path, lines):
     path = tmp_path / "bleu.png"
     image = plots.bleu_by_length(
         ["1-10", "11-20", "21-30", "31-40", "41-50", "51+"],
@@ -76,9 +77,17 @@ def test_bleu_by_length(tmp_path):
             "transformer": [33.0, 31.2, 28.4, 24.9, 23.1, 21.7],
         },
         str(path),
+        lines=lines,
     )
     _check_image(image)
     _check_png(path, image)
+
+
+def test_bleu_by_length_lines_differ_from_bars():
+    buckets, series = ["1-10", "11-20"], {"a": [10.0, 20.0], "b": [15.0, 5.0]}
+    bars = plots.bleu_by_length(buckets, series)
+    lines = plots.bleu_by_length(buckets, series, lines=True)
+    assert bars.shape == lines.shape and not np.array_equal(bars, lines)
 
 
 def test_bleu_by_length_empty_buckets_get_no_bar():

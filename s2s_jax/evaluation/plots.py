@@ -122,15 +122,18 @@ def bleu_by_length(
     series: dict[str, Sequence[float]],
     path: str | os.PathLike | None = None,
     ylabel: str = "BLEU",
+    lines: bool = False,
 ) -> np.ndarray:
-    """Plots a score per sentence-length bucket as grouped bars, one per system.
+    """Plots a score per sentence-length bucket as grouped bars, one per system, or
+    (``lines``) as one line per system, as Bahdanau et al.'s Figure 2.
 
     Args:
         buckets: The num_buckets bucket labels, e.g. ["1-10", "11-20"].
         series: Maps a system name to its num_buckets scores (None: an empty bucket,
-            no bar).
+            no bar and no point).
         path: If given, the PNG file to write.
         ylabel: Label of the score axis.
+        lines: Lines with a marker per bucket instead of bars.
 
     Returns:
         uint8 RGB image of shape [height, width, 3].
@@ -148,8 +151,11 @@ def bleu_by_length(
     positions = np.arange(len(buckets))
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
-        offset = (i - (len(series) - 1) / 2) * width
         heights = [np.nan if value is None else value for value in values]
+        if lines:
+            ax.plot(positions, heights, marker="o", label=name)
+            continue
+        offset = (i - (len(series) - 1) / 2) * width
         bars = ax.bar(positions + offset, heights, width, label=name)
         labels = ["" if value is None else f"{value:.1f}" for value in values]
         ax.bar_label(bars, labels=labels, fontsize="x-small")
