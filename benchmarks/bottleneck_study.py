@@ -23,9 +23,9 @@ checkpoint. Variants (each changes the task's model only as named):
   bahdanau                   ... with additive attention and no input feeding;
   context vector             Sutskever et al.: a unidirectional LSTM encoder whose final
                              states start the decoder, no attention;
-  context vector, reversed   ... the source fed reversed;
-  context vector, 2 / 4 layers  ... deeper (encoder and decoder);
-  context vector, TF 1->0.5  ... the teacher-forcing ratio decaying linearly to 0.5
+  context vector reversed    ... the source fed reversed;
+  context vector 2 / 4 layers  ... deeper (encoder and decoder);
+  context vector TF 1->0.5   ... the teacher-forcing ratio decaying linearly to 0.5
                              over --teacher_forcing_steps steps;
   transformer                pre-norm Transformer, width 256, 4 + 3 layers (about the
                              LSTM model's parameter count), 500 warm-up steps.
@@ -79,18 +79,18 @@ VARIANTS = {
     "luong": {"model.attention": "general"},
     "bahdanau": {"model.attention": "bahdanau", "model.input_feeding": False},
     "context vector": CONTEXT_VECTOR,
-    "context vector, reversed": {**CONTEXT_VECTOR, "model.reverse_source": True},
-    "context vector, 2 layers": {
+    "context vector reversed": {**CONTEXT_VECTOR, "model.reverse_source": True},
+    "context vector 2 layers": {
         **CONTEXT_VECTOR,
         "model.encoder_layers": 2,
         "model.decoder_layers": 2,
     },
-    "context vector, 4 layers": {
+    "context vector 4 layers": {
         **CONTEXT_VECTOR,
         "model.encoder_layers": 4,
         "model.decoder_layers": 4,
     },
-    "context vector, TF 1->0.5": {**CONTEXT_VECTOR, "train.teacher_forcing_end": 0.5},
+    "context vector TF 1->0.5": {**CONTEXT_VECTOR, "train.teacher_forcing_end": 0.5},
     "transformer": {
         "model.architecture": "transformer",
         "model.embed_dim": 256,

@@ -7,6 +7,7 @@
   echo "march 3rd 1999" | python -m s2s_jax.main --workdir=runs/default --mode=translate
   python -m s2s_jax.main --workdir=runs/default --mode=export --export_dir=exports/dates
   python -m s2s_jax.main --model=exports/dates --mode=eval --src_file=X --ref_file=Y
+  python -m s2s_jax.main --workdir=runs/a --ensemble=runs/b,exports/c --mode=eval
 
 Training and preprocessing need ``--config``; the other modes read the config stored
 with the model (``--workdir`` or an export's ``--model``), and any field that leaves
@@ -30,7 +31,7 @@ from s2s_jax.decoding.translator import Translator
 from s2s_jax.evaluation import evaluate
 from s2s_jax.evaluation.parameters import NoCheckpointError, open_checkpointer
 from s2s_jax.runtime import host_memory, parallel
-from s2s_jax.serving import export, loading, translate
+from s2s_jax.serving import ensemble, export, loading, translate
 from s2s_jax.training import model_files
 
 FLAGS = flags.FLAGS
@@ -53,6 +54,12 @@ flags.DEFINE_string(
     "eval: score these source lines (with --ref_file) instead of config.eval.split.",
 )
 flags.DEFINE_string("ref_file", None, "eval: the references of --src_file, line by line.")
+flags.DEFINE_list(
+    "ensemble",
+    [],
+    "eval / translate: more models (workdirs or exports) decoding with the first as "
+    "one ensemble; reports go into <first model>/ensemble/.",
+)
 flags.DEFINE_string("export_dir", None, "export: the directory to write.")
 flags.DEFINE_enum("export_dtype", "float32", list(export.DTYPES), "export: the parameters' dtype.")
 
@@ -139,13 +146,18 @@ def _preprocess(config) -> None:
 
 def _eval(config) -> None:
     """Scores config.eval.split, or --src_file against --ref_file, and writes the report
-    into <workdir or model>/eval/<split, or the source file's name>."""
+    into <workdir or model>/eval/<split, or the source file's name> (with --ensemble:
+    <workdir or model>/ensemble/eval/...)."""
     if bool(FLAGS.src_file) != bool(FLAGS.ref_file):
         raise config_lib.ConfigError("--src_file and --ref_file go together")
     path = FLAGS.model or FLAGS.workdir
+    pairs = name = None
     if FLAGS.src_file:
         pairs = readers.read_aligned(FLAGS.src_file, FLAGS.ref_file, drop_empty=False)[0]
         name = os.path.basename(FLAGS.src_file).rsplit(".", 1)[0] or "files"
+    if FLAGS.ensemble:
+        ensemble.run_eval([path, *FLAGS.ensemble], config, pairs, name)
+    elif FLAGS.src_file:
         directory = os.path.join(FLAGS.workdir or path, "eval", name)
         translator, steps = loading.load_with_steps(path, config)
         evaluate.report(translator, pairs, name, directory, steps=steps)
@@ -162,7 +174,12 @@ def _eval(config) -> None:
 
 
 def _translate(config) -> None:
-    translator = loading.load(FLAGS.model or FLAGS.workdir, config)
+    path = FLAGS.model or FLAGS.workdir
+    translator = (
+        ensemble.load([path, *FLAGS.ensemble], config)
+        if FLAGS.ensemble
+        else loading.load(path, config)
+    )
     with (
         _text_file(FLAGS.input, "r", sys.stdin) as source,
         _text_file(FLAGS.output, "w", sys.stdout) as sink,
@@ -198,6 +215,15 @@ def _check_paths() -> None:
             f"--model {FLAGS.model!r} is not an export directory "
             f"(no {loading.PARAMS_DIR}/); for a workdir use --workdir"
         )
+    if FLAGS.ensemble and FLAGS.mode not in ("translate", "eval"):
+        raise config_lib.ConfigError(
+            f"--ensemble is for --mode=eval or translate, not {FLAGS.mode}"
+        )
+    for member in FLAGS.ensemble:
+        if not (loading.is_export(member) or model_files.has_config(member)):
+            raise config_lib.ConfigError(
+                f"--ensemble {member!r} is neither an export nor a trained workdir"
+            )
     if FLAGS.config is None:
         raise config_lib.ConfigError(f"--mode={FLAGS.mode} needs --config")
 

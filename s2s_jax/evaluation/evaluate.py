@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -242,19 +243,37 @@ def choose(
     config = translator.config
     abstract = translator.abstract_params()
     params, steps = parameters.restore_configured(checkpointer, abstract, config.eval, workdir)
-    averages = config.eval.tune_average_checkpoints + config.eval.tune_average_best
-    if averages or config.eval.tune_beam_sizes:
-        split = config.eval.validation_split
-        validation = Evaluator(
-            translator, split_pairs(config, workdir, splits, split), split, wmt17_split=split
-        )
-    if averages:
+    validation = functools.cache(lambda: validation_evaluator(translator, workdir, splits))
+    if config.eval.tune_average_checkpoints + config.eval.tune_average_best:
         params, steps = tuning.choose_parameters(
-            config, workdir, checkpointer, abstract, params, steps, validation
+            config, workdir, checkpointer, abstract, params, steps, validation()
         )
-    if config.eval.tune_beam_sizes:
-        config = tuning.choose_decoding(config, workdir, params, validation)
-    return dataclasses.replace(translator, config=config, params=params), steps
+    translator = dataclasses.replace(translator, params=params)
+    return choose_decoding(translator, workdir, validation), steps
+
+
+def validation_evaluator(
+    translator: "Translator", workdir: str, splits: dict | None = None
+) -> Evaluator:
+    """An Evaluator of ``config.eval.validation_split`` (loaded unless in ``splits``)."""
+    config = translator.config
+    split = config.eval.validation_split
+    return Evaluator(
+        translator, split_pairs(config, workdir, splits, split), split, wmt17_split=split
+    )
+
+
+def choose_decoding(
+    translator: "Translator", workdir: str, validation: Callable[[], Evaluator]
+) -> "Translator":
+    """``translator`` with the beam size and alpha that decode ``validation()`` best,
+    where ``config.eval.tune_beam_sizes`` asks (the grid written into
+    ``<workdir>/eval/<validation_split>/``); else ``translator``."""
+    config = translator.config
+    if not config.eval.tune_beam_sizes:
+        return translator
+    config = tuning.choose_decoding(config, workdir, translator.params, validation())
+    return dataclasses.replace(translator, config=config)
 
 
 def report(

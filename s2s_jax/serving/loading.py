@@ -101,11 +101,11 @@ def load_with_steps(
         params, steps, decoding = parameters.restore_reported(checkpointer, abstract, config, path)
     finally:
         checkpointer.close()
-    config = _with_decoding(config, stored, decoding)
+    config = with_decoding(config, stored, decoding)
     return dataclasses.replace(translator, config=config, params=params), steps
 
 
-def _with_decoding(config, stored, decoding: dict):
+def with_decoding(config, stored, decoding: dict):
     """``config`` with the reported ``decoding`` settings, except those that ``config``
     changes from the ``stored`` one (a user's override wins)."""
     chosen = {key: value for key, value in decoding.items() if config.eval[key] == stored.eval[key]}
