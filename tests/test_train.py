@@ -10,13 +10,13 @@ import pytest
 from s2s_jax.config import base_config
 from s2s_jax.data.batching import TrainBatches, encode_pairs
 from s2s_jax.data.tasks import make_splits
-from s2s_jax.data.vocab import CharVocab
+from s2s_jax.data.vocab import EOS_ID, PAD_ID, UNK_ID, CharVocab
 from s2s_jax.models import token_metrics
 from s2s_jax.models.seq2seq import ModelConfig, Seq2Seq
 from s2s_jax.runtime.checkpointing import Checkpointer
 from s2s_jax.training import schedules
 from s2s_jax.training.monitor import DivergenceError, NonFiniteRun
-from s2s_jax.training.train import train_and_evaluate, train_step
+from s2s_jax.training.train import drop_source_words, train_and_evaluate, train_step
 from s2s_jax.training.train_state import TrainState
 
 
@@ -267,3 +267,22 @@ def test_time_budget_stops_at_the_first_log_step_after_it(tmp_path):
     checkpointer = Checkpointer(str(tmp_path), best_metric="exact_match")
     assert checkpointer.latest_step() == 7 and checkpointer.best_step() == 7
     assert "bleu" in metrics
+
+
+def test_source_word_dropout_replaces_real_tokens_by_unk_only():
+    rng = np.random.default_rng(0)
+    src = rng.integers(4, 50, (64, 40)).astype(np.int32)
+    lengths = rng.integers(1, 40, 64)
+    src[np.arange(40)[None, :] >= lengths[:, None]] = PAD_ID
+    src[np.arange(64), lengths - 1] = EOS_ID
+    src = jnp.asarray(src)
+    key = jax.random.key(0)
+    assert drop_source_words(src, 0.0, key) is src
+    dropped = np.asarray(drop_source_words(src, 0.3, key))
+    changed = dropped != np.asarray(src)
+    assert np.all(dropped[changed] == UNK_ID)
+    real = (np.asarray(src) != PAD_ID) & (np.asarray(src) != EOS_ID)
+    assert not np.any(changed & ~real)  # padding and EOS kept
+    assert abs(changed.sum() / real.sum() - 0.3) < 0.03
+    everything = np.asarray(drop_source_words(src, 0.999999, key))
+    np.testing.assert_array_equal(everything[real], UNK_ID)

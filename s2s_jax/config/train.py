@@ -18,6 +18,9 @@ def defaults() -> ml_collections.ConfigDict:
     train.decay_factor = 0.5  # step schedule: multiply the rate by this at each decay
     train.grad_clip_norm = 1.0  # global-norm gradient clipping (0 disables)
     train.label_smoothing = 0.0  # target distribution smoothing
+    # Rate at which training replaces real source tokens (EOS kept) by UNK, as word
+    # dropout (Sennrich et al. 2016; Marian's --dropout-src): 0 disables.
+    train.source_word_dropout = 0.0
     # Dropout / sampling random bits: rbg (XLA's generator, fast on CPU and GPU) |
     # threefry2x32 (JAX's default: the same bits whatever the device count, slower).
     train.prng_impl = "rbg"
@@ -64,6 +67,12 @@ def validate(config) -> None:
         "train.label_smoothing",
         "must be in [0, 1)",
         config.train.label_smoothing,
+    )
+    check(
+        0.0 <= config.train.source_word_dropout < 1.0,
+        "train.source_word_dropout",
+        "must be in [0, 1)",
+        config.train.source_word_dropout,
     )
     for key in ("train.teacher_forcing_start", "train.teacher_forcing_end"):
         check(0.0 <= get(config, key) <= 1.0, key, "must be in [0, 1]", get(config, key))

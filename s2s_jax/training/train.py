@@ -18,6 +18,7 @@ from s2s_jax.data.batching import (
     token_budget_batch_sizes,
 )
 from s2s_jax.data.sources import Corpus, load_corpus
+from s2s_jax.data.vocab import EOS_ID, PAD_ID, UNK_ID
 from s2s_jax.decoding.translator import Translator
 from s2s_jax.evaluation import evaluate, parameters, plots
 from s2s_jax.models import output_layer, token_metrics
@@ -38,7 +39,8 @@ def train_step(
     Returns the new state and metric sums (see ``token_metrics.sequence_metrics``).
     """
     train = config.train
-    dropout_rng, forcing_rng, sample_rng = jax.random.split(jax.random.fold_in(rng, state.step), 3)
+    step_rng = jax.random.fold_in(rng, state.step)
+    dropout_rng, forcing_rng, sample_rng = jax.random.split(step_rng, 3)
     forced = None
     if schedules.uses_scheduled_sampling(train):
         ratio = schedules.teacher_forcing_ratio(train, state.step)
@@ -46,7 +48,10 @@ def train_step(
 
     mask = batch["tgt_mask"] & batch["valid"][:, None]
     rngs = {"dropout": dropout_rng, "sample": sample_rng}
-    inputs = (batch["src"], batch["src_mask"], batch["tgt_in"])
+    src = drop_source_words(
+        batch["src"], train.source_word_dropout, jax.random.fold_in(step_rng, 3)
+    )
+    inputs = (src, batch["src_mask"], batch["tgt_in"])
 
     def loss_fn(params):
         variables = {"params": params}
@@ -87,6 +92,15 @@ def train_step(
     sums["grad_norm"] = optax.tree.norm(grads)
     sums["steps"] = jnp.ones(())
     return apply_if_finite(state, grads, sums)
+
+
+def drop_source_words(src: jax.Array, rate: float, rng: jax.Array) -> jax.Array:
+    """``src [B, S]`` with each real token but EOS replaced by UNK at ``rate``
+    (``train.source_word_dropout``); ``src`` itself when the rate is 0."""
+    if not rate:
+        return src
+    dropped = jax.random.bernoulli(rng, rate, src.shape) & (src != PAD_ID) & (src != EOS_ID)
+    return jnp.where(dropped, UNK_ID, src)
 
 
 def jit_train_step(config) -> tuple[Callable, jax.Array]:
