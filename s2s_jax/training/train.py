@@ -41,10 +41,7 @@ def train_step(
     train = config.train
     step_rng = jax.random.fold_in(rng, state.step)
     dropout_rng, forcing_rng, sample_rng = jax.random.split(step_rng, 3)
-    forced = None
-    if schedules.uses_scheduled_sampling(train):
-        ratio = schedules.teacher_forcing_ratio(train, state.step)
-        forced = jax.random.uniform(forcing_rng, batch["tgt_in"].shape) < ratio
+    forced = _forced_inputs(train, state.step, forcing_rng, batch["tgt_in"].shape)
 
     mask = batch["tgt_mask"] & batch["valid"][:, None]
     rngs = {"dropout": dropout_rng, "sample": sample_rng}
@@ -92,6 +89,14 @@ def train_step(
     sums["grad_norm"] = optax.tree.norm(grads)
     sums["steps"] = jnp.ones(())
     return apply_if_finite(state, grads, sums)
+
+
+def _forced_inputs(train, step: jax.Array, rng: jax.Array, shape) -> jax.Array | None:
+    """``shape`` bool: where the decoder reads the gold token (scheduled sampling, at
+    the step's teacher-forcing ratio); None when it reads gold tokens everywhere."""
+    if not schedules.uses_scheduled_sampling(train):
+        return None
+    return jax.random.uniform(rng, shape) < schedules.teacher_forcing_ratio(train, step)
 
 
 def drop_source_words(src: jax.Array, rate: float, rng: jax.Array) -> jax.Array:
