@@ -12,10 +12,10 @@ hidden 512, 16k subwords, 4k-token batches, no input feeding).
 
 ``configs/multi30k.py:en-de,long`` is the base model on long sentences made of
 Multi30k captions (``data.join_captions = 4``, s2s_jax/data/joined_captions.py):
-training pairs of 1 to 4 captions joined (drawn with ``config.seed``, each caption
-used once) and evaluation splits holding every caption, then every 2, 3 and 4
-consecutive captions joined (test_2016_flickr: 1000 + 500 + 333 + 250 pairs), for BLEU
-by source length up to ~60 words and beyond:
+training pairs of 1 to 4 captions joined (shuffled with ``config.seed``, each caption
+used once in a pair of each size) and evaluation splits holding every caption, then
+every 2, 3 and 4 consecutive captions joined (test_2016_flickr: 1000 + 500 + 333 +
+250 pairs), for BLEU by source length up to ~60 words and beyond:
 
   python -m s2s_jax.main --config=configs/multi30k.py:en-de,long \
       --config.data.manual_dir=../shared/data/multi30k --workdir=runs/m30k_en_de_long
@@ -41,7 +41,7 @@ def _large(config):
 
 
 def _long(config):
-    config.data.join_captions = 4  # pairs of 1..4 captions: up to ~4x as long
+    config.data.join_captions = 4  # pairs of 1..4 captions: up to ~4x as long, 4x the words
     # 7 shapes, as the base: fewer short ones, two wider ones for the joined pairs (up
     # to ~80 words; ~115 subwords at most in a trial with a vocabulary like the base's).
     # A training pair that fits no shape would be left out.

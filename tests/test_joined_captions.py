@@ -1,6 +1,5 @@
 """data.join_captions: long pairs made of Multi30k captions (s2s_jax/data/joined_captions.py)."""
 
-import collections
 import importlib.util
 import os
 import pathlib
@@ -33,25 +32,31 @@ def test_training_pairs_are_deterministic_for_a_seed():
     assert joined_captions.join_training(captions, 4, seed=4) != first
 
 
-def test_each_training_caption_is_used_exactly_once_in_aligned_pairs():
+def test_each_training_caption_is_used_once_per_size_in_aligned_pairs():
     captions = _captions(1_000)
     joined = joined_captions.join_training(captions, 4, seed=0)
-    used = []
-    for source, target in joined:
-        indices = _indices(source, "s")
-        assert _indices(target, "t") == indices  # the same captions, in the same order
-        assert 1 <= len(indices) <= 4
-        used += indices
-    assert sorted(used) == list(range(1_000))
-    sizes = collections.Counter(len(_indices(source, "s")) for source, _ in joined)
-    assert set(sizes) == {1, 2, 3, 4} and min(sizes.values()) > 0.15 * len(joined)
-    assert used != list(range(1_000))  # shuffled, not in the file's order
+    counts = [1_000, 500, 334, 250]  # the last of the 334 runs of 3 holds one caption
+    assert len(joined) == sum(counts)
+    start, orders = 0, []
+    for size, count in zip(range(1, 5), counts):
+        order = []
+        for source, target in joined[start : start + count]:
+            indices = _indices(source, "s")
+            assert _indices(target, "t") == indices  # the same captions, in the same order
+            assert len(indices) == size or (size, len(indices)) == (3, 1)
+            order += indices
+        assert sorted(order) == list(range(1_000))  # every caption once in this size
+        orders.append(order)
+        start += count
+    assert orders[0] != list(range(1_000))  # shuffled, not in the file's order
+    assert orders[1] != orders[3]  # each size shuffled anew
 
 
 def test_training_join_drops_blank_captions_and_k1_keeps_the_split():
     captions = [("a", "b"), ("", "x"), ("c", "  "), ("d", "e")]
     joined = joined_captions.join_training(captions, 3, seed=0)
-    assert sorted(w for source, _ in joined for w in source.split()) == ["a", "d"]
+    words = sorted(w for source, _ in joined for w in source.split())
+    assert words == ["a", "a", "a", "d", "d", "d"]  # once per size 1..3
     assert joined_captions.join_training(captions, 1, seed=0) == captions
     with pytest.raises(ValueError, match=">= 1"):
         joined_captions.join_training(captions, 0, seed=0)
@@ -92,7 +97,7 @@ def test_the_training_stream_is_keyed_by_the_join_settings():
     fingerprints = [joined["train"].fingerprint for joined in streams]
     assert fingerprints[0] == fingerprints[1] != fingerprints[2]
     assert plain["train"].fingerprint not in fingerprints
-    assert "captions joined 1..4" in fingerprints[0]
+    assert "captions joined 1..4, each caption in one pair of each size" in fingerprints[0]
     assert list(streams[0]["train"].read()) == joined_captions.join_training(splits["train"], 4, 0)
     assert len(streams[0]["test"]) == 10 + 5 + 3 + 2
 
@@ -133,8 +138,9 @@ def test_real_multi30k_with_four_captions_joined(shared_data_dir, tmp_path):
     splits = load_splits(config, str(tmp_path), ["train", "test"])
     train, test = splits["train"], splits["test"]
     original = (manual_dir / "train.en").read_text(encoding="utf-8").split()
-    assert sum(len(source.split()) for source, _ in train) == len(original)  # each once
-    assert 29_000 / 4 < len(train) < 29_000 / 2
+    # each caption once in a pair of each size 1..4
+    assert sum(len(source.split()) for source, _ in train) == 4 * len(original)
+    assert len(train) == sum(-(-29_000 // size) for size in range(1, 5))
     assert sum(len(source.split()) > 40 for source, _ in train) > 300
     assert sum(len(target.split()) > 40 for _, target in train) > 300
     assert len(test) == 1_000 + 500 + 333 + 250
