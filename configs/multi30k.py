@@ -42,6 +42,9 @@ def _large(config):
 
 def _long(config):
     config.data.join_captions = 4  # pairs of 1..4 captions: up to ~4x as long, 4x the words
+    # Short pairs first: without it the attention model still ignored the source after
+    # 1,300 steps (data/curriculum.py); with it, all pairs from step 1,000 on.
+    config.data.curriculum_steps = 1_000
     # 7 shapes, as the base: fewer short ones, two wider ones for the joined pairs (up
     # to ~80 words; ~115 subwords at most in a trial with a vocabulary like the base's).
     # A training pair that fits no shape would be left out.

@@ -38,6 +38,10 @@ def defaults() -> ml_collections.ConfigDict:
     data.buckets = ((16, 12), (32, 12))  # fixed (src_len, tgt_len) batch shapes
     data.batch_size = 128  # sentences per global batch (all devices, all hosts)
     data.tokens_per_batch = 0  # > 0: size each bucket's batch to ~this many tokens instead
+    # > 0: the first this many steps draw from the shortest pairs first, a growing
+    # share of them (Platanios et al. 2019's square-root competence, data/curriculum.py)
+    data.curriculum_steps = 0
+    data.curriculum_start = 0.01  # ... the share of the pairs at step 0
     data.prefetch = 2  # batches prepared ahead by a background thread
     return data
 
@@ -46,6 +50,10 @@ def validate(config) -> None:
     one_of(config, "data.spm_model_type", ("unigram", "bpe"))
     positive(config, "data.train_size", "data.eval_size", "data.batch_size", "data.vocab_size")
     non_negative(config, "data.tokens_per_batch", "data.vocab_sample_sentences")
+    steps = config.data.curriculum_steps
+    check(is_int(steps) and steps >= 0, "data.curriculum_steps", "must be an integer >= 0", steps)
+    start = config.data.curriculum_start
+    check(0 < start <= 1, "data.curriculum_start", "must be in (0, 1]", start)
     join = config.data.join_captions
     check(is_int(join) and join >= 1, "data.join_captions", "must be an integer >= 1", join)
     buckets = config.data.buckets

@@ -226,7 +226,10 @@ class TrainBatches:
     def batch(self, step: int) -> Batch:
         """Returns this process's part of the global batch for `step`."""
         epoch, index = divmod(step, self.steps_per_epoch)
-        shape, ids = self._epoch(epoch)[index]
+        return self._make(*self._epoch(epoch)[index])
+
+    def _make(self, shape: Shape, ids: np.ndarray) -> Batch:
+        """This process's part of the global batch of the examples ``ids``."""
         process_index, process_count = self._process
         local = len(ids) // process_count
         src, tgt = self._examples.rows(ids[process_index * local : (process_index + 1) * local])

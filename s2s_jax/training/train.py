@@ -17,6 +17,7 @@ from s2s_jax.data.batching import (
     prefetch,
     token_budget_batch_sizes,
 )
+from s2s_jax.data.curriculum import CurriculumBatches
 from s2s_jax.data.sources import Corpus, load_corpus
 from s2s_jax.data.vocab import EOS_ID, PAD_ID, UNK_ID
 from s2s_jax.decoding.translator import Translator
@@ -177,11 +178,17 @@ def training_data(config, workdir: str) -> tuple[Corpus, TrainBatches]:
     """The corpus (its vocabularies and encoded pairs built on a first start, by process
     0 first; opened on later ones) and this process's stream of training batches."""
     corpus = parallel.process_0_first(load_corpus, config, workdir)
+    data = config.data
+    stream = TrainBatches
+    if data.curriculum_steps:
+        stream = functools.partial(
+            CurriculumBatches, steps=data.curriculum_steps, start=data.curriculum_start
+        )
     try:
-        return corpus, TrainBatches(
+        return corpus, stream(
             corpus.train,
-            batch_sizes(config.data),
-            config.data.buckets,
+            batch_sizes(data),
+            data.buckets,
             config.seed,
             jax.process_index(),
             jax.process_count(),
