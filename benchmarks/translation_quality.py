@@ -10,6 +10,9 @@ decoding) is the one a user runs:
   python -m s2s_jax.main --config=configs/multi30k.py:<pair> \
       --config.data.manual_dir=<manual_dir> --workdir=<workdir> [--override ...]
 
+With ``--split=validation`` the run scores val instead and test is never decoded: the
+way candidate changes (``--override``) are compared before one is kept.
+
 Reported: wall-clock minutes, steps and epochs trained, the checkpoint kept (best
 val BLEU), the parameters chosen on val (that checkpoint's, or a mean of the latest
 or the best checkpoints'), the beam chosen on val, and test BLEU as WMT17 scored it
@@ -36,6 +39,13 @@ flags.DEFINE_string("pair", "en-de", "Direction: configs/multi30k.py:<pair>.")
 flags.DEFINE_string("manual_dir", "../shared/data/multi30k", "Multi30k files.")
 flags.DEFINE_string("workdir", "/tmp/s2s_quality", "Run directory (emptied first).")
 flags.DEFINE_multi_string("override", [], "Extra --config.x=y flags for the run.")
+flags.DEFINE_enum(
+    "split",
+    "test",
+    ["test", "validation"],
+    "The split scored after training: validation compares candidate changes without "
+    "ever decoding test (beam and parameters are chosen on it, as always).",
+)
 
 # test_2016_flickr BLEU (WMT17 convention) to beat, from the issue: LIUM-CVC's attentive
 # monomodal GRU (Caglayan et al. 2017) for en-de and en-fr; de-en as the issue sets it.
@@ -58,6 +68,7 @@ def main(argv):
         f"--config=configs/multi30k.py:{FLAGS.pair}",
         f"--config.data.manual_dir={os.path.abspath(FLAGS.manual_dir)}",
         f"--workdir={workdir}",
+        *([] if FLAGS.split == "test" else [f"--config.eval.split={FLAGS.split}"]),
         *FLAGS.override,
     ]
     start = time.monotonic()
@@ -72,30 +83,32 @@ def main(argv):
     if run.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{run.stderr[-5000:]}")
     steps_per_epoch = int(re.search(r"(\d+) steps per epoch", run.stderr).group(1))
-    with open(os.path.join(workdir, "eval", "test", "metrics.json")) as f:
-        test = json.load(f)
+    split = FLAGS.split
+    with open(os.path.join(workdir, "eval", split, "metrics.json")) as f:
+        report = json.load(f)
     with open(os.path.join(workdir, "eval", "validation", "decoding_grid.json")) as f:
         grid = json.load(f)
     steps = Checkpointer(workdir, best_metric=grid["metric"]).latest_step()
     chosen = grid["chosen"]
-    target = TARGETS.get(FLAGS.pair)
+    target = TARGETS.get(FLAGS.pair) if split == "test" else None
     rows = [
         ("wall clock, one command (min)", f"{minutes:.1f}"),
         ("steps trained (epochs)", f"{steps} ({steps / steps_per_epoch:.1f})"),
-        ("checkpoint kept (best val)", f"step {test['step']}"),
-        ("parameters chosen on val", _parameters(test["parameters_of_steps"])),
+        ("checkpoint kept (best val)", f"step {report['step']}"),
+        ("parameters chosen on val", _parameters(report["parameters_of_steps"])),
         (
             "beam chosen on val",
             f"{chosen['beam_size']}, alpha {chosen['alpha']}"
             f" (val {grid['metric']} {chosen[grid['metric']]:.2f})",
         ),
-        ("test BLEU, WMT17 convention", f"{test['bleu_wmt17']:.2f}"),
-        ("test BLEU, sacrebleu cased 13a", f"{test['bleu']:.2f}"),
-        ("test chrF", f"{test['chrf']:.2f}"),
+        (f"{split} BLEU, WMT17 convention", f"{report['bleu_wmt17']:.2f}"),
+        (f"{split} BLEU, sacrebleu cased 13a", f"{report['bleu']:.2f}"),
+        (f"{split} chrF", f"{report['chrf']:.2f}"),
         ("target (WMT17 convention)", f"{target}" if target else "-"),
     ]
     width = max(len(name) for name, _ in rows)
-    print(f"Multi30k {FLAGS.pair}, test_2016_flickr, single model")
+    name = "test_2016_flickr" if split == "test" else "val"
+    print(f"Multi30k {FLAGS.pair}, {name}, single model")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(
@@ -107,17 +120,17 @@ def main(argv):
                 "wall_clock_minutes": minutes,
                 "steps": steps,
                 "epochs": steps / steps_per_epoch,
-                "best_step": test["step"],
-                "parameters_of_steps": test["parameters_of_steps"],
+                "best_step": report["step"],
+                "parameters_of_steps": report["parameters_of_steps"],
                 "decoding": chosen,
                 "val_metric": grid["metric"],
-                "test_bleu_wmt17": test["bleu_wmt17"],
-                "test_bleu_cased": test["bleu"],
-                "test_chrf": test["chrf"],
-                "bleu_signature": test["bleu_signature"],
-                "bleu_wmt17_signature": test["bleu_wmt17_signature"],
+                f"{split}_bleu_wmt17": report["bleu_wmt17"],
+                f"{split}_bleu_cased": report["bleu"],
+                f"{split}_chrf": report["chrf"],
+                "bleu_signature": report["bleu_signature"],
+                "bleu_wmt17_signature": report["bleu_wmt17_signature"],
                 "target_bleu_wmt17": target,
-                "met": None if target is None else test["bleu_wmt17"] >= target,
+                "met": None if target is None else report["bleu_wmt17"] >= target,
             }
         )
     )

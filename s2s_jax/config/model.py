@@ -24,6 +24,10 @@ def defaults() -> ml_collections.ConfigDict:
     model.input_feeding = False  # feed the previous attentional vector (Luong et al.)
     model.dropout = 0.1  # embedding, between-layer and output dropout
     model.tie_embeddings = False  # share target embedding and output matrix
+    # one embedding for source and target (needs data.joint_vocab); with tie_embeddings
+    # the output matrix too: three-way tying (Press & Wolf 2017; Marian's
+    # --tied-embeddings-all, fairseq's --share-all-embeddings)
+    model.share_embeddings = False
     model.unroll = 1  # time steps unrolled per loop iteration (speed only)
     model.remat = False  # recompute recurrent matmuls in the backward pass (less memory)
     model.dtype = "float32"  # matmul dtype: float32 | bfloat16 (state, softmax stay float32)
@@ -48,6 +52,12 @@ def validate(config) -> None:
         config.model.dropout,
     )
     one_of(config, "model.dtype", ("float32", "bfloat16"))
+    check(
+        config.data.joint_vocab or not config.model.share_embeddings,
+        "model.share_embeddings",
+        "needs one vocabulary for source and target: set data.joint_vocab=True",
+        config.model.share_embeddings,
+    )
     if config.model.architecture == "transformer":
         _validate_transformer(config)
     else:

@@ -21,6 +21,10 @@ def defaults() -> ml_collections.ConfigDict:
     # Rate at which training replaces real source tokens (EOS kept) by UNK, as word
     # dropout (Sennrich et al. 2016; Marian's --dropout-src): 0 disables.
     train.source_word_dropout = 0.0
+    # > 0: also keep an exponential moving average of the parameters with this decay,
+    # min(decay, (1 + t) / (10 + t)) at step t, and evaluate, select, export and translate
+    # with it (Polyak averaging; Marian's --exponential-smoothing). 0 disables.
+    train.ema_decay = 0.0
     # Dropout / sampling random bits: rbg (XLA's generator, fast on CPU and GPU) |
     # threefry2x32 (JAX's default: the same bits whatever the device count, slower).
     train.prng_impl = "rbg"
@@ -62,18 +66,8 @@ def validate(config) -> None:
     non_negative(
         config, "train.time_budget_minutes", "train.loss_chunk_tokens", "train.early_stopping_evals"
     )
-    check(
-        0.0 <= config.train.label_smoothing < 1.0,
-        "train.label_smoothing",
-        "must be in [0, 1)",
-        config.train.label_smoothing,
-    )
-    check(
-        0.0 <= config.train.source_word_dropout < 1.0,
-        "train.source_word_dropout",
-        "must be in [0, 1)",
-        config.train.source_word_dropout,
-    )
+    for key in ("train.label_smoothing", "train.source_word_dropout", "train.ema_decay"):
+        check(0.0 <= get(config, key) < 1.0, key, "must be in [0, 1)", get(config, key))
     for key in ("train.teacher_forcing_start", "train.teacher_forcing_end"):
         check(0.0 <= get(config, key) <= 1.0, key, "must be in [0, 1]", get(config, key))
     one_of(config, "train.prng_impl", ("rbg", "threefry2x32"))

@@ -34,6 +34,7 @@ def make_checkpointer(config, workdir: str) -> Checkpointer:
         best_metric=train.best_metric,
         best_mode=train.best_mode,
         keep_best=train.keep_best_checkpoints,
+        params_field="ema_params" if train.ema_decay else "params",
     )
 
 

@@ -43,10 +43,11 @@ class Decoder(nn.Module):
     """Stacked RNN decoder with optional attention and input feeding."""
 
     config: ModelConfig
+    shared_embed: nn.Embed | None = None  # the encoder's too; None: its own
 
     def setup(self):
         c = self.config
-        self.embed = nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
+        self.embed = self.shared_embed or nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed")
         self.layers = [
             RecurrentLayer(
                 c.cell,

@@ -25,6 +25,7 @@ class Encoder(nn.Module):
     """Embedding, optional source reversal (Sutskever et al.), stacked RNN."""
 
     config: ModelConfig
+    shared_embed: nn.Embed | None = None  # the decoder's too; None: its own
 
     @nn.compact
     def __call__(
@@ -34,7 +35,8 @@ class Encoder(nn.Module):
         c = self.config
         if c.reverse_source:
             src = reverse_padded(src, src_mask)
-        x = nn.Embed(c.src_vocab_size, c.embed_dim, name="embed")(src)
+        embed = self.shared_embed or nn.Embed(c.src_vocab_size, c.embed_dim, name="embed")
+        x = embed(src)
         x = nn.Dropout(c.dropout)(x, deterministic=deterministic)
         finals, memory = StackedEncoderRNN(
             c.cell,

@@ -31,6 +31,7 @@ class ModelConfig:
     input_feeding: bool
     dropout: float
     tie_embeddings: bool
+    share_embeddings: bool
     unroll: int
     remat: bool
     dtype: str

@@ -30,8 +30,13 @@ class Seq2Seq(nn.Module):
     config: ModelConfig
 
     def setup(self):
-        self.encoder = Encoder(self.config, name="encoder")
-        self.decoder = Decoder(self.config, name="decoder")
+        c = self.config
+        # One embedding for both sides (config.model.share_embeddings), else their own.
+        shared = (
+            nn.Embed(c.tgt_vocab_size, c.embed_dim, name="embed") if c.share_embeddings else None
+        )
+        self.encoder = Encoder(c, shared, name="encoder")
+        self.decoder = Decoder(c, shared, name="decoder")
 
     def encode(
         self, src: jax.Array, src_mask: jax.Array, deterministic: bool = True

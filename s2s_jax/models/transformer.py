@@ -227,8 +227,12 @@ class Transformer(nn.Module):
                 f"the transformer needs model.hidden_size divisible by model.num_heads, "
                 f"got hidden_size={c.hidden_size}, num_heads={c.num_heads}"
             )
-        self.src_embed = nn.Embed(c.src_vocab_size, c.hidden_size, name="src_embed")
         self.tgt_embed = nn.Embed(c.tgt_vocab_size, c.hidden_size, name="tgt_embed")
+        self.src_embed = (
+            self.tgt_embed
+            if c.share_embeddings
+            else nn.Embed(c.src_vocab_size, c.hidden_size, name="src_embed")
+        )
         self.encoder_layers = [
             EncoderLayer(c, name=f"encoder_{i}") for i in range(c.encoder_layers)
         ]

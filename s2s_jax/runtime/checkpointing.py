@@ -77,6 +77,7 @@ class Checkpointer:
         best_metric: str = "bleu",
         best_mode: Literal["max", "min"] = "max",
         keep_best: int = 1,
+        params_field: str = "params",
     ):
         """Creates (or reopens) the checkpoint directories under `workdir`.
 
@@ -88,6 +89,8 @@ class Checkpointer:
             best_mode: Whether a larger ("max") or smaller ("min") metric value
                 is better.
             keep_best: Number of best checkpoints to keep in `best/`.
+            params_field: The field of the saved state that `restore_params`
+                reads ("ema_params" for a moving average of the parameters).
         """
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}.")
@@ -97,6 +100,7 @@ class Checkpointer:
         self.best_metric = best_metric
         self.best_mode = best_mode
         self.keep_best = keep_best
+        self.params_field = params_field
 
         for kind in ("checkpoints", "best"):
             checkpoint_managers.remove_unfinished_saves(os.path.join(workdir, kind))
@@ -296,7 +300,7 @@ class Checkpointer:
 
         Args:
             abstract_params: `jax.ShapeDtypeStruct`s (with shardings) of the
-                parameters, the `params` field of the saved state.
+                parameters, the `params_field` field of the saved state.
             step: A step of `steps()` (latest) or of `best_values()` (best).
             which: "latest" or "best".
 
@@ -308,7 +312,7 @@ class Checkpointer:
             raise FileNotFoundError(f"No checkpoint for step {step} in {manager.directory}.")
         manager.wait_until_finished()
         checksums.verify(os.path.join(os.fspath(manager.directory), str(step)))
-        target = {"params": abstract_params}
+        target = {self.params_field: abstract_params}
         restored = ocp.PyTreeCheckpointer().restore(
             os.path.join(manager.directory, str(step), _ITEM),
             args=ocp.args.PyTreeRestore(
@@ -317,7 +321,7 @@ class Checkpointer:
                 partial_restore=True,
             ),
         )
-        return restored["params"]
+        return restored[self.params_field]
 
     @staticmethod
     def _restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:

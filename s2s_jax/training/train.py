@@ -89,7 +89,7 @@ def train_step(
     grads, sums = jax.grad(loss_fn, has_aux=True)(state.params)
     sums["grad_norm"] = optax.tree.norm(grads)
     sums["steps"] = jnp.ones(())
-    return apply_if_finite(state, grads, sums)
+    return apply_if_finite(state, grads, sums, train.ema_decay)
 
 
 def _forced_inputs(train, step: jax.Array, rng: jax.Array, shape) -> jax.Array | None:
@@ -116,15 +116,18 @@ def jit_train_step(config) -> tuple[Callable, jax.Array]:
     return step, jax.random.key(config.seed, impl=config.train.prng_impl)
 
 
-def apply_if_finite(state: TrainState, grads, sums: dict) -> tuple[TrainState, dict]:
-    """``state.apply_gradients(grads)``, unless the loss or gradient norm in ``sums`` is
-    not finite: then params and optimizer state stay, ``step`` and ``skipped`` advance,
-    and the step's metric sums are zero but for ``sums["skipped"]`` = 1."""
+def apply_if_finite(
+    state: TrainState, grads, sums: dict, ema_decay: float = 0.0
+) -> tuple[TrainState, dict]:
+    """``state.apply_gradients(grads)`` (and the parameters' average), unless the loss
+    or gradient norm in ``sums`` is not finite: then params, their average and the
+    optimizer state stay, ``step`` and ``skipped`` advance, and the step's metric sums
+    are zero but for ``sums["skipped"]`` = 1."""
     finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(sums["grad_norm"])
     # A conditional, not a select: the skipped branch costs no pass over the state.
     state = jax.lax.cond(
         finite,
-        lambda: state.apply_gradients(grads=grads),
+        lambda: state.apply_gradients(grads=grads, ema_decay=ema_decay),
         lambda: state.replace(step=state.step + 1, skipped=state.skipped + 1),
     )
     sums = {key: jnp.where(finite, value, 0.0) for key, value in sums.items()}
@@ -150,7 +153,7 @@ def _evaluate(
 ) -> None:
     """Scores the validation split, logs it with attention heatmaps, and keeps the
     state if it is the best so far."""
-    result = evaluator(state.params, config.eval.num_heatmaps)
+    result = evaluator(state.eval_params, config.eval.num_heatmaps)
     metrics = result.metrics
     writer.write_scalars(
         step,
