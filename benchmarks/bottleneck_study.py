@@ -194,7 +194,8 @@ def _recorded(task: str) -> dict[str, dict]:
     """variant -> the JSON line of its recorded section ``bottleneck/<task>/...``."""
     text = open(RESULTS, encoding="utf-8").read()
     pattern = rf"<!-- BEGIN bottleneck/{re.escape(task)}/\S+ -->.*?```json\n(.*?)\n```"
-    runs = [json.loads(line) for line in re.findall(pattern, text, re.S)]
+    lines = re.findall(pattern, text, re.S)
+    runs = [run for line in lines for run in json.loads(line)["results"][task].values()]
     by_variant = {run["variant"]: run for run in runs}
     return {name: by_variant[name] for name in VARIANTS if name in by_variant}
 
