@@ -143,8 +143,10 @@ def bleu_by_length(
             raise ValueError(
                 f"Series {name!r} has {len(values)} values for {len(buckets)} buckets."
             )
+    # Bars need room per system and bucket; lines only per bucket, and a legend beside.
+    per_bucket = 1.0 if lines else 0.5 * max(len(series), 1)
     fig = Figure(
-        figsize=(max(5.0, 1.0 + 0.5 * len(buckets) * max(len(series), 1)), 4.0),
+        figsize=(max(5.0, 1.0 + per_bucket * len(buckets) + (3.0 if lines else 0.0)), 4.0),
         layout="constrained",
     )
     ax = fig.add_subplot()
@@ -162,6 +164,8 @@ def bleu_by_length(
     ax.set_xticks(positions, buckets)
     ax.set_xlabel("Source length (tokens)")
     ax.set_ylabel(ylabel)
-    if series:
+    if series and lines:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+    elif series:
         ax.legend()
     return _render(fig, path)
