@@ -258,7 +258,10 @@ def main(argv):
             config_lib.check_workdir(FLAGS.workdir)
         path = FLAGS.model or FLAGS.workdir
         if model_files.has_config(path):  # resuming or using a model: the same model
-            model_files.check_same_model(model_files.read_config(path), FLAGS.config, path)
+            stored = model_files.read_config(path)
+            model_files.check_same_model(stored, FLAGS.config, path)
+            if FLAGS.mode in _TRAINING_MODES:  # ... and the same training state
+                model_files.check_same_training_state(stored, FLAGS.config, path)
         parallel.initialize_distributed(FLAGS.config)
         host_memory.configure(FLAGS.config)
         parallel.cache_compilations(FLAGS.config.compilation_cache_dir)

@@ -10,6 +10,7 @@ from s2s_jax.config import ConfigError, base_config
 from s2s_jax.evaluation import parameters
 from s2s_jax.registries import validate
 from s2s_jax.serving import loading
+from s2s_jax.training import model_files
 from s2s_jax.training.train import apply_if_finite, train_and_evaluate
 from s2s_jax.training.train_state import TrainState
 
@@ -88,3 +89,14 @@ def test_ema_decay_is_validated():
         config.train.ema_decay = bad
         with pytest.raises(ConfigError, match="train.ema_decay"):
             validate(config)
+
+
+def test_resuming_cannot_turn_the_average_on_or_off(tmp_path):
+    stored, given = base_config(), base_config()
+    stored.train.ema_decay = 0.999
+    given.train.ema_decay = 0.99  # another decay: the same state
+    model_files.check_same_training_state(stored, given, str(tmp_path))
+    for was, now in ((0.999, 0.0), (0.0, 0.9)):
+        stored.train.ema_decay, given.train.ema_decay = was, now
+        with pytest.raises(ConfigError, match="train.ema_decay"):
+            model_files.check_same_training_state(stored, given, str(tmp_path))

@@ -67,6 +67,23 @@ def check_same_model(
             )
 
 
+def check_same_training_state(
+    stored: ml_collections.ConfigDict, given: ml_collections.ConfigDict, directory: str
+) -> None:
+    """Raises ConfigError if resuming ``directory`` with ``given`` would change what its
+    saved training states hold: whether they keep a moving average of the parameters
+    (``train.ema_decay`` 0 or not; its value may change)."""
+    was, now = get(stored, "train.ema_decay"), get(given, "train.ema_decay")
+    if bool(was) != bool(now):
+        raise ConfigError(
+            f"config.train.ema_decay={now!r} differs from the trained run's {was!r} "
+            f"({os.path.join(directory, CONFIG_FILE)}): its checkpoints "
+            f"{'keep' if was else 'do not keep'} a moving average of the parameters, so "
+            "training cannot resume with it turned "
+            f"{'off' if was else 'on'}: drop the override, or train a new workdir"
+        )
+
+
 def _plain(value: Any) -> Any:
     """Tuples as lists, as JSON stores them."""
     return json.loads(json.dumps(value))
