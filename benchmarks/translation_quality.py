@@ -107,8 +107,8 @@ def main(argv):
         ("target (WMT17 convention)", f"{target}" if target else "-"),
     ]
     width = max(len(name) for name, _ in rows)
-    name = "test_2016_flickr" if split == "test" else "val"
-    print(f"Multi30k {FLAGS.pair}, {name}, single model")
+    split_file = "test_2016_flickr" if split == "test" else "val"
+    print(f"Multi30k {FLAGS.pair}, {split_file}, single model")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(

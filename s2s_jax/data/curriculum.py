@@ -44,11 +44,14 @@ class CurriculumBatches(TrainBatches):
         order = np.lexsort((lengths[:, 1], lengths[:, 0]))  # by source, then target
         ranks = np.empty(len(ids), np.int64)
         ranks[order] = np.arange(len(ids))
-        # Per bucket: its pairs easiest first, and their ranks among all pairs.
+        # Per bucket: its pairs' ids easiest first, and their ranks among all pairs.
         self._ranked: list[tuple[np.ndarray, np.ndarray]] = []
-        for bucket_ranks in np.split(ranks, np.cumsum([len(i) for _, _, i in self._buckets])[:-1]):
+        for bucket_ids, bucket_ranks in zip(
+            (ids for _, _, ids in self._buckets),
+            np.split(ranks, np.cumsum([len(i) for _, _, i in self._buckets])[:-1]),
+        ):
             by_rank = np.argsort(bucket_ranks)
-            self._ranked.append((by_rank, bucket_ranks[by_rank]))
+            self._ranked.append((bucket_ids[by_rank], bucket_ranks[by_rank]))
         self._num_pairs = len(ids)
         self._min_pairs = min(
             int(bucket_ranks[size - 1]) + 1
@@ -68,6 +71,6 @@ class CurriculumBatches(TrainBatches):
         full = np.array([n // size for n, (_, size, _) in zip(counts, self._buckets)], float)
         rng = np.random.default_rng([self._seed, step, 1])  # the epochs use [seed, epoch]
         bucket = int(rng.choice(len(full), p=full / full.sum()))
-        shape, size, ids = self._buckets[bucket]
-        by_rank = self._ranked[bucket][0][: counts[bucket]]
-        return self._make(shape, ids[rng.choice(by_rank, size, replace=False)])
+        shape, size, _ = self._buckets[bucket]
+        easiest = self._ranked[bucket][0][: counts[bucket]]
+        return self._make(shape, rng.choice(easiest, size, replace=False))

@@ -143,12 +143,11 @@ def bleu_by_length(
             raise ValueError(
                 f"Series {name!r} has {len(values)} values for {len(buckets)} buckets."
             )
-    # Bars need room per system and bucket; lines only per bucket, and a legend beside.
-    per_bucket = 1.0 if lines else 0.5 * max(len(series), 1)
-    fig = Figure(
-        figsize=(max(5.0, 1.0 + per_bucket * len(buckets) + (3.0 if lines else 0.0)), 4.0),
-        layout="constrained",
-    )
+    if lines:  # room per bucket, and for the legend beside the axes
+        width = 4.0 + len(buckets)
+    else:  # room for a bar per system in every bucket
+        width = 1.0 + 0.5 * len(buckets) * max(len(series), 1)
+    fig = Figure(figsize=(max(5.0, width), 4.0), layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(len(buckets))
     width = 0.8 / max(len(series), 1)
