@@ -71,7 +71,7 @@ CONFIGS = [
     dict(attention="general", cell="gru", bridge="zeros"),
     dict(attention="bahdanau", cell="rnn", input_feeding=True),
     dict(attention="general", cell="ln_lstm", input_feeding=True),
-    dict(attention="none", cell="ln_lstm", bridge="copy"),
+    dict(attention="none", cell="ln_lstm", bidirectional=False, bridge="copy"),
 ]
 
 
