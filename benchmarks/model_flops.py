@@ -1,18 +1,18 @@
 """Model FLOPs of one training step, from the architecture's formula.
 
 Counts the multiply-adds of the matrix products (2 FLOPs each) over real tokens only:
-padding, recomputation and elementwise work (gates, softmax) are not model FLOPs.
-A training step is 3x the forward pass (the backward pass costs two forward passes).
-Covers what the benchmarks run: LSTM/GRU/RNN cells, (bi)directional stacked
-encoder, dense bridge, Luong attention with or without input feeding, untied output
-layer. ``search_flops`` bounds the FLOPs of a beam search from below, which bounds the
-sentences/s that any implementation (or any implementation of one stopping rule) can
-reach at a given matmul rate.
+padding, recomputation and elementwise work (gates, softmax) are not model FLOPs. A
+training step is 3x the forward pass (the backward pass costs two forward passes).
+Covers what the benchmarks run: every cell (a layer norm is elementwise work),
+(bi)directional stacked encoder, dense bridge, Luong attention with or without input
+feeding, untied output layer. ``search_flops`` bounds the FLOPs of a beam search from
+below, which bounds the sentences/s that any implementation (or any implementation of
+one stopping rule) can reach at a given matmul rate.
 """
 
 import numpy as np
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+from s2s_jax.models.cells import CELLS
 
 
 def _recurrent(in_size: int, hidden: int, gates: int) -> int:
@@ -29,7 +29,7 @@ def forward_flops(model: dict, src_tokens: np.ndarray, tgt_tokens: np.ndarray) -
         raise ValueError(
             f"model_flops covers Luong dot/general attention, not {model['attention']!r}"
         )
-    emb, hid, gates = model["embed_dim"], model["hidden_size"], GATES[model["cell"]]
+    emb, hid, gates = model["embed_dim"], model["hidden_size"], CELLS[model["cell"]].num_gates
     directions = 2 if model["bidirectional"] else 1
     mem = directions * hid
     src, tgt = np.asarray(src_tokens, np.float64), np.asarray(tgt_tokens, np.float64)

@@ -18,7 +18,8 @@ from s2s_jax.models.rnn_layers import RecurrentLayer
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 6, 5, 4
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 JAX vs float64 numpy
-NUM_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+NUM_GATES = {"lstm": 4, "ln_lstm": 4, "gru": 3, "rnn": 1}
+LAYER_NORM = {"x_scale", "h_scale", "bias", "c_scale", "c_bias"}  # ln_lstm's own
 
 
 def numpy_run(cell, p, inputs, carry=None):
@@ -26,7 +27,7 @@ def numpy_run(cell, p, inputs, carry=None):
     batch, time = inputs.shape[:2]
     hidden = p["w_hh"].shape[0]
     if carry is None:
-        carry = tuple(np.zeros((batch, hidden)) for _ in range(2 if cell == "lstm" else 1))
+        carry = tuple(np.zeros((batch, hidden)) for _ in range(CELLS[cell].carry_size))
     outputs = []
     for t in range(time):
         carry, h = cell_step(cell, p, carry, inputs[:, t])
@@ -65,10 +66,16 @@ def test_param_structure(cell):
     params = variables["params"]
     assert set(params) == {"cell"}
     cell_params = params["cell"]
-    assert set(cell_params) == {"ih", "hh"}
+    assert set(cell_params) == {"ih", "hh"} | (LAYER_NORM if cell == "ln_lstm" else set())
     gates = NUM_GATES[cell]
     assert cell_params["ih"]["kernel"].shape == (IN_FEATURES, gates * HIDDEN)
-    assert cell_params["ih"]["bias"].shape == (gates * HIDDEN,)
+    if cell == "ln_lstm":  # the gates' bias comes after the normalisations
+        assert set(cell_params["ih"]) == {"kernel"}
+        for name in LAYER_NORM:
+            width = HIDDEN if name.startswith("c_") else gates * HIDDEN
+            assert cell_params[name].shape == (width,)
+    else:
+        assert cell_params["ih"]["bias"].shape == (gates * HIDDEN,)
     assert cell_params["hh"]["kernel"].shape == (HIDDEN, gates * HIDDEN)
     if cell == "gru":
         assert set(cell_params["hh"]) == {"kernel", "bias"}
@@ -91,7 +98,7 @@ def test_layer_matches_numpy_equations(cell, perturbed):
     assert outputs.shape == (BATCH, TIME, HIDDEN)
     assert outputs.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(outputs), ref_outputs, **TOL)
-    assert len(carry) == len(ref_carry) == (2 if cell == "lstm" else 1)
+    assert len(carry) == len(ref_carry) == CELLS[cell].carry_size
     for got, want in zip(carry, ref_carry):
         assert got.shape == (BATCH, HIDDEN)
         np.testing.assert_allclose(np.asarray(got), want, **TOL)
@@ -104,7 +111,7 @@ def test_layer_with_initial_carry_matches_numpy(cell):
     layer, variables, inputs = init_layer(cell, seed=3)
     variables = perturb(variables, seed=4)
     rng = np.random.default_rng(5)
-    n = 2 if cell == "lstm" else 1
+    n = CELLS[cell].carry_size
     init = tuple(rng.normal(size=(BATCH, HIDDEN)).astype(np.float32) for _ in range(n))
     carry, outputs = jax.jit(layer.apply)(
         variables, jnp.asarray(inputs), None, tuple(jnp.asarray(c) for c in init)
@@ -120,9 +127,13 @@ def test_layer_with_initial_carry_matches_numpy(cell):
         np.testing.assert_allclose(np.asarray(got), want, **TOL)
 
 
-def test_lstm_forget_bias_is_one():
-    _, variables, _ = init_layer("lstm")
-    bias = np.asarray(variables["params"]["cell"]["ih"]["bias"])
+@pytest.mark.parametrize("cell, path", [("lstm", ("ih", "bias")), ("ln_lstm", ("bias",))])
+def test_lstm_forget_bias_is_one(cell, path):
+    _, variables, _ = init_layer(cell)
+    bias = variables["params"]["cell"]
+    for key in path:
+        bias = bias[key]
+    bias = np.asarray(bias)
     i, f, g, o = np.split(bias, 4)
     np.testing.assert_array_equal(f, np.ones(HIDDEN))
     for other in (i, g, o):

@@ -2,54 +2,25 @@
 gives the same hypotheses, and of different architectures scores each step with the
 mean of the members' log-probabilities (against a float64 numpy reference)."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from toy_models import SRC_V, TGT_V, T, initialised, inputs, transformer
 
 from s2s_jax import decoding
 from s2s_jax.models.ensemble import Ensemble
 from s2s_jax.models.model_config import ModelConfig
 from s2s_jax.models.seq2seq import Seq2Seq
-from s2s_jax.models.transformer import Transformer
-
-B, S, T, SRC_V, TGT_V = 3, 7, 5, 20, 15
-LENGTHS = (7, 4, 1)
-
-
-def _inputs():
-    rng = np.random.default_rng(0)
-    src_mask = np.arange(S)[None, :] < np.array(LENGTHS)[:, None]
-    src = np.where(src_mask, rng.integers(4, SRC_V, (B, S)), 0)
-    tgt_in = rng.integers(4, TGT_V, (B, T))
-    return jnp.asarray(src, jnp.int32), jnp.asarray(src_mask), jnp.asarray(tgt_in, jnp.int32)
 
 
 def _rnn(seed=0):
     config = ModelConfig.create(
         SRC_V, TGT_V, embed_dim=8, hidden_size=12, attention="general", dropout=0.0
     )
-    return _initialised(Seq2Seq(config), seed)
+    return initialised(Seq2Seq(config), seed)
 
 
-def _transformer(seed=1):
-    config = ModelConfig.create(
-        SRC_V,
-        TGT_V,
-        architecture="transformer",
-        embed_dim=16,
-        hidden_size=16,
-        num_heads=4,
-        encoder_layers=1,
-        decoder_layers=1,
-        dropout=0.0,
-    )
-    return _initialised(Transformer(config), seed)
-
-
-def _initialised(model, seed):
-    src, src_mask, tgt_in = _inputs()
-    return model, model.init(jax.random.key(seed), src, src_mask, tgt_in)["params"]
+def _transformer():
+    return transformer(seed=1, encoder_layers=1, decoder_layers=1)
 
 
 def _ensemble(*members):
@@ -59,7 +30,7 @@ def _ensemble(*members):
 
 
 def _decode(model, params, decoder):
-    src, src_mask, _ = _inputs()
+    src, src_mask, _ = inputs()
     if decoder == "greedy":
         return decoding.greedy(model, params, src, src_mask, max_len_a=1.0, max_len_b=4)
     return decoding.beam_search(
@@ -107,7 +78,7 @@ def test_each_step_is_the_mean_of_the_members_log_probabilities():
     """An RNN and a Transformer over the same vocabularies, stepped together."""
     members = [_rnn(), _transformer()]
     model, params = _ensemble(*members)
-    src, src_mask, tgt_in = _inputs()
+    src, src_mask, tgt_in = inputs()
     state, memory = model.apply({"params": params}, src, src_mask, method="encode")
     singles = [m.apply({"params": p}, src, src_mask, method="encode") for m, p in members]
     for t in range(T):
@@ -130,7 +101,7 @@ def test_each_step_is_the_mean_of_the_members_log_probabilities():
 def test_the_teacher_forced_pass_is_the_mean_of_the_members():
     members = [_rnn(), _transformer()]
     model, params = _ensemble(*members)
-    src, src_mask, tgt_in = _inputs()
+    src, src_mask, tgt_in = inputs()
     mean, weights = model.apply({"params": params}, src, src_mask, tgt_in)
     outputs = [m.apply({"params": p}, src, src_mask, tgt_in) for m, p in members]
     expected = sum(_log_softmax64(logits) for logits, _ in outputs) / 2
@@ -140,9 +111,9 @@ def test_the_teacher_forced_pass_is_the_mean_of_the_members():
 
 def test_members_without_attention_are_left_out_of_the_weights():
     plain = Seq2Seq(ModelConfig.create(SRC_V, TGT_V, embed_dim=8, hidden_size=12, attention="none"))
-    members = [_initialised(plain, 2), _rnn()]
+    members = [initialised(plain, 2), _rnn()]
     model, params = _ensemble(*members)
-    src, src_mask, tgt_in = _inputs()
+    src, src_mask, tgt_in = inputs()
     _, weights = model.apply({"params": params}, src, src_mask, tgt_in)
     _, expected = members[1][0].apply({"params": members[1][1]}, src, src_mask, tgt_in)
     np.testing.assert_allclose(weights, expected, rtol=1e-6)

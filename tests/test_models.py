@@ -70,6 +70,8 @@ CONFIGS = [
     dict(attention="multihead", tie_embeddings=True),
     dict(attention="general", cell="gru", bridge="zeros"),
     dict(attention="bahdanau", cell="rnn", input_feeding=True),
+    dict(attention="general", cell="ln_lstm", input_feeding=True),
+    dict(attention="none", cell="ln_lstm", bidirectional=False, bridge="copy"),
 ]
 
 

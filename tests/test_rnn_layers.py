@@ -29,7 +29,7 @@ SAME_TOL = dict(rtol=1e-6, atol=1e-6)  # float32 JAX vs float32 JAX, different b
 def np_direction(cell, p, x, reverse=False):
     """One unpadded sequence ``x [L, D]`` -> (final carry of [H], outputs [L, H])."""
     hidden = p["w_hh"].shape[0]
-    carry = tuple(np.zeros(hidden) for _ in range(2 if cell == "lstm" else 1))
+    carry = tuple(np.zeros(hidden) for _ in range(CELLS[cell].carry_size))
     order = range(len(x) - 1, -1, -1) if reverse else range(len(x))
     outputs = np.zeros((len(x), hidden))
     for t in order:

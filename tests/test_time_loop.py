@@ -24,8 +24,11 @@ TOL = dict(rtol=2e-5, atol=2e-5)
 CASES = list(itertools.product(CELLS, (False, True), (1, 3), (False, True)))
 
 
+LN_PARAMS = ("x_scale", "h_scale", "bias", "c_scale", "c_bias")  # LayerNormLSTMCell's order
+
+
 def _problem(cell: str, seed: int = 0):
-    """Random kernel, bias, projected inputs, initial carry and mask."""
+    """Random kernel, bias, projected inputs, initial carry, mask and update parameters."""
     gates = CELLS[cell].num_gates
     rng = np.random.default_rng(seed)
     normal = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
@@ -34,16 +37,21 @@ def _problem(cell: str, seed: int = 0):
     x_proj = normal(BATCH, TIME, gates * HIDDEN)
     carry = tuple(0.5 * normal(BATCH, HIDDEN) for _ in range(CELLS[cell].carry_size))
     mask = np.arange(TIME)[None, :] < LENGTHS[:, None]
-    return kernel, bias, x_proj, carry, mask
+    params = ()
+    if cell == "ln_lstm":
+        widths = (gates * HIDDEN,) * 3 + (HIDDEN,) * 2
+        params = tuple(1.0 + 0.3 * normal(width) for width in widths)
+    return kernel, bias, x_proj, carry, mask, params
 
 
-def _numpy_run(cell, kernel, bias, x_proj, carry, mask, reverse):
+def _numpy_run(cell, kernel, bias, x_proj, carry, mask, params, reverse):
     """float64 loop over the seeds' equations, with the identity input projection."""
     gates = CELLS[cell].num_gates
     p = {
         "w_ih": np.eye(gates * HIDDEN),
         "b_ih": np.zeros(gates * HIDDEN),
         "w_hh": kernel.astype(np.float64),
+        **{name: value.astype(np.float64) for name, value in zip(LN_PARAMS, params)},
     }
     if bias is not None:
         p["b_hh"] = bias.astype(np.float64)
@@ -57,13 +65,13 @@ def _numpy_run(cell, kernel, bias, x_proj, carry, mask, reverse):
     return carry, outputs
 
 
-def _loop_run(cell, kernel, bias, x_proj, carry, mask, reverse):
+def _loop_run(cell, kernel, bias, x_proj, carry, mask, params, reverse):
     """The same recurrence as a Python loop of jnp ops, for automatic differentiation."""
     update = CELLS[cell].update
     outputs = [None] * TIME
     for t in reversed(range(TIME)) if reverse else range(TIME):
         r = carry[0] @ kernel + (0.0 if bias is None else bias)
-        new, h = update(x_proj[:, t], r, carry)
+        new, h = update(params, x_proj[:, t], r, carry)
         keep = mask[:, t, None]
         carry = tuple(jnp.where(keep, n, o) for n, o in zip(new, carry))
         outputs[t] = jnp.where(keep, h, 0.0)
@@ -71,7 +79,7 @@ def _loop_run(cell, kernel, bias, x_proj, carry, mask, reverse):
 
 
 def _fused_run(cell, reverse, unroll, remat):
-    def run(kernel, bias, x_proj, carry, mask):
+    def run(kernel, bias, x_proj, carry, mask, params):
         final, outputs = recurrence(
             CELLS[cell].update,
             kernel,
@@ -83,6 +91,7 @@ def _fused_run(cell, reverse, unroll, remat):
             unroll=unroll,
             remat=remat,
             additive=CELLS[cell].additive,
+            update_params=params,
         )
         return final, jnp.swapaxes(outputs, 0, 1)
 
@@ -91,11 +100,11 @@ def _fused_run(cell, reverse, unroll, remat):
 
 @pytest.mark.parametrize("cell,reverse,unroll,remat", CASES)
 def test_forward_matches_numpy_equations(cell, reverse, unroll, remat):
-    kernel, bias, x_proj, carry, mask = _problem(cell)
+    kernel, bias, x_proj, carry, mask, params = _problem(cell)
     final, outputs = jax.jit(_fused_run(cell, reverse, unroll, remat))(
-        kernel, bias, x_proj, carry, mask
+        kernel, bias, x_proj, carry, mask, params
     )
-    want_final, want_outputs = _numpy_run(cell, kernel, bias, x_proj, carry, mask, reverse)
+    want_final, want_outputs = _numpy_run(cell, kernel, bias, x_proj, carry, mask, params, reverse)
     np.testing.assert_allclose(outputs, want_outputs, **TOL)
     for got, want in zip(final, want_final):
         np.testing.assert_allclose(got, want, **TOL)
@@ -103,28 +112,26 @@ def test_forward_matches_numpy_equations(cell, reverse, unroll, remat):
 
 @pytest.mark.parametrize("cell,reverse,unroll,remat", CASES)
 def test_gradients_match_autodiff_of_the_step_loop(cell, reverse, unroll, remat):
-    kernel, bias, x_proj, carry, mask = _problem(cell, seed=1)
+    kernel, bias, x_proj, carry, mask, params = _problem(cell, seed=1)
     rng = np.random.default_rng(2)
     out_weights = rng.normal(size=(BATCH, TIME, HIDDEN)).astype(np.float32)
     carry_weights = [rng.normal(size=(BATCH, HIDDEN)).astype(np.float32) for _ in carry]
 
     def objective(run):
-        def f(kernel, bias, x_proj, carry):
-            final, outputs = run(kernel, bias, x_proj, carry, mask)
+        def f(kernel, bias, x_proj, carry, params):
+            final, outputs = run(kernel, bias, x_proj, carry, mask, params)
             return jnp.sum(outputs * out_weights) + sum(
                 jnp.sum(c * w) for c, w in zip(final, carry_weights)
             )
 
         return f
 
-    args = (kernel, bias, x_proj, carry)
-    argnums = (0, 2, 3) if bias is None else (0, 1, 2, 3)
+    args = (kernel, bias, x_proj, carry, params)
+    argnums = (0, 2, 3, 4) if bias is None else (0, 1, 2, 3, 4)
     fused = jax.jit(jax.grad(objective(_fused_run(cell, reverse, unroll, remat)), argnums=argnums))(
         *args
     )
-    loop = jax.grad(objective(lambda *a: _loop_run(cell, *a[:4], a[4], reverse)), argnums=argnums)(
-        *args
-    )
+    loop = jax.grad(objective(lambda *a: _loop_run(cell, *a, reverse)), argnums=argnums)(*args)
     for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(loop)):
         np.testing.assert_allclose(got, want, **TOL)
     # Padded steps receive no gradient through the input projections.
@@ -134,12 +141,12 @@ def test_gradients_match_autodiff_of_the_step_loop(cell, reverse, unroll, remat)
 
 def test_remat_and_unroll_are_execution_details():
     """Bit-for-bit the same outputs; gradients equal to float32 round-off."""
-    kernel, bias, x_proj, carry, mask = _problem("lstm", seed=3)
+    kernel, bias, x_proj, carry, mask, params = _problem("lstm", seed=3)
     runs = [
         _fused_run("lstm", False, unroll, remat)
         for unroll, remat in ((1, False), (4, False), (1, True), (4, True))
     ]
-    outputs = [r(kernel, bias, x_proj, carry, mask)[1] for r in runs]
+    outputs = [r(kernel, bias, x_proj, carry, mask, params)[1] for r in runs]
     for other in outputs[1:]:
         np.testing.assert_allclose(other, outputs[0], rtol=1e-6, atol=1e-6)
 

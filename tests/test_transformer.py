@@ -5,44 +5,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from toy_models import TGT_V, B, S, T, inputs
+from toy_models import transformer as toy_transformer
 
 from s2s_jax import decoding, registries
 from s2s_jax.config import ConfigError, base_config
 from s2s_jax.data.vocab import BOS_ID
 from s2s_jax.models import transformer
 from s2s_jax.models.architectures import ARCHITECTURES
-from s2s_jax.models.model_config import ModelConfig
 from s2s_jax.models.seq2seq import Seq2Seq
 from s2s_jax.models.transformer import Transformer
 
-B, S, T, SRC_V, TGT_V = 3, 7, 6, 20, 15
-LENGTHS = (7, 4, 1)
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 arithmetic in different orders
-
-
-def _inputs(seed=0):
-    rng = np.random.default_rng(seed)
-    src_mask = np.arange(S)[None, :] < np.array(LENGTHS)[:, None]
-    src = np.where(src_mask, rng.integers(4, SRC_V, (B, S)), 0)
-    tgt_in = rng.integers(4, TGT_V, (B, T))
-    return jnp.asarray(src, jnp.int32), jnp.asarray(src_mask), jnp.asarray(tgt_in, jnp.int32)
-
-
-def _model(**overrides):
-    fields = dict(
-        architecture="transformer",
-        embed_dim=16,
-        hidden_size=16,
-        num_heads=4,
-        encoder_layers=2,
-        decoder_layers=2,
-        dropout=0.0,
-    )
-    fields.update(overrides)
-    model = Transformer(ModelConfig.create(SRC_V, TGT_V, **fields))
-    src, src_mask, tgt_in = _inputs()
-    params = model.init(jax.random.key(0), src, src_mask, tgt_in)["params"]
-    return model, params
 
 
 def _stepped(model, params, src, src_mask, tokens):
@@ -61,8 +35,8 @@ def _stepped(model, params, src, src_mask, tokens):
 
 @pytest.mark.parametrize("tie", [False, True])
 def test_decode_steps_match_teacher_forcing(tie):
-    model, params = _model(tie_embeddings=tie)
-    src, src_mask, tgt_in = _inputs()
+    model, params = toy_transformer(tie_embeddings=tie)
+    src, src_mask, tgt_in = inputs()
     logits, weights = model.apply({"params": params}, src, src_mask, tgt_in)
     assert logits.shape == (B, T, TGT_V) and weights.shape == (B, T, S)
     stepped_logits, stepped_weights = _stepped(model, params, src, src_mask, tgt_in)
@@ -76,8 +50,8 @@ def test_decode_steps_match_teacher_forcing(tie):
 def test_decode_step_with_beams_sharing_memory():
     """G consecutive state rows over one memory row (beam search) give each row's
     own result."""
-    model, params = _model()
-    src, src_mask, tgt_in = _inputs()
+    model, params = toy_transformer()
+    src, src_mask, tgt_in = inputs()
     variables = {"params": params}
     state, memory = model.apply(variables, src, src_mask, method="encode")
     beams = jax.tree.map(lambda x: jnp.repeat(x, 2, axis=0), state)
@@ -92,8 +66,8 @@ def test_decode_step_with_beams_sharing_memory():
 
 
 def test_state_leaves_have_batch_first():
-    model, params = _model()
-    src, src_mask, _ = _inputs()
+    model, params = toy_transformer()
+    src, src_mask, _ = inputs()
     state, memory = model.apply({"params": params}, src, src_mask, method="encode")
     for leaf in jax.tree.leaves((state, memory)):
         assert leaf.shape[0] == B
@@ -101,8 +75,8 @@ def test_state_leaves_have_batch_first():
 
 @pytest.mark.parametrize("tie", [False, True])
 def test_pre_logits_times_kernel_are_the_logits(tie):
-    model, params = _model(tie_embeddings=tie)
-    src, src_mask, tgt_in = _inputs()
+    model, params = toy_transformer(tie_embeddings=tie)
+    src, src_mask, tgt_in = inputs()
     logits, _ = model.apply({"params": params}, src, src_mask, tgt_in)
     features, kernel, bias = model.apply(
         {"params": params}, src, src_mask, tgt_in, method="teacher_forced_pre_logits"
@@ -113,8 +87,8 @@ def test_pre_logits_times_kernel_are_the_logits(tie):
 
 
 def test_source_padding_is_ignored():
-    model, params = _model()
-    src, src_mask, tgt_in = _inputs()
+    model, params = toy_transformer()
+    src, src_mask, tgt_in = inputs()
     other_src = jnp.where(src_mask, src, 7)  # different tokens under the padding
     for method in ("__call__", "teacher_forced_pre_logits"):
         a = model.apply({"params": params}, src, src_mask, tgt_in, method=method)
@@ -128,8 +102,8 @@ def test_source_padding_is_ignored():
 
 
 def test_greedy_decoding_runs_on_it():
-    model, params = _model()
-    src, src_mask, tgt_in = _inputs()
+    model, params = toy_transformer()
+    src, src_mask, tgt_in = inputs()
     decoded = decoding.greedy(model, params, src, src_mask, max_len_a=1.0, max_len_b=3)
     assert decoded.tokens.shape == (B, 1, S + 3)
     bos = jnp.full((B, 1), BOS_ID, jnp.int32)
@@ -153,12 +127,12 @@ def test_greedy_decoding_runs_on_it():
 
 def test_embed_dim_must_equal_hidden_size():
     with pytest.raises(ValueError, match="embed_dim"):
-        _model(embed_dim=8)
+        toy_transformer(embed_dim=8)
 
 
 def test_scheduled_sampling_is_refused():
-    model, params = _model()
-    src, src_mask, tgt_in = _inputs()
+    model, params = toy_transformer()
+    src, src_mask, tgt_in = inputs()
     with pytest.raises(NotImplementedError, match="scheduled sampling"):
         model.apply({"params": params}, src, src_mask, tgt_in, jnp.ones_like(tgt_in, bool))
 

@@ -9,7 +9,7 @@ from s2s_jax.config.checks import check, get, one_of, positive
 def defaults() -> ml_collections.ConfigDict:
     model = ml_collections.ConfigDict()
     model.architecture = "rnn"  # rnn | transformer
-    model.cell = "lstm"  # lstm | gru | rnn, for encoder and decoder
+    model.cell = "lstm"  # lstm | ln_lstm (layer-normalised) | gru | rnn, encoder and decoder
     model.embed_dim = 64  # source and target embedding size
     model.hidden_size = 128  # decoder state size; each encoder direction's size
     model.encoder_layers = 1  # stacked encoder layers

@@ -1,10 +1,12 @@
 """Recurrent cells with the input projection split from the recurrence.
 
 Every cell computes its gates from ``x_proj = x @ W_ih + b`` (:meth:`project`) and
-``r = h @ W_hh`` through an elementwise :meth:`update`. A layer that sees a whole
-sequence projects all time steps in one matmul and runs only ``r`` and the update
-inside the loop (:meth:`sequence`, see ``time_loop.py``); a decoder step projects its
-single input (``__call__``). Both paths share the same parameters and the same update.
+``r = h @ W_hh`` through an elementwise :meth:`update` (given the cell's
+:meth:`update_params`: the layer-normalised LSTM's gains and biases; none for others).
+A layer that sees a whole sequence projects all time steps in one matmul and runs only
+``r`` and the update inside the loop (:meth:`sequence`, see ``time_loop.py``); a
+decoder step projects its single input (``__call__``).
+Both paths share the same parameters and the same update.
 
 An input can also be split: the projection of its first features computed
 beforehand for all time steps (``project(x_first)``), the rest projected inside the
@@ -69,12 +71,13 @@ class RecurrentCell(nn.Module):
     num_gates = 1  # gates computed by the fused matmuls
     carry_size = 1  # number of [batch, features] arrays in the carry
     recurrent_bias = False  # whether W_hh has its own bias (the GRU's b_n)
+    input_bias = True  # whether W_ih has the gates' bias b (a layer norm adds its own)
     additive = True  # whether update sees only x_proj + r (the GRU's reset gate does not)
 
     def setup(self):
         self.ih = Kernel(
             self.num_gates * self.features,
-            True,
+            self.input_bias,
             nn.initializers.xavier_uniform(),
             self.bias_init,
             name="ih",
@@ -96,7 +99,7 @@ class RecurrentCell(nn.Module):
         more; the others then come to ``__call__`` as ``rest``)."""
         return dense(x, *self._input_weights(x.shape[-1]), self.dtype)
 
-    def _input_weights(self, width: int) -> tuple[jax.Array, jax.Array]:
+    def _input_weights(self, width: int) -> tuple[jax.Array, jax.Array | None]:
         """``W_ih``'s rows for the input's first ``width`` features, and ``b``."""
         kernel, bias = self.ih(self.in_features or width)
         return kernel[:width], bias
@@ -121,7 +124,7 @@ class RecurrentCell(nn.Module):
                 kernel = jnp.concatenate([ih_rest, kernel])
             else:
                 x_proj = x_proj + dense(rest, ih_rest, None, self.dtype)
-        return self.update(x_proj, dense(h, kernel, bias, self.dtype), carry)
+        return self.update(self.update_params(), x_proj, dense(h, kernel, bias, self.dtype), carry)
 
     def sequence(
         self,
@@ -144,7 +147,7 @@ class RecurrentCell(nn.Module):
         ih_kernel, ih_bias = self._input_weights(inputs.shape[-1])
         if self.additive:
             x_proj = dense(inputs, ih_kernel, None, self.dtype)
-            bias = ih_bias if bias is None else bias + ih_bias
+            bias = ih_bias if bias is None else bias + ih_bias  # GRU: not additive
         else:
             x_proj = dense(inputs, ih_kernel, ih_bias, self.dtype)
         return recurrence(
@@ -158,12 +161,17 @@ class RecurrentCell(nn.Module):
             unroll=unroll,
             remat=remat,
             additive=self.additive,
+            update_params=self.update_params(),
             dtype=self.dtype,
         )
 
+    def update_params(self):
+        """The parameters ``update`` takes (a pytree): none but the layer norm's."""
+        return ()
+
     @staticmethod
-    def update(x_proj: jax.Array, r: jax.Array, carry: Carry) -> tuple[Carry, jax.Array]:
-        """Elementwise: gates from ``x_proj`` and ``r = h W_hh`` -> (carry, h)."""
+    def update(params, x_proj: jax.Array, r: jax.Array, carry: Carry) -> tuple[Carry, jax.Array]:
+        """Gates from ``x_proj`` and ``r = h W_hh`` -> (carry, h)."""
         raise NotImplementedError
 
 
@@ -184,11 +192,55 @@ class LSTMCell(RecurrentCell):
         return jnp.zeros(shape, dtype).at[features : 2 * features].set(1.0)
 
     @staticmethod
-    def update(x_proj, r, carry):
+    def update(params, x_proj, r, carry):
         _, c = carry
         i, f, g, o = jnp.split(x_proj + r, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+
+def _layer_norm(v: jax.Array, scale: jax.Array, epsilon: float = 1e-5) -> jax.Array:
+    """``scale * (v - mean) / std`` over the last axis of ``v``."""
+    centred = v - v.mean(axis=-1, keepdims=True)
+    return scale * centred * jax.lax.rsqrt(jnp.mean(centred**2, axis=-1, keepdims=True) + epsilon)
+
+
+class LayerNormLSTMCell(LSTMCell):
+    """LSTM with layer normalisation (Ba et al. 2016, section 3.1), as Nematus and
+    Marian's ``layer-normalization`` have it:
+
+    z = LN(x W_ih; a_x) + LN(h W_hh; a_h) + b, split into (i, f, g, o);
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(LN(c'; a_c) + b_c),
+    LN(v; a) = a * (v - mean(v)) / std(v) over the features of v. The gains start at
+    1, b as the LSTM's (forget gate 1), b_c at 0. ``x W_ih`` is normalised inside the
+    update, after the input-feeding decoder adds the projection of its fed-back vector.
+    """
+
+    additive = False
+    input_bias = False  # b comes after the normalisations
+
+    def setup(self):
+        super().setup()
+        gates = 4 * self.features
+        ones = nn.initializers.ones
+        self.x_scale = self.param("x_scale", ones, (gates,))
+        self.h_scale = self.param("h_scale", ones, (gates,))
+        self.bias = self.param("bias", LSTMCell.bias_init, (gates,))
+        self.c_scale = self.param("c_scale", ones, (self.features,))
+        self.c_bias = self.param("c_bias", nn.initializers.zeros, (self.features,))
+
+    def update_params(self):
+        return (self.x_scale, self.h_scale, self.bias, self.c_scale, self.c_bias)
+
+    @staticmethod
+    def update(params, x_proj, r, carry):
+        x_scale, h_scale, bias, c_scale, c_bias = params
+        _, c = carry
+        z = _layer_norm(x_proj, x_scale) + _layer_norm(r, h_scale) + bias
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(_layer_norm(c, c_scale) + c_bias)
         return (h, c), h
 
 
@@ -204,7 +256,7 @@ class GRUCell(RecurrentCell):
     additive = False
 
     @staticmethod
-    def update(x_proj, r, carry):
+    def update(params, x_proj, r, carry):
         (h,) = carry
         x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
         h_r, h_z, h_n = jnp.split(r, 3, axis=-1)
@@ -219,7 +271,7 @@ class SimpleRNNCell(RecurrentCell):
     """Elman RNN: h' = tanh(x W_ih + b + h W_hh)."""
 
     @staticmethod
-    def update(x_proj, r, carry):
+    def update(params, x_proj, r, carry):
         h = jnp.tanh(x_proj + r)
         return (h,), h
 
@@ -228,6 +280,7 @@ CELLS: Registry[type[RecurrentCell]] = Registry(
     "model.cell",
     {
         "lstm": LSTMCell,
+        "ln_lstm": LayerNormLSTMCell,
         "gru": GRUCell,
         "rnn": SimpleRNNCell,
     },

@@ -1,15 +1,17 @@
 """The recurrence over a whole sequence, with a hand-written backward pass.
 
 A cell is split into its recurrent matmul ``r_t = h_{t-1} W_hh (+ b_hh)`` and an
-elementwise ``update(x_t, r_t, carry) -> (carry', h_t)``, where ``x_t`` is the input
-projection, computed for all time steps before the loop (``RecurrentCell.project``).
-Forward, one loop step is one matmul and one fused elementwise update.
+elementwise ``update(params, x_t, r_t, carry) -> (carry', h_t)``, where ``x_t`` is the
+input projection, computed for all time steps before the loop
+(``RecurrentCell.project``), and ``params`` the update's own parameters (the
+layer-normalised LSTM's gains; none for the others). Forward, one loop step is one
+matmul and one fused update.
 
 Differentiating ``lax.scan`` directly would accumulate ``dW_hh += h_{t-1}^T dr_t`` with
 a matmul inside every backward step. Here the backward loop does only what must be
-sequential, ``dh_{t-1} = dr_t W_hh^T`` plus the elementwise derivative of ``update``,
-and stores ``dr_t``; the weight gradients then take one large matmul over all time
-steps and rows, as in cuDNN and oneDNN.
+sequential, ``dh_{t-1} = dr_t W_hh^T`` plus the derivative of ``update`` (whose
+parameters' gradients it sums as it goes), and stores ``dr_t``; the weight gradients
+then take one large matmul over all time steps and rows, as in cuDNN and oneDNN.
 
 Padding: where ``mask`` is False the carry passes through unchanged and the output is
 0, so each sequence's final carry is its state at its own last real step.
@@ -23,13 +25,15 @@ writes one gradient stream, ``d(x_t + r_t)``, which is both ``d x_t`` and ``d r_
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 Carry = tuple[jax.Array, ...]
-# (x_proj [B, G*H], r [B, G*H], carry) -> (new carry, h [B, H]), elementwise.
-Update = Callable[[jax.Array, jax.Array, Carry], tuple[Carry, jax.Array]]
+# (params, x_proj [B, G*H], r [B, G*H], carry) -> (new carry, h [B, H]): elementwise
+# but for a layer norm's means over each row; params: a pytree, () for most cells.
+Update = Callable[[Any, jax.Array, jax.Array, Carry], tuple[Carry, jax.Array]]
 
 
 def _matmul(x: jax.Array, kernel: jax.Array, dtype) -> jax.Array:
@@ -90,16 +94,16 @@ def time_and_batch_matmul(
 
 
 def _masked(
-    update: Update, x: jax.Array, r: jax.Array, carry: Carry, mask: jax.Array | None
+    update: Update, params, x: jax.Array, r: jax.Array, carry: Carry, mask: jax.Array | None
 ) -> tuple[Carry, jax.Array]:
-    new, h = update(x, r, carry)
+    new, h = update(params, x, r, carry)
     if mask is None:
         return new, h
     keep = mask[:, None]
     return (tuple(jnp.where(keep, n, o) for n, o in zip(new, carry)), jnp.where(keep, h, 0.0))
 
 
-def _run(update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry):
+def _run(update, dtype, reverse, unroll, additive, kernel, bias, params, xs, masks, carry):
     """The forward loop over time-major inputs: (final carry, outputs, what the update
     saw per step (``r``, or ``x + r`` when additive), carry before each step)."""
 
@@ -108,31 +112,34 @@ def _run(update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carr
         r = dense(carry[0], kernel, bias, dtype)
         if additive:
             x, r = 0.0, x + r
-        new, h = _masked(update, x, r, carry, mask)
+        new, h = _masked(update, params, x, r, carry, mask)
         return new, (h, r, carry)
 
     return jax.lax.scan(body, carry, (xs, masks), reverse=reverse, unroll=unroll)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5))
-def _recurrence(update, dtype, reverse, unroll, remat, additive, kernel, bias, xs, masks, carry):
+def _recurrence(
+    update, dtype, reverse, unroll, remat, additive, kernel, bias, params, xs, masks, carry
+):
     final, (hs, _, _) = _run(
-        update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry
+        update, dtype, reverse, unroll, additive, kernel, bias, params, xs, masks, carry
     )
     return final, hs
 
 
 def _recurrence_fwd(
-    update, dtype, reverse, unroll, remat, additive, kernel, bias, xs, masks, carry
+    update, dtype, reverse, unroll, remat, additive, kernel, bias, params, xs, masks, carry
 ):
     final, (hs, rs, befores) = _run(
-        update, dtype, reverse, unroll, additive, kernel, bias, xs, masks, carry
+        update, dtype, reverse, unroll, additive, kernel, bias, params, xs, masks, carry
     )
     # An additive update's saved ``x + r`` is all its backward step needs.
     keep_xs = remat or not additive
     return (final, hs), (
         kernel,
         bias,
+        params,
         xs if keep_xs else None,
         masks,
         None if remat else rs,
@@ -141,33 +148,41 @@ def _recurrence_fwd(
 
 
 def _recurrence_bwd(update, dtype, reverse, unroll, remat, additive, residuals, cotangents):
-    kernel, bias, xs, masks, rs, befores = residuals
+    kernel, bias, params, xs, masks, rs, befores = residuals
     d_final, d_hs = cotangents
 
-    def body(d_carry, inputs):
+    def body(d_loop, inputs):
+        d_carry, d_params = d_loop
         x, mask, r, before, d_h = inputs
         if r is None:
             r = dense(before[0], kernel, bias, dtype)
             r = x + r if additive else r
         if additive:  # d x = d r: one stream, not two
-            _, vjp = jax.vjp(lambda r, c: _masked(update, 0.0, r, c, mask), r, before)
-            d_r, d_before = vjp((d_carry, d_h))
+            _, vjp = jax.vjp(lambda p, r, c: _masked(update, p, 0.0, r, c, mask), params, r, before)
+            d_step_params, d_r, d_before = vjp((d_carry, d_h))
             d_x = None
         else:
-            _, vjp = jax.vjp(lambda x, r, c: _masked(update, x, r, c, mask), x, r, before)
-            d_x, d_r, d_before = vjp((d_carry, d_h))
+            _, vjp = jax.vjp(
+                lambda p, x, r, c: _masked(update, p, x, r, c, mask), params, x, r, before
+            )
+            d_step_params, d_x, d_r, d_before = vjp((d_carry, d_h))
         d_h_prev = d_before[0] + dense(d_r, kernel.T, None, dtype)
-        return (d_h_prev,) + tuple(d_before[1:]), (d_x, d_r)
+        d_params = jax.tree.map(jnp.add, d_params, d_step_params)
+        return ((d_h_prev,) + tuple(d_before[1:]), d_params), (d_x, d_r)
 
-    d_carry, (d_xs, d_rs) = jax.lax.scan(
-        body, d_final, (xs, masks, rs, befores, d_hs), reverse=not reverse, unroll=unroll
+    (d_carry, d_params), (d_xs, d_rs) = jax.lax.scan(
+        body,
+        (d_final, jax.tree.map(jnp.zeros_like, params)),
+        (xs, masks, rs, befores, d_hs),
+        reverse=not reverse,
+        unroll=unroll,
     )
     # Weight gradients: one matmul over every (time step, row) pair.
     d_kernel = time_and_batch_matmul(befores[0], d_rs, dtype, jax.device_count() > 1).astype(
         kernel.dtype
     )
     d_bias = None if bias is None else d_rs.sum(axis=(0, 1)).astype(bias.dtype)
-    return d_kernel, d_bias, d_rs if additive else d_xs, None, d_carry
+    return d_kernel, d_bias, d_params, d_rs if additive else d_xs, None, d_carry
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -185,6 +200,7 @@ def recurrence(
     unroll: int = 1,
     remat: bool = False,
     additive: bool = False,
+    update_params: Any = (),
     dtype=jnp.float32,
 ) -> tuple[Carry, jax.Array]:
     """Runs a cell over a sequence.
@@ -201,6 +217,7 @@ def recurrence(
       remat: recompute ``r_t`` in the backward pass instead of storing it.
       additive: ``update`` sees only ``x_proj + r``: the loop stores that sum and the
         backward pass uses its gradient as both ``d x_proj`` and ``d r``.
+      update_params: ``update``'s own parameters (a pytree of float32 arrays).
       dtype: matmul dtype; the carry and the update stay float32.
 
     Returns:
@@ -208,5 +225,16 @@ def recurrence(
     """
     mask = None if mask is None else jnp.swapaxes(mask, 0, 1)
     return _recurrence(
-        update, dtype, reverse, unroll, remat, additive, kernel, bias, x_proj, mask, tuple(carry)
+        update,
+        dtype,
+        reverse,
+        unroll,
+        remat,
+        additive,
+        kernel,
+        bias,
+        update_params,
+        x_proj,
+        mask,
+        tuple(carry),
     )
