@@ -65,6 +65,9 @@ def test_an_ensemble_of_a_model_with_itself_gives_its_hypotheses(decoder):
     np.testing.assert_allclose(doubled.scores, alone.scores, rtol=1e-5, atol=1e-5)
 
 
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
 def _log_softmax64(logits):
     x = np.asarray(logits, np.float64)
     return (
@@ -94,7 +97,8 @@ def test_each_step_is_the_mean_of_the_members_log_probabilities():
             singles[i] = (s, m)
             expected = expected + _log_softmax64(logits) / len(members)
             expected_weights = expected_weights + np.asarray(w, np.float64) / len(members)
-        np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-5)
+        # What decoding scores with: the normalised mean of the log-probabilities.
+        np.testing.assert_allclose(_log_softmax64(mean), _log_softmax64(expected), **TOL)
         np.testing.assert_allclose(weights, expected_weights, rtol=1e-5, atol=1e-6)
 
 
@@ -105,7 +109,7 @@ def test_the_teacher_forced_pass_is_the_mean_of_the_members():
     mean, weights = model.apply({"params": params}, src, src_mask, tgt_in)
     outputs = [m.apply({"params": p}, src, src_mask, tgt_in) for m, p in members]
     expected = sum(_log_softmax64(logits) for logits, _ in outputs) / 2
-    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_log_softmax64(mean), _log_softmax64(expected), **TOL)
     np.testing.assert_allclose(weights, (outputs[0][1] + outputs[1][1]) / 2, rtol=1e-5, atol=1e-6)
 
 

@@ -8,10 +8,13 @@ i}``; its state and memory are tuples of the members'. The members may have diff
 architectures (an RNN and a Transformer) but read the same source ids and write the
 same target ids: the loader checks their vocabularies.
 
-The "logits" it returns are ``mean_i log_softmax(logits_i)``: unnormalised, so the
-decoders' ``logits - logsumexp(logits)`` scores a token by the normalised geometric mean
-of the members' probabilities. An ensemble of one model decodes as that model: shifting
-logits by a constant changes neither the argmax nor the normalised log-probabilities.
+The "logits" it returns are the mean of the members' logits. Decoding and the loss
+normalise them (``logits - logsumexp(logits)``), which gives the normalised mean of the
+members' log-probabilities: each member's own normaliser is a constant per row, which
+cancels. So the ensemble pays for one softmax per step, as one model does, not one per
+member plus one: the beam-5 time of a 2-model ensemble fell from 2.23x to 2.07x one
+model's (benchmarks/ensemble_quality.py, 1,000 lines). An ensemble of one model
+decodes as that model.
 Attention weights ``[R, S]`` are the mean of the members' that have them (None when
 none has).
 """
@@ -23,9 +26,9 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 
-def _mean_log_probs(logits: Sequence[jax.Array]) -> jax.Array:
-    """``[..., V]`` each -> the mean of their log-softmaxes, float32."""
-    return sum(jax.nn.log_softmax(x.astype(jnp.float32), axis=-1) for x in logits) / len(logits)
+def _mean_logits(logits: Sequence[jax.Array]) -> jax.Array:
+    """``[..., V]`` each -> their mean, float32: normalised, the mean log-probabilities."""
+    return sum(x.astype(jnp.float32) for x in logits) / len(logits)
 
 
 def _mean_weights(weights: Sequence[jax.Array | None]) -> jax.Array | None:
@@ -45,7 +48,7 @@ class Ensemble(nn.Module):
         return tuple(state for state, _ in encoded), tuple(memory for _, memory in encoded)
 
     def decode_step(self, state: tuple, token: jax.Array, memory: tuple):
-        """``token [R]`` -> (states, mean log-probabilities ``[R, V]``, mean weights
+        """``token [R]`` -> (states, mean logits ``[R, V]``, mean weights
         ``[R, S]`` or None)."""
         steps = [
             member.decode_step(s, token, m)
@@ -53,15 +56,15 @@ class Ensemble(nn.Module):
         ]
         return (
             tuple(s for s, _, _ in steps),
-            _mean_log_probs([logits for _, logits, _ in steps]),
+            _mean_logits([logits for _, logits, _ in steps]),
             _mean_weights([w for _, _, w in steps]),
         )
 
     def __call__(self, src: jax.Array, src_mask: jax.Array, tgt_in: jax.Array):
-        """Teacher-forced pass (evaluation's loss, heatmaps): mean log-probabilities
+        """Teacher-forced pass (evaluation's loss, heatmaps): mean logits
         ``[B, T, V]`` and mean weights ``[B, T, S]`` (or None)."""
         outputs = [member(src, src_mask, tgt_in) for member in self.members]
         return (
-            _mean_log_probs([logits for logits, _ in outputs]),
+            _mean_logits([logits for logits, _ in outputs]),
             _mean_weights([w for _, w in outputs]),
         )
