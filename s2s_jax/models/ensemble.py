@@ -15,6 +15,7 @@ cancels. So the ensemble pays for one softmax per step, as one model does, not o
 member plus one: the beam-5 time of a 2-model ensemble fell from 2.23x to 2.07x one
 model's (benchmarks/ensemble_quality.py, 1,000 lines). An ensemble of one model
 decodes as that model.
+
 Attention weights ``[R, S]`` are the mean of the members' that have them (None when
 none has).
 """
