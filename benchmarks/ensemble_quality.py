@@ -28,6 +28,8 @@ import time
 
 from absl import app, flags
 
+import s2s_jax
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pair", "en-de", "Direction: configs/multi30k.py:<pair>.")
 flags.DEFINE_string("manual_dir", "../shared/data/multi30k", "Multi30k files.")
@@ -44,14 +46,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMED_BEAM = 5
 
 
-def _run(command: list[str]) -> tuple[str, float]:
-    """Runs ``command`` at the repository root; its stdout and minutes. Exits naming it
-    if it fails."""
+def _run(command: list[str]) -> float:
+    """Runs ``command`` at the repository root; its minutes. Exits naming it if it
+    fails."""
     start = time.monotonic()
     run = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
     if run.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{run.stderr[-5000:]}")
-    return run.stdout, (time.monotonic() - start) / 60
+    return (time.monotonic() - start) / 60
 
 
 def _train_members() -> tuple[list[str], float]:
@@ -59,7 +61,7 @@ def _train_members() -> tuple[list[str], float]:
     paths, minutes = [], 0.0
     for seed in FLAGS.seeds:
         path = os.path.join(os.path.abspath(FLAGS.workdir), f"seed_{seed}")
-        _, taken = _run(
+        taken = _run(
             [
                 sys.executable,
                 "-m",
@@ -86,8 +88,6 @@ def _scores(report_dir: str) -> dict:
 
 def _beam_seconds(paths: list[str], sources: list[str]) -> tuple[float, float]:
     """Seconds to translate ``sources`` at beam 5: the first model alone, the ensemble."""
-    import s2s_jax  # noqa: PLC0415 (after absl parsed the flags: JAX reads XLA_FLAGS)
-
     models = [s2s_jax.load(paths[0]), s2s_jax.load(paths)]
     for model in models:  # compiles every shape the file needs
         model.translate(sources, beam_size=TIMED_BEAM)
@@ -110,7 +110,7 @@ def main(argv):
         ([os.path.abspath(p) for p in FLAGS.members], 0.0) if FLAGS.members else _train_members()
     )
     ensemble_flag = "--ensemble=" + ",".join(paths[1:])
-    _, eval_minutes = _run(
+    eval_minutes = _run(
         [
             sys.executable,
             "-m",

@@ -144,10 +144,10 @@ def bleu_by_length(
                 f"Series {name!r} has {len(values)} values for {len(buckets)} buckets."
             )
     if lines:  # room per bucket, and for the legend beside the axes
-        width = 4.0 + len(buckets)
+        fig_width = 4.0 + len(buckets)
     else:  # room for a bar per system in every bucket
-        width = 1.0 + 0.5 * len(buckets) * max(len(series), 1)
-    fig = Figure(figsize=(max(5.0, width), 4.0), layout="constrained")
+        fig_width = 1.0 + 0.5 * len(buckets) * max(len(series), 1)
+    fig = Figure(figsize=(max(5.0, fig_width), 4.0), layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(len(buckets))
     width = 0.8 / max(len(series), 1)

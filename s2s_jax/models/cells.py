@@ -5,8 +5,8 @@ Every cell computes its gates from ``x_proj = x @ W_ih + b`` (:meth:`project`) a
 :meth:`update_params`: the layer-normalised LSTM's gains and biases; none for others).
 A layer that sees a whole sequence projects all time steps in one matmul and runs only
 ``r`` and the update inside the loop (:meth:`sequence`, see ``time_loop.py``); a
-decoder step projects its single input (``__call__``).
-Both paths share the same parameters and the same update.
+decoder step projects its single input (``__call__``). Both paths share the same
+parameters and the same update.
 
 An input can also be split: the projection of its first features computed
 beforehand for all time steps (``project(x_first)``), the rest projected inside the
@@ -147,7 +147,7 @@ class RecurrentCell(nn.Module):
         ih_kernel, ih_bias = self._input_weights(inputs.shape[-1])
         if self.additive:
             x_proj = dense(inputs, ih_kernel, None, self.dtype)
-            bias = ih_bias if bias is None else bias + ih_bias  # GRU: not additive
+            bias = ih_bias if bias is None else bias + ih_bias
         else:
             x_proj = dense(inputs, ih_kernel, ih_bias, self.dtype)
         return recurrence(
