@@ -11,6 +11,8 @@ from s2s_jax.models.ensemble import Ensemble
 from s2s_jax.models.model_config import ModelConfig
 from s2s_jax.models.seq2seq import Seq2Seq
 
+TOL = dict(rtol=1e-5, atol=1e-5)
+
 
 def _rnn(seed=0):
     config = ModelConfig.create(
@@ -53,7 +55,7 @@ def test_an_ensemble_of_one_model_is_that_model(decoder):
     alone = _decode(*single, decoder)
     together = _decode(*_ensemble(single), decoder)
     np.testing.assert_array_equal(together.tokens, alone.tokens)
-    np.testing.assert_allclose(together.scores, alone.scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(together.scores, alone.scores, **TOL)
 
 
 @pytest.mark.parametrize("decoder", ["greedy", "beam"])
@@ -62,10 +64,7 @@ def test_an_ensemble_of_a_model_with_itself_gives_its_hypotheses(decoder):
     alone = _decode(*single, decoder)
     doubled = _decode(*_ensemble(single, single), decoder)
     np.testing.assert_array_equal(doubled.tokens, alone.tokens)
-    np.testing.assert_allclose(doubled.scores, alone.scores, rtol=1e-5, atol=1e-5)
-
-
-TOL = dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(doubled.scores, alone.scores, **TOL)
 
 
 def _log_softmax64(logits):
