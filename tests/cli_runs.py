@@ -42,3 +42,8 @@ def run_main(workdir, *flags, stdin=None, env=None) -> subprocess.CompletedProce
         text=True,
         timeout=600,
     )
+
+
+def host_devices(count: int) -> str:
+    """XLA_FLAGS for ``count`` CPU devices, after the flags this process runs with."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}"

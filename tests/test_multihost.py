@@ -16,7 +16,7 @@ import sys
 import time
 
 import numpy as np
-from cli_runs import REPO, TINY, main_command
+from cli_runs import REPO, TINY, host_devices, main_command
 
 # Sums over the global batch are reduced in another order: float32 round-off.
 RTOL = 1e-5
@@ -57,7 +57,7 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        env=dict(env, XLA_FLAGS=host_devices(4)),
         timeout=600,
     )
     two.wait(timeout=600)
@@ -104,7 +104,7 @@ def test_slurm_job_joins_by_itself_and_sigterm_to_one_process_stops_both(tmp_pat
             os.environ,
             **slurm,
             JAX_PLATFORMS="cpu",
-            XLA_FLAGS="--xla_force_host_platform_device_count=2",
+            XLA_FLAGS=host_devices(2),
         )
         with open(tmp_path / f"stderr{rank}.txt", "w") as stderr:
             processes.append(
@@ -169,9 +169,7 @@ def _save_and_restore(coordinator: str, process_id: int, workdir: str) -> dict:
 
 def test_checkpointer_saves_latest_and_best_from_two_processes(tmp_path):
     coordinator = f"127.0.0.1:{_free_port()}"
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2"
-    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=host_devices(2))
     processes = [
         subprocess.Popen(
             [sys.executable, __file__, coordinator, str(rank), str(tmp_path)],
@@ -218,9 +216,7 @@ def _read_rows(coordinator: str, process_id: int, workdir: str) -> dict:
 
 def test_each_process_reads_only_its_own_rows(tmp_path):
     coordinator = f"127.0.0.1:{_free_port()}"
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2"
-    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=host_devices(2))
     processes = [
         subprocess.Popen(
             [sys.executable, __file__, "rows", coordinator, str(rank), str(tmp_path / "run")],

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+from cli_runs import host_devices
+
 # Sums over a sharded batch are reduced in a different order than on one device:
 # float32 round-off, far below anything a training run could notice.
 RTOL, ATOL = 1e-5, 1e-6
@@ -99,9 +101,7 @@ def _compare_devices() -> dict:
 
 
 def test_eight_devices_match_one_device():
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
-    )
+    env = dict(os.environ, XLA_FLAGS=host_devices(8), JAX_PLATFORMS="cpu")
     out = subprocess.run(
         [sys.executable, __file__],
         env=env,
