@@ -10,15 +10,19 @@ default cased 13a BLEU, which s2s_jax reports beside it.
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
 import sacrebleu
+
+if TYPE_CHECKING:
+    from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 # Multi30k's file names of our splits (see s2s_jax.data.sources).
 _SPLIT_FILES = {"validation": "val", "test": "test_2016_flickr"}
 
 
 @functools.cache
-def _moses(lang: str) -> tuple:
+def _moses(lang: str) -> tuple["MosesPunctNormalizer", "MosesTokenizer"]:
     """sacremoses' punctuation normalizer and tokenizer for ``lang``; imported here, on
     first use, as importing it took 0.35-0.5 s of every command-line start."""
     from sacremoses import MosesPunctNormalizer, MosesTokenizer
